@@ -1,0 +1,56 @@
+"""gunicorn settings for one web instance, and the hooks that keep it in the registry.
+
+    $ PORT=5100 REDIS_URL=redis://127.0.0.1:6379/0 gunicorn -c web/gunicorn_conf.py 'web:create_app()'
+
+The master registers the instance once it listens and renews the entry; it
+deregisters *before* draining on SIGTERM, so the proxy stops sending new work
+while in-flight requests finish. gunicorn's own signals do the rest: TERM
+graceful, QUIT/INT fast, HUP reload workers, TTIN/TTOU one worker more/less.
+"""
+import os
+import socket
+import time
+
+from web.config import instance_name, redis_url
+from web.redis_client import connect
+from web.registry import Heartbeat, Registry
+
+bind = f"{os.environ.get('BIND_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_WORKERS", 2))
+threads = int(os.environ.get("WEB_THREADS", 4))
+graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", 10))
+timeout = int(os.environ.get("WEB_TIMEOUT", 30))
+keepalive = 5
+# Several masters on one machine would fight over gunicorn's default control socket path.
+control_socket_disable = True
+proc_name = instance_name(os.environ)
+accesslog = os.environ.get("WEB_ACCESS_LOG") or None
+
+REGISTRY_TTL = float(os.environ.get("REGISTRY_TTL", 3))
+
+
+def when_ready(server):
+    host, port = server.LISTENERS[0].sock.getsockname()[:2]
+    entry = {
+        "name": instance_name(os.environ),
+        # ADVERTISE_HOST is what other hosts dial when the bind address is a wildcard.
+        "address": f"{os.environ.get('ADVERTISE_HOST', host)}:{port}",
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.time(),
+    }
+    server.heartbeat = Heartbeat(Registry(connect(redis_url(os.environ)), REGISTRY_TTL), entry, server.log).start()
+    graceful_stop = server.handle_term
+
+    def deregister_then_drain():
+        server.heartbeat.stop()
+        graceful_stop()
+
+    # The arbiter looks its handlers up by name on the instance, so this wraps SIGTERM alone.
+    server.handle_term = deregister_then_drain
+
+
+def on_exit(server):
+    if getattr(server, "heartbeat", None):
+        server.heartbeat.stop()

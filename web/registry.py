@@ -1,0 +1,89 @@
+"""The formation's registry: which web instances are alive, kept in Redis.
+
+    >>> registry = Registry(client, ttl=5)
+    >>> registry.register({"name": "web.1", "address": "127.0.0.1:5100", "pid": 4242})
+    >>> [entry["address"] for entry in registry.instances()]
+    ['127.0.0.1:5100']
+
+Each instance's entry expires after ``ttl`` seconds unless its heartbeat renews
+it, so a process that dies without saying goodbye drops out by itself.
+The proxy, ``scripts/ps`` and the chaos monkey all read it.
+"""
+import json
+import threading
+import time
+
+PREFIX = "factor6:instance:"
+
+
+def entry_key(address):
+    return PREFIX + address
+
+
+def parse_entry(raw):
+    """An entry as stored, or None when it is not a JSON object with an address."""
+    try:
+        entry = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) and isinstance(entry.get("address"), str) else None
+
+
+class Registry:
+    def __init__(self, client, ttl=5.0):
+        self.client, self.ttl = client, ttl
+
+    def register(self, entry):
+        self.client.set(entry_key(entry["address"]), json.dumps(entry), px=int(self.ttl * 1000))
+
+    def deregister(self, address):
+        self.client.delete(entry_key(address))
+
+    def instances(self):
+        keys = sorted(self.client.scan_iter(match=PREFIX + "*", count=1000))
+        raws = self.client.mget(keys) if keys else []
+        return [e for e in map(parse_entry, raws) if e is not None]
+
+
+class Heartbeat:
+    """Renews one entry every ttl/3 seconds in a daemon thread until ``stop()``.
+
+    Redis being away is not fatal: the beat keeps trying, and the entry comes back
+    within one beat of Redis returning.
+    """
+
+    def __init__(self, registry, entry, log=None):
+        self.registry, self.entry, self.log = registry, entry, log
+        self._stopped = threading.Event()
+        # Without the lock a beat in flight could re-register right after stop() deregistered.
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="registry-heartbeat", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        failing = False
+        while not self._stopped.is_set():
+            try:
+                with self._lock:
+                    if self._stopped.is_set():
+                        return
+                    self.registry.register(self.entry)
+                failing = False
+            except Exception as exc:  # any Redis or network error: keep beating
+                if not failing and self.log:
+                    self.log.warning("registry heartbeat failed: %s", exc)
+                failing = True
+            self._stopped.wait(self.registry.ttl / 3)
+
+    def stop(self):
+        """Stop beating and remove the entry, so the proxy stops routing here at once."""
+        with self._lock:
+            self._stopped.set()
+            try:
+                self.registry.deregister(self.entry["address"])
+            except Exception as exc:
+                if self.log:
+                    self.log.warning("registry deregister failed: %s", exc)
