@@ -145,8 +145,8 @@ def read_redis(source: Source, url: str) -> tuple[Iterator[dict], int | None, in
         hits, length, start = pipe.execute()
     if start is None:
         source.warnings.append(f"factor6:run:{source.run} has no counter_start: counter delta not checked")
-    if hits is None:
-        source.warnings.append("no 'hits' counter in Redis: counter delta not checked")
+    if hits is None and start is not None:
+        hits = b"0"  # INCR treats a missing counter as 0: nothing moved it during the run
     return _ledger_entries(source, _ledger_pages(client, source.ledger, length)), _int(start), _int(hits)
 
 
