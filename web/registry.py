@@ -57,26 +57,34 @@ class Heartbeat:
         self._stopped = threading.Event()
         # Without the lock a beat in flight could re-register right after stop() deregistered.
         self._lock = threading.Lock()
+        self._failing = False  # log the first failure of a streak, not every beat
         self._thread = threading.Thread(target=self._run, name="registry-heartbeat", daemon=True)
 
     def start(self):
+        """Beat once here, then in the thread.
+
+        The first beat runs the lazy imports of connecting (socket's idna codec among them)
+        before a gunicorn master forks its workers: a fork that lands while the thread is
+        half-way through an import leaves the child unable to finish that import, ever.
+        """
+        self._beat()
         self._thread.start()
         return self
 
-    def _run(self):
-        failing = False
-        while not self._stopped.is_set():
-            try:
-                with self._lock:
-                    if self._stopped.is_set():
-                        return
+    def _beat(self):
+        try:
+            with self._lock:
+                if not self._stopped.is_set():
                     self.registry.register(self.entry)
-                failing = False
-            except Exception as exc:  # any Redis or network error: keep beating
-                if not failing and self.log:
-                    self.log.warning("registry heartbeat failed: %s", exc)
-                failing = True
-            self._stopped.wait(self.registry.ttl / 3)
+            self._failing = False
+        except Exception as exc:  # any Redis or network error: keep beating
+            if not self._failing and self.log:
+                self.log.warning("registry heartbeat failed: %s", exc)
+            self._failing = True
+
+    def _run(self):
+        while not self._stopped.wait(self.registry.ttl / 3):
+            self._beat()
 
     def stop(self):
         """Stop beating and remove the entry, so the proxy stops routing here at once."""
