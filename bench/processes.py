@@ -8,6 +8,7 @@ honcho starts each process in a session of its own, so a process group kill
 would miss them; the tree is collected through psutil before anything is
 signalled, because a killed parent's children are re-parented and lost.
 """
+import os
 import signal
 import socket
 import time
@@ -60,11 +61,18 @@ def kill_tree(pid, timeout=10):
 
 
 def stop_tree(pid, grace=10):
-    """SIGTERM the root so it stops its children its own way, then SIGKILL whatever is left."""
+    """SIGTERM the root so it stops its children its own way, then SIGKILL whatever is left.
+
+    A root started with ``start_new_session=True`` leads its own process group, which also
+    catches descendants that were re-parented away from the tree (orphans).
+    """
     tree = tree_of(pid)
-    if not tree:
-        return
-    signal_all(tree[-1:], signal.SIGTERM)
-    psutil.wait_procs(tree, timeout=grace)
-    signal_all(tree, signal.SIGKILL)
-    psutil.wait_procs(tree, timeout=grace)
+    if tree:
+        signal_all(tree[-1:], signal.SIGTERM)
+        psutil.wait_procs(tree, timeout=grace)
+        signal_all(tree, signal.SIGKILL)
+        psutil.wait_procs(tree, timeout=grace)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
