@@ -1,0 +1,43 @@
+"""scripts/check end to end: a short run under chaos passes, and both negative controls fail.
+
+This is CI's consistency check. Each run is a real formation under honcho, real
+Locust, a real chaos monkey and the checker; the assertions read what the run
+wrote, so a checker that stopped detecting would fail the negative controls.
+"""
+import json
+import subprocess
+
+import pytest
+
+from tests.procs import ROOT, process_env
+
+ACTIONS_REQUIRED = {"kill", "term", "reload", "freeze"}
+
+
+def check(tmp_path, *args):
+    out = tmp_path / "report"
+    result = subprocess.run([str(ROOT / "scripts/check"), "--report-dir", str(out), *args],
+                            env=process_env(), capture_output=True, text=True, timeout=600)
+    verdict = json.loads((out / "verdict.json").read_text()) if (out / "verdict.json").exists() else None
+    return result, verdict, out
+
+
+def test_thirty_seconds_of_chaos_on_four_instances_lose_and_duplicate_nothing(tmp_path):
+    result, verdict, out = check(tmp_path, "--web", "4", "--duration", "30", "--chaos-rate", "1.2",
+                                 "--chaos-mix", "kill=2,term,reload,freeze,scale", "--seed", "3")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert verdict["valid"] and verdict["ok"] > 1000, verdict["counts"]
+    chaos = [json.loads(line) for line in (out / "chaos.jsonl").read_text().splitlines()]
+    actions = [e for e in chaos if e["action"] not in ("recovery", "thaw") and e["outcome"] == "ok"]
+    assert len(actions) >= 30
+    assert ACTIONS_REQUIRED <= {e["action"] for e in actions}
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 1
+    assert "VALID" in result.stdout
+
+
+@pytest.mark.parametrize("mode, violation", [("seed", "duplicated"), ("local", "duplicated")])
+def test_negative_controls_fail_and_say_why(tmp_path, mode, violation):
+    result, verdict, _ = check(tmp_path, "--mode", mode, "--web", "4", "--duration", "10", "--chaos-rate", "1")
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert not verdict["valid"] and verdict[violation], verdict["counts"]
+    assert "INVALID" in result.stdout
