@@ -16,6 +16,7 @@ import sys
 import redis.asyncio
 from aiohttp import web
 
+from proxy.accesslog import Lines
 from proxy.app import create_server
 from proxy.backends import Pool
 from proxy.client import create_session
@@ -52,9 +53,12 @@ async def serve(config):
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     pool, totals = Pool(), Totals()
+    access_log = Lines(sys.stderr) if config.access_log else None
     async with create_session(config) as session, discovered(config, pool):
-        health = asyncio.create_task(pool.keep_probing(session, config.health_interval))
-        server = create_server(config, pool, Forwarder(config, pool, session, totals), totals)
+        background = [asyncio.create_task(pool.keep_probing(session, config.health_interval))]
+        if access_log:
+            background.append(asyncio.create_task(access_log.keep_flushing(0.2)))
+        server = create_server(config, pool, Forwarder(config, pool, session, totals), totals, access_log)
         runner = web.ServerRunner(server, shutdown_timeout=config.drain_timeout)
         await runner.setup()
         try:
@@ -67,7 +71,10 @@ async def serve(config):
             # Closes the listener, then waits for the handlers in flight; the
             # health task and registry keep running meanwhile, so retries still work.
             await runner.cleanup()
-            health.cancel()
+            for task in background:
+                task.cancel()
+            if access_log:
+                access_log.flush()
     log.info("stopped")
 
 

@@ -13,7 +13,9 @@ Answered here, never forwarded:
 - ``CONNECT``: 405, and an absolute-form target naming anything but the
   address the client connected to: 421. It is a reverse proxy, never a tunnel.
 - a body over ``PROXY_MAX_BODY``: 413; a body not sent within
-  ``PROXY_CLIENT_TIMEOUT``: 408; a broken chunked body: 400.
+  ``PROXY_CLIENT_TIMEOUT``: 408; a broken chunked body: 400; an ``Expect``
+  other than ``100-continue``: 417. Bodies are read whole before the first
+  try, so a retry can send them again and a slow sender never holds a backend.
 - what aiohttp's parser rejects: malformed request line or headers and
   conflicting ``Content-Length``/``Transfer-Encoding`` get 400; a request line
   or header over ``PROXY_MAX_HEADER_LINE``, or more than ``PROXY_MAX_HEADERS``
@@ -23,16 +25,16 @@ Answered here, never forwarded:
 """
 import asyncio
 import ipaddress
-import logging
 from http import HTTPStatus
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from yarl import URL
 
+from proxy.accesslog import AccessLog
+
 ADMIN_PREFIX = "/_proxy/"
 METRICS_PATH = ADMIN_PREFIX + "metrics"
-ACCESS_LOG_FORMAT = '%a "%r" %s %b backend=%{X-Backend}o tries=%{X-Proxy-Tries}o %Tfs id=%{X-Request-Id}o'
 
 
 def error(status, message, close=False):
@@ -92,11 +94,14 @@ async def answer_expect(request):
     request.writer.output_size = 0  # an interim response: the real one has not started
 
 
+def too_large(config):
+    return Refusal(413, f"body over PROXY_MAX_BODY={config.max_body} bytes", close=True)
+
+
 async def read_body(request, config):
     """The whole body, read before the first try so that a retry can send it again."""
-    too_large = Refusal(413, f"body over PROXY_MAX_BODY={config.max_body} bytes", close=True)
     if request.content_length is not None and request.content_length > config.max_body:
-        raise too_large
+        raise too_large(config)
     if not request.body_exists:
         return b""
     await answer_expect(request)
@@ -107,7 +112,7 @@ async def read_body(request, config):
         raise Refusal(408, f"body not received within PROXY_CLIENT_TIMEOUT={config.client_timeout}s",
                       close=True) from None
     except web.HTTPRequestEntityTooLarge:
-        raise too_large from None
+        raise too_large(config) from None
     except web.RequestPayloadError as exc:
         raise Refusal(400, f"malformed body: {exc}", close=True) from None
 
@@ -135,7 +140,8 @@ class Server(web.Server):
         return Protocol(self, loop=self._loop, **self._kwargs)
 
 
-def create_server(config, pool, forwarder, totals):
+def create_server(config, pool, forwarder, totals, access_log=None):
+    """``access_log``: an ``accesslog.Lines`` to get a line per request, or None."""
     loop = asyncio.get_running_loop()
 
     async def handle(request):
@@ -185,6 +191,6 @@ def create_server(config, pool, forwarder, totals):
         # Bodies pass through as sent; a proxy must not inflate them.
         auto_decompress=False,
         keepalive_timeout=config.client_timeout,
-        access_log=logging.getLogger("proxy.access") if config.access_log else None,
-        access_log_format=ACCESS_LOG_FORMAT,
+        access_log_class=AccessLog,
+        access_log=access_log,
     )

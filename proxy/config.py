@@ -26,6 +26,8 @@ Variable                   Default                      Meaning
 ``PROXY_MAX_HEADER_LINE``  ``8190``                     bytes per request line or header; else 431
 ``PROXY_MAX_HEADERS``      ``128``                      header count; else 431
 ``PROXY_MAX_BODY``         ``1048576``                  request body bytes; else 413
+``PROXY_BUFFER``           ``65536``                    a response up to this size is read whole and
+                                                        sent in one write; bigger ones stream
 ``PROXY_POLL_INTERVAL``    ``0.25``                     seconds between registry reads
 ``PROXY_HEALTH_INTERVAL``  ``0.5``                      seconds between probes of a down backend
 ``PROXY_DRAIN_TIMEOUT``    ``30``                       seconds SIGTERM waits for in-flight requests
@@ -83,6 +85,7 @@ class Config:
     max_header_line: int = 8190
     max_headers: int = 128
     max_body: int = 1024 * 1024
+    buffer: int = 64 * 1024
     poll_interval: float = 0.25
     health_interval: float = 0.5
     drain_timeout: float = 30.0
@@ -111,6 +114,7 @@ class Config:
             "max_header_line": ("PROXY_MAX_HEADER_LINE", int, 64),
             "max_headers": ("PROXY_MAX_HEADERS", int, 1),
             "max_body": ("PROXY_MAX_BODY", int, 0),
+            "buffer": ("PROXY_BUFFER", int, 0),
             "poll_interval": ("PROXY_POLL_INTERVAL", float, 0.01),
             "health_interval": ("PROXY_HEALTH_INTERVAL", float, 0.01),
             "drain_timeout": ("PROXY_DRAIN_TIMEOUT", float, 0),

@@ -9,9 +9,11 @@
    ``Idempotency-Key``, which makes a repeat harmless at the backend; otherwise
    answer 502 with ``"outcome": "unknown"``. (``headers.to_backend`` stamps a key
    on keyless requests unless ``PROXY_STAMP_KEYS=0``.)
-3. Once the response head arrives it goes to the client and nothing is tried
-   again; a backend failing mid-body cuts the client's connection, so a cut
-   body can never pass for a whole one.
+3. Once a response head arrives nothing is tried again. A body up to
+   ``PROXY_BUFFER`` bytes is read whole before anything goes to the client, so
+   a backend failing mid-body still gets a clean 502 "outcome unknown"; a
+   bigger one streams, and a failure mid-stream cuts the client's connection,
+   so a cut body can never pass for a whole one.
 4. At most ``PROXY_TRIES`` tries, none starting later than ``PROXY_RETRY_WINDOW``
    after the request arrived, each retry after a random 0..``PROXY_BACKOFF``*2^n s.
 
@@ -32,6 +34,13 @@ from proxy.headers import IDEMPOTENCY_KEY, REQUEST_ID, X_BACKEND, X_TRIES, reque
 log = logging.getLogger("proxy.forward")
 
 
+def tag(headers, backend, tries, rid):
+    if backend is not None:
+        headers[X_BACKEND] = backend.address
+    headers[X_TRIES] = str(tries)
+    headers[REQUEST_ID] = rid
+
+
 class Forwarder:
     def __init__(self, config, pool, session, totals):
         self.config, self.pool, self.session, self.totals = config, pool, session, totals
@@ -41,7 +50,7 @@ class Forwarder:
         deadline = loop.time() + self.config.retry_window
         rid = request_id(request.headers)
         headers = to_backend(request.headers, request.remote, rid, self.config.stamp_keys)
-        keyed = IDEMPOTENCY_KEY in headers
+        key = headers.get(IDEMPOTENCY_KEY)
         tried, unknown = [], None
         while len(tried) < self.config.tries:
             if tried:
@@ -66,13 +75,13 @@ class Forwarder:
                 self._failed(backend, exc, rid)
                 if isinstance(exc, PossiblyDelivered):
                     unknown = exc
-                    if not keyed:
+                    if key is None:
                         break
             else:
-                return await self._relay(request, upstream, backend, len(tried), rid)
+                return await self._relay(request, upstream, backend, len(tried), rid, key)
             finally:
                 backend.counters.in_flight -= 1
-        return self._give_up(tried, unknown, keyed, rid)
+        return self._give_up(len(tried), tried[-1] if tried else None, unknown, key, rid)
 
     def _failed(self, backend, exc, rid):
         backend.counters.failures += 1
@@ -82,44 +91,44 @@ class Forwarder:
             self.pool.failed(backend)
         log.warning("try on %s failed (%s) request_id=%s", backend.address, exc, rid)
 
-    def _give_up(self, tried, unknown, keyed, rid):
+    def _give_up(self, tries, backend, unknown, key, rid):
         if unknown is not None:
             self.totals.unknown_outcome += 1
-            advice = ("retry with the same Idempotency-Key" if keyed
-                      else "send an Idempotency-Key to make a retry safe")
-            status, body = 502, {
-                "error": f"backend failed after the request was sent ({unknown}); {advice}",
-                "outcome": "unknown",
-            }
+            status, body = 502, {"error": f"backend failed after the request was sent ({unknown})",
+                                 "outcome": "unknown"}
+            if key:
+                # A stamped key is news to the client, and its safe way to try again.
+                body["idempotency_key"] = key
+                body["error"] += "; a retry with this Idempotency-Key is safe"
+            else:
+                body["error"] += "; send an Idempotency-Key to make a retry safe"
         else:
-            status, body = 503, {
-                "error": "no backend accepted the connection" if tried else "no backend available",
-                "outcome": "not delivered",
-            }
+            status, body = 503, {"error": "no backend accepted the connection" if tries else "no backend available",
+                                 "outcome": "not delivered"}
         response = web.json_response(body, status=status)
-        response.headers[X_TRIES] = str(len(tried))
-        response.headers[REQUEST_ID] = rid
-        if tried:
-            response.headers[X_BACKEND] = tried[-1].address
+        tag(response.headers, backend, tries, rid)
         return response
 
-    async def _relay(self, request, upstream, backend, tries, rid):
-        """Stream the backend's response to the client; from here on there is no retry."""
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                      headers=to_client(upstream.headers))
-        response.headers[X_BACKEND] = backend.address
-        response.headers[X_TRIES] = str(tries)
-        response.headers[REQUEST_ID] = rid
+    async def _relay(self, request, upstream, backend, tries, rid, key):
+        """Pass the backend's response on; from here on there is no retry."""
+        headers = to_client(upstream.headers)
+        tag(headers, backend, tries, rid)
         async with upstream:  # back to the pool when the body was read to its end, else closed
+            if upstream.content_length is not None and upstream.content_length <= self.config.buffer:
+                # Small and sized: read it whole, so head and body leave in one write.
+                try:
+                    body = await upstream.read()
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    self._failed_mid_body(backend, exc, rid)
+                    return self._give_up(tries, backend, exc, key, rid)
+                return web.Response(status=upstream.status, reason=upstream.reason, headers=headers, body=body)
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
             await response.prepare(request)
             while True:
                 try:
                     chunk = await upstream.content.readany()
                 except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                    backend.counters.failures += 1
-                    self.totals.failures += 1
-                    log.warning("backend %s failed mid-response (%s); cutting the client off request_id=%s",
-                                backend.address, exc, rid)
+                    self._failed_mid_body(backend, exc, rid)
                     # Without the end of the body (last chunk or full Content-Length) the
                     # client can tell the response is broken; write_eof would hide that.
                     if request.transport is not None:
@@ -130,3 +139,8 @@ class Forwarder:
                 await response.write(chunk)
         await response.write_eof()
         return response
+
+    def _failed_mid_body(self, backend, exc, rid):
+        backend.counters.failures += 1
+        self.totals.failures += 1
+        log.warning("backend %s failed mid-response (%s) request_id=%s", backend.address, exc, rid)

@@ -44,9 +44,13 @@ def request_id(headers):
 
 def without(headers, names):
     """A copy without ``names`` and without any header the ``Connection`` header lists."""
-    listed = {istr(token.strip()) for value in headers.getall("Connection", ()) for token in value.split(",")}
-    drop = names | listed if listed else names
-    return CIMultiDict((name, value) for name, value in headers.items() if name not in drop)
+    copy = CIMultiDict(headers)  # case-insensitive, so "keep-alive" goes with "Keep-Alive"
+    for value in headers.getall("Connection", ()):
+        for token in value.split(","):
+            copy.popall(token.strip(), None)
+    for name in names:
+        copy.popall(name, None)
+    return copy
 
 
 def to_backend(headers, remote, request_id, stamp_key):
