@@ -130,6 +130,19 @@ class Processes:
         wait_until(lambda: requests.get(web.url + "/healthz", timeout=1).ok, what=f"{name} on {port}")
         return web
 
+    def proxy(self, redis_url=None, log_path=None, **env):
+        """``python -m proxy`` on a free port, once ``/_proxy/metrics`` answers; a Web for its url and popen."""
+        port = free_port()
+        if redis_url:
+            env["REDIS_URL"] = redis_url
+        popen = self.spawn([sys.executable, "-m", "proxy"], process_env(PROXY_PORT=port, **env), log_path)
+        proxy = Web(popen, port)
+        wait_until(lambda: popen.poll() is not None or requests.get(proxy.url + "/_proxy/metrics", timeout=1).ok,
+                   what=f"proxy on {port}")
+        if popen.poll() is not None:
+            raise RuntimeError(f"proxy exited with {popen.returncode}; see {log_path}")
+        return proxy
+
     def honcho(self, concurrency, env, log_path, processes=()):
         """``honcho start`` from the repo's Procfile; PORT, the base port, is free ports ahead."""
         base = free_port()
