@@ -44,6 +44,7 @@ STREAM_EVERY = 1.0
 LIVE_CHECK_EVERY = 3.0
 SAMPLE_EVERY = 1.0
 SHOWN = 10  # offending items listed per category in the tab
+FOLLOW_UPS = ("recovery", "thaw")  # chaos events that report on an action rather than act
 
 
 class Journal:
@@ -283,6 +284,8 @@ class Conductor:
         if self.chaos:
             summary = self.chaos.summary()
             for action, outcomes in summary["actions"].items():
+                if action in FOLLOW_UPS:
+                    continue
                 recovery = summary["recovery"].get(action)
                 detail = f"median recovery {recovery['median_s']:.3f}s, worst {recovery['max_s']:.3f}s" if recovery else ""
                 rows.append({"what": f"chaos {action}", "count": sum(outcomes.values()),
