@@ -1,11 +1,10 @@
 """The backends in play: round-robin choice, passive and active health, draining.
 
-    >>> pool = Pool()
-    >>> pool.update({"127.0.0.1:5100": "web.1", "127.0.0.1:5101": "web.2"})
-    >>> [pool.pick().name for _ in range(3)]
-    ['web.1', 'web.2', 'web.1']
-    >>> pool.failed(pool.pick())     # refused or reset: out of rotation ...
-    >>> await pool.probe(session)    # ... until its GET /healthz answers 200
+    pool = Pool()
+    pool.update({"127.0.0.1:5100": "web.1", "127.0.0.1:5101": "web.2"})
+    [pool.pick().name for _ in range(3)]      # ['web.1', 'web.2', 'web.1']
+    pool.failed(pool.pick())                   # refused or reset: out of rotation ...
+    await pool.probe(session)                  # ... until its GET /healthz answers 200
 
 States: ``up`` (in rotation), ``down`` (skipped while another is up; probed
 every health interval), ``draining`` (gone from the registry: no new

@@ -143,7 +143,6 @@ class Config:
             **values,
         )
         for address in config.static_backends:
-            parse_address(address)  # raises with the offending entry named
             if not config.allows(address):
-                raise ValueError(f"PROXY_BACKENDS: {address} is outside PROXY_ALLOW")
+                raise ValueError(f"PROXY_BACKENDS: {address!r} is not an ip:port inside PROXY_ALLOW")
         return config

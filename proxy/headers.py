@@ -9,8 +9,8 @@ A stamped key is ``proxy-<32 hex>``: fresh per incoming request, so every retry
 the proxy makes of that request is one exactly-once operation at the backend,
 and without a ``:`` so the web process puts it in no run's ledger.
 """
+import os
 import re
-import secrets
 
 from multidict import CIMultiDict, istr
 
@@ -33,7 +33,7 @@ CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def new_id():
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()  # what secrets.token_hex does, minus two calls per request
 
 
 def request_id(headers):

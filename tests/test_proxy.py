@@ -106,7 +106,7 @@ def relay_factory():
 
 
 def test_round_robin_is_visible_in_x_served_by(procs, redis_url):
-    webs = [procs.web(redis_url, name=f"web.{i}") for i in (1, 2, 3)]
+    webs = [procs.web(redis_url, name=f"web.{i}", WEB_WORKERS=1) for i in (1, 2, 3)]
     proxy = procs.proxy(redis_url)
     with requests.Session() as session:
         responses = [session.get(proxy.url + "/hits", timeout=10) for _ in range(9)]
@@ -170,7 +170,7 @@ def kill_workers_mid_request(proxy, webs, method="POST", path="/hits", headers=N
 
 @pytest.mark.parametrize("key", ["killtest:1", None], ids=["client-key", "stamped-key"])
 def test_backend_killed_mid_request_is_retried_elsewhere(procs, redis_url, key):
-    webs = {w.address: w for w in (procs.web(redis_url, name=f"web.{i}", WORK_MS=1500) for i in (1, 2))}
+    webs = {w.address: w for w in (procs.web(redis_url, name=f"web.{i}", WORK_MS=1500, WEB_WORKERS=1) for i in (1, 2))}
     proxy = procs.proxy(redis_url)
     response, killed = kill_workers_mid_request(proxy, webs, headers={"Idempotency-Key": key} if key else {})
     assert response.status_code == 200, response.text
@@ -185,7 +185,7 @@ def test_backend_killed_mid_request_is_retried_elsewhere(procs, redis_url, key):
 
 @pytest.mark.parametrize("method,path", [("POST", "/hits"), ("GET", "/")], ids=["post-hits", "get-seed-page"])
 def test_keyless_request_after_a_reset_gets_502_and_is_not_retried(procs, redis_url, method, path):
-    webs = {w.address: w for w in (procs.web(redis_url, name=f"web.{i}", WORK_MS=1500) for i in (1, 2))}
+    webs = {w.address: w for w in (procs.web(redis_url, name=f"web.{i}", WORK_MS=1500, WEB_WORKERS=1) for i in (1, 2))}
     proxy = procs.proxy(redis_url, PROXY_STAMP_KEYS=0)
     response, killed = kill_workers_mid_request(proxy, webs, method, path)
     assert response.status_code == 502
