@@ -2,6 +2,7 @@
 
     $ scripts/check --web 4 --duration 60 --chaos-rate 1 --chaos-mix kill,term,reload,freeze --seed 7
     $ scripts/check --mode seed      # a negative control: must end INVALID
+    $ scripts/check --hosts          # the same across network namespace hosts (bench/hosts.py; root)
 
 Steps: ``honcho start`` runs redis, N web instances and the proxy on free
 ports with a fresh Redis data folder; Locust runs headless through the proxy
@@ -23,7 +24,8 @@ import redis
 import requests
 
 from bench import report
-from bench.processes import free_port, stop_tree, wait_until
+from bench.hosts import HostsFormation, Unavailable
+from bench.processes import free_port, honcho_base_port, stop_tree, wait_until
 from web.config import HIT_MODES
 from web.registry import Registry
 
@@ -44,7 +46,11 @@ def parse_args(argv=None):
                         help="HIT_MODE of the web instances; seed and local are wrong on purpose")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
     parser.add_argument("--report-dir", type=Path, help="default: reports/<time>-<mode>")
+    parser.add_argument("--hosts", action="store_true",
+                        help="one host per role, made of network namespaces (root); skipped where impossible")
+    parser.add_argument("--require-hosts", action="store_true", help="--hosts, failing where it cannot run")
     args = parser.parse_args(argv)
+    args.hosts = args.hosts or args.require_hosts
     args.report_dir = args.report_dir or ROOT / "reports" / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}"
     return args
 
@@ -68,7 +74,7 @@ class Formation:
             "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers,
         }.items()))
         self.honcho = subprocess.Popen(
-            [BIN / "honcho", "start", "-e", env_file, "-p", str(free_port()),
+            [BIN / "honcho", "start", "-e", env_file, "-p", str(honcho_base_port()),
              "-c", f"web={self.args.web}", "redis", "web", "proxy"],
             cwd=ROOT, stdout=open(out / "formation.log", "wb"), stderr=subprocess.STDOUT,
             env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
@@ -94,7 +100,8 @@ def locust_command(args, formation):
         BIN / "locust", "-f", ROOT / "bench/locustfile.py", "--headless",
         "-u", str(args.users), "-r", str(args.users), "-t", f"{args.duration:g}s",
         "--host", formation.proxy_url, "--redis-url", formation.redis_url,
-        "--report-dir", out, "--chaos-rate", str(args.chaos_rate), "--chaos-mix", args.chaos_mix,
+        # With --hosts a chaos agent runs on each web host: from the load host, no process would be local.
+        "--report-dir", out, "--chaos-rate", str(0 if args.hosts else args.chaos_rate), "--chaos-mix", args.chaos_mix,
         "--chaos-seed", str(args.seed), "--csv", out / "locust", "--csv-full-history",
         "--html", out / "locust.html", "--stop-timeout", "10", "--only-summary",
     ]
@@ -132,14 +139,15 @@ def read_lines(path):
 def run(args):
     args.report_dir.mkdir(parents=True, exist_ok=True)
     out = args.report_dir
-    formation = Formation(args)
+    formation = HostsFormation(args) if args.hosts else Formation(args)
     locust = None
     try:
         print(f"factor6 check: {args.web} web instances in {args.mode} mode, {args.duration:.0f}s,"
               f" chaos {args.chaos_rate}/s ({args.chaos_mix}), seed {args.seed}; report in {out}")
         formation.start()
-        locust = subprocess.Popen(locust_command(args, formation), cwd=ROOT, stdout=open(out / "locust.log", "wb"),
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        command = locust_command(args, formation)
+        locust = subprocess.Popen(formation.wrap(command) if args.hosts else command, cwd=ROOT,
+                                  stdout=open(out / "locust.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         started = time.monotonic()
         while locust.poll() is None:
             if sys.stdout.isatty():
@@ -169,6 +177,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("\ninterrupted: formation and Locust stopped")
         return 130
+    except Unavailable as exc:
+        print(f"\n--hosts skipped: {exc}")
+        return 2 if args.require_hosts else 0
     except TimeoutError as exc:
         print(f"\nthe formation did not come up: {exc}; see {args.report_dir}/formation.log")
         return 2

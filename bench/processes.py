@@ -9,9 +9,11 @@ would miss them; the tree is collected through psutil before anything is
 signalled, because a killed parent's children are re-parented and lost.
 """
 import os
+import random
 import signal
 import socket
 import time
+from pathlib import Path
 
 import psutil
 
@@ -20,6 +22,39 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def honcho_base_port(types=4, per_type=100):
+    """A base port for ``honcho start -p``, which hands out base + 100 per process type + 1 per instance.
+
+    Ports handed out one by one by the kernel (``free_port``) sit in the ephemeral range,
+    where a later outgoing connection may take base + 101 before gunicorn binds it; so the
+    block comes from below that range, and every port in it is checked free.
+    """
+    low = ephemeral_ports_start()
+    rng = random.SystemRandom()
+    for _ in range(100):
+        base = rng.randrange(10000, low - types * per_type, per_type)
+        if all(port_is_free(port) for kind in range(types) for port in range(base + kind * per_type,
+                                                                           base + kind * per_type + 20)):
+            return base
+    raise RuntimeError("no free block of ports for honcho")
+
+
+def ephemeral_ports_start():
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def port_is_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_until(predicate, timeout=15.0, interval=0.05, what="condition"):
@@ -54,25 +89,25 @@ def signal_all(tree, sig):
             pass
 
 
-def kill_tree(pid, timeout=10):
-    tree = tree_of(pid)
-    signal_all(tree, signal.SIGKILL)
-    psutil.wait_procs(tree, timeout=timeout)
-
-
-def stop_tree(pid, grace=10):
-    """SIGTERM the root so it stops its children its own way, then SIGKILL whatever is left.
-
-    A root started with ``start_new_session=True`` leads its own process group, which also
-    catches descendants that were re-parented away from the tree (orphans).
-    """
-    tree = tree_of(pid)
-    if tree:
-        signal_all(tree[-1:], signal.SIGTERM)
-        psutil.wait_procs(tree, timeout=grace)
-        signal_all(tree, signal.SIGKILL)
-        psutil.wait_procs(tree, timeout=grace)
+def kill_group(pid):
+    """SIGKILL the process group ``pid`` leads, if any: it holds descendants re-parented away (orphans)."""
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def kill_tree(pid, timeout=10):
+    """SIGKILL a process, its descendants and, when it leads one, its process group."""
+    tree = tree_of(pid)
+    signal_all(tree, signal.SIGKILL)
+    kill_group(pid)
+    psutil.wait_procs(tree, timeout=timeout)
+
+
+def stop_tree(pid, grace=10):
+    """SIGTERM the root so it stops its children its own way, then SIGKILL whatever is left."""
+    tree = tree_of(pid)
+    signal_all(tree[-1:], signal.SIGTERM)
+    psutil.wait_procs(tree, timeout=grace)
+    kill_tree(pid, timeout=grace)

@@ -9,39 +9,18 @@ Every process starts in its own session, and cleanup kills each tree found
 through psutil, so nothing outlives a test, also when the test fails.
 """
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import redis
 import requests
 
+from bench.processes import free_port, honcho_base_port, kill_tree, wait_until  # noqa: F401 - tests import them from here
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout=15.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = predicate()
-        except Exception:
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def process_env(**overrides):
@@ -50,20 +29,6 @@ def process_env(**overrides):
     env.pop("REDIS_URL", None)
     env.update({k: str(v) for k, v in overrides.items()})
     return env
-
-
-def kill_tree(pid, sig=signal.SIGKILL):
-    try:
-        root = psutil.Process(pid)
-        tree = root.children(recursive=True) + [root]
-    except psutil.NoSuchProcess:
-        return
-    for proc in tree:
-        try:
-            proc.send_signal(sig)
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(tree, timeout=10)
 
 
 class RedisServer:
@@ -145,6 +110,6 @@ class Processes:
 
     def honcho(self, concurrency, env, log_path, processes=()):
         """``honcho start`` from the repo's Procfile; PORT, the base port, is free ports ahead."""
-        base = free_port()
+        base = honcho_base_port()
         args = [str(VENV_BIN / "honcho"), "start", "-p", str(base), "-c", concurrency, *processes]
         return self.spawn(args, process_env(**env), log_path)
