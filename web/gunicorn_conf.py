@@ -7,6 +7,7 @@ deregisters *before* draining on SIGTERM, so the proxy stops sending new work
 while in-flight requests finish. gunicorn's own signals do the rest: TERM
 graceful, QUIT/INT fast, HUP reload workers, TTIN/TTOU one worker more/less.
 """
+import ipaddress
 import os
 import socket
 import time
@@ -30,12 +31,21 @@ accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 REGISTRY_TTL = float(os.environ.get("REGISTRY_TTL", 3))
 
 
+def advertised_host(bound):
+    """What other hosts dial: ADVERTISE_HOST if set; for a wildcard bind (as in a container) the
+    address this host's own name resolves to, e.g. the container's IP; else the bound address."""
+    if os.environ.get("ADVERTISE_HOST"):
+        return os.environ["ADVERTISE_HOST"]
+    if ipaddress.ip_address(bound).is_unspecified:
+        return socket.gethostbyname(socket.gethostname())
+    return bound
+
+
 def when_ready(server):
     host, port = server.LISTENERS[0].sock.getsockname()[:2]
     entry = {
         "name": instance_name(os.environ),
-        # ADVERTISE_HOST is what other hosts dial when the bind address is a wildcard.
-        "address": f"{os.environ.get('ADVERTISE_HOST', host)}:{port}",
+        "address": f"{advertised_host(host)}:{port}",
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": time.time(),
