@@ -73,6 +73,8 @@ class HostsFormation:
         remove_leftovers()
         self.built = True
         self.network.create()
+        self.layout["hosts"] = {name: {"address": host.address, "namespace": host.netns, "processes": {}}
+                                for name, host in self.network.hosts.items()}
         (self.args.report_dir / "hosts").mkdir(parents=True, exist_ok=True)
         redis_host = self.network.hosts["redis"].address
         self.run("redis", "redis", PROCFILE["redis"], REDIS_BIND=redis_host, PORT_REDIS=REDIS_PORT,
@@ -103,8 +105,7 @@ class HostsFormation:
         self.popens.append(subprocess.Popen(
             self.network.hosts[host].command(["sh", "-c", command], {**self.base_env, **settings}),
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        entry = self.layout["hosts"].setdefault(host, {"address": self.network.hosts[host].address, "processes": {}})
-        entry["processes"][name] = {"command": command, "settings": settings}
+        self.layout["hosts"][host]["processes"][name] = {"command": command, "settings": settings}
 
     def instances(self, *options, timeout=90):
         """The registry's live instances, read from the load host (this machine has no leg on the network)."""
@@ -127,9 +128,8 @@ class HostsFormation:
 
     def describe(self):
         lines = [f"hosts (network namespaces on {SUBNET}, no route out):"]
-        for name, host in self.network.hosts.items():
-            processes = self.layout["hosts"].get(name, {}).get("processes", {})
-            lines.append(f"  {name:<6} {host.address:<12} {' '.join(processes) or 'locust'}")
+        for name, host in self.layout["hosts"].items():
+            lines.append(f"  {name:<6} {host['address']:<12} {' '.join(host['processes']) or 'Locust, started by the harness'}")
         return "\n".join(lines)
 
     def served_per_host(self):
