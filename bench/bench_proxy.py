@@ -1,6 +1,6 @@
 """Throughput and latency through this proxy, through nginx, and straight to one backend.
 
-    $ python -m bench.bench_proxy                       # N = 2 and 4, 3 x 10 s per row: about 5 minutes
+    $ python -m bench.bench_proxy                       # N = 2 and 4, 3 x 10 s per row: about 6 minutes
     $ python -m bench.bench_proxy --instances 4 --duration 5 --reps 1
     $ python -m bench.bench_proxy --profile /tmp/proxy.prof   # also: where the proxy's CPU goes
 
@@ -12,13 +12,16 @@ Redis, so the rows differ by the hop alone. Rows are interleaved per repetition
 so background noise spreads over all of them; figures are medians. A second
 pass with one connection (``-c1``) gives the latency the hop adds at low load.
 CPU per request is the proxy's (or the nginx worker's) own user+system time
-over the run, from psutil. Prints a Markdown report for BENCHMARKS.md.
+over the run, from psutil. Last, a proxy reading the registry shows how soon a
+new instance gets traffic and a stopped one loses it (the "within 1 s" claims).
+Prints a Markdown report for BENCHMARKS.md.
 
 wrk and nginx come from the system packages (installed with apt-get when
 missing and possible); without nginx its rows are skipped with a message.
 """
 import argparse
 import collections
+import json
 import os
 import pstats
 import re
@@ -27,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +39,7 @@ import redis
 import requests
 
 from bench.processes import free_port, kill_tree, wait_until
+from web.registry import PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -85,11 +90,12 @@ class Formation:
     def __init__(self, workdir):
         self.workdir = Path(workdir)
         self.popens = []
+        self.masters = {}
 
     def spawn(self, args, name, **env):
-        env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
+               "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                **{key: str(value) for key, value in env.items()}}
-        env.pop("REDIS_URL", None)
         with open(self.workdir / f"{name}.log", "wb") as log:
             popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -104,16 +110,20 @@ class Formation:
         return url
 
     def web(self, redis_url, name):
+        """An instance's address, once it answers; ``self.masters[address]`` is its gunicorn master."""
         port = free_port()
-        self.spawn([str(BIN / "gunicorn"), "-c", "web/gunicorn_conf.py", "web:create_app()"], name,
-                   PORT=port, REDIS_URL=redis_url, HONCHO_PROCESS_NAME=name)
+        popen = self.spawn([str(BIN / "gunicorn"), "-c", "web/gunicorn_conf.py", "web:create_app()"], name,
+                           PORT=port, REDIS_URL=redis_url, HONCHO_PROCESS_NAME=name)
         address = f"127.0.0.1:{port}"
         wait_until(lambda: requests.get(f"http://{address}/healthz", timeout=1).ok, what=name)
+        self.masters[address] = popen
         return address
 
-    def proxy(self, backends, name="proxy", command=(str(BIN / "python"), "-m", "proxy")):
+    def proxy(self, backends=(), name="proxy", command=(str(BIN / "python"), "-m", "proxy"), redis_url=""):
+        """Static ``backends``, or (none given) the registry at ``redis_url``."""
         port = free_port()
-        popen = self.spawn(list(command), name, PROXY_PORT=port, PROXY_BACKENDS=",".join(backends))
+        popen = self.spawn(list(command), name, PROXY_PORT=port, PROXY_BACKENDS=",".join(backends),
+                           REDIS_URL=redis_url)
         wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/_proxy/metrics", timeout=1).ok, what=name)
         return port, popen.pid
 
@@ -208,7 +218,46 @@ def profile(form, backends, path, connections, duration, out):
     return {area: 100 * t / busy for area, t in areas.most_common()}
 
 
-def report(results, low, nproc, load, args, profile_areas):
+def discovery(form, rounds=5):
+    """Seconds from an instance's registration to its first request through the proxy, and from its
+    deregistration (SIGTERM) to the last request the proxy still sent it; each over ``rounds`` instances."""
+    redis_url = form.redis()
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    form.web(redis_url, "discovery.0")
+    port, _ = form.proxy(name="proxy-registry", redis_url=redis_url)
+    sent = []  # (time the request started, backend it went to), appended by the load threads
+    stop = threading.Event()
+
+    def load():
+        with requests.Session() as session:
+            while not stop.is_set():
+                started = time.time()
+                sent.append((started, session.get(f"http://127.0.0.1:{port}/healthz", timeout=10).headers["X-Backend"]))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    joins, leaves = [], []
+    try:
+        for n in range(1, rounds + 1):
+            address = form.web(redis_url, f"discovery.{n}")
+            registered = json.loads(client.get(PREFIX + address))["started"]
+            first = wait_until(lambda: next((t for t, b in sent if b == address), None), what=f"{address} routed")
+            joins.append(first - registered)
+            form.masters[address].terminate()  # gunicorn deregisters first, then drains
+            wait_until(lambda: not client.exists(PREFIX + address), interval=0.005, what="deregistration")
+            deregistered = time.time()
+            form.masters[address].wait(timeout=30)
+            leaves.append(max([t for t, b in sent if b == address and t > deregistered], default=deregistered)
+                          - deregistered)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    return joins, leaves
+
+
+def report(results, low, nproc, load, args, profile_areas, found):
     lines = [f"Machine: `nproc` = {nproc}; load average {load[0]:.1f} at start, {load[1]:.1f} at the end "
              f"(a shared machine: other work ran too). Load: wrk, `GET {args.path}`, {args.connections} connections, "
              f"{args.reps} x {args.duration} s per row, interleaved; medians.", ""]
@@ -227,6 +276,14 @@ def report(results, low, nproc, load, args, profile_areas):
                   "| target | p50 ms | added p50 ms |", "|---|---:|---:|"]
         for name, row in low.items():
             lines.append(f"| {name} | {row['p50']:.3f} | {row['p50'] - direct:+.3f} |")
+    if found:
+        joins, leaves = found
+        lines += ["", f"Discovery through the registry ({len(joins)} instances, 4 clients looping on the proxy): "
+                  "seconds from registration to the first request routed to the new instance, and from "
+                  "deregistration to the last request still sent to it.", "",
+                  "| | median s | max s |", "|---|---:|---:|",
+                  f"| new instance gets traffic | {statistics.median(joins):.3f} | {max(joins):.3f} |",
+                  f"| stopped instance stops getting it | {statistics.median(leaves):.3f} | {max(leaves):.3f} |"]
     if profile_areas:
         lines += ["", "Where the proxy's Python-level time goes (cProfile own time by area, at the largest N; "
                   "syscalls and idle excluded):", ""]
@@ -249,7 +306,7 @@ def main(argv=None):
     if not nginx:
         print("# nginx is missing and could not be installed: its rows are skipped", file=sys.stderr)
     load_start = os.getloadavg()[0]
-    results, low, areas = {}, {}, {}
+    results, low, areas, found = {}, {}, {}, ()
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as workdir:
         form = Formation(workdir)
         try:
@@ -263,13 +320,15 @@ def main(argv=None):
                 print(f"# N={n}: {', '.join(targets)}", file=sys.stderr)
                 results[n] = measure(targets, args.path, args.connections, args.duration, args.reps)
                 if n == args.instances[0]:
-                    low = measure(targets, args.path, 1, max(3, args.duration // 2), args.reps)
+                    # Short and many, so that the machine's other load spreads evenly over the rows.
+                    low = measure(targets, args.path, 1, 2, 3 * args.reps)
                     low = {name.split(" (")[0]: row for name, row in low.items()}
                 if args.profile and n == args.instances[-1]:
                     areas = profile(form, backends, args.path, args.connections, args.duration, args.profile)
+            found = discovery(form)
         finally:
             form.stop()
-    print(report(results, low, os.cpu_count(), (load_start, os.getloadavg()[0]), args, areas))
+    print(report(results, low, os.cpu_count(), (load_start, os.getloadavg()[0]), args, areas, found))
 
 
 if __name__ == "__main__":

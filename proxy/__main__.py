@@ -57,7 +57,7 @@ async def serve(config):
     async with create_session(config) as session, discovered(config, pool):
         background = [asyncio.create_task(pool.keep_probing(session, config.health_interval))]
         if access_log:
-            background.append(asyncio.create_task(access_log.keep_flushing(0.2)))
+            background.append(asyncio.create_task(access_log.keep_flushing()))
         server = create_server(config, pool, Forwarder(config, pool, session, totals), totals, access_log)
         runner = web.ServerRunner(server, shutdown_timeout=config.drain_timeout)
         await runner.setup()

@@ -2,7 +2,7 @@
 
     lines = Lines(sys.stderr)
     server = web.Server(handler, access_log_class=AccessLog, access_log=lines)
-    await lines.keep_flushing(0.2)   # a background task; lines.flush() once more at exit
+    await lines.keep_flushing()      # a background task; lines.flush() once more at exit
 
     2026-11-29T19:26:57 127.0.0.1 "POST /hits HTTP/1.1" 200 backend=127.0.0.1:5101 tries=1 2.134ms id=27af...
 
@@ -18,6 +18,7 @@ from aiohttp.abc import AbstractAccessLogger
 from proxy.headers import REQUEST_ID, X_BACKEND, X_TRIES
 
 BATCH = 256
+FLUSH_INTERVAL = 0.2  # seconds a line may wait
 
 
 class Lines:
@@ -46,7 +47,7 @@ class Lines:
             self.stream.flush()
             self._pending.clear()
 
-    async def keep_flushing(self, interval):
+    async def keep_flushing(self, interval=FLUSH_INTERVAL):
         while True:
             await asyncio.sleep(interval)
             self.flush()
