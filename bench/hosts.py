@@ -101,13 +101,13 @@ class HostsFormation:
     def run(self, host, name, command, **settings):
         """Runs a Procfile command on host with only base_env and settings; output to hosts/<host>.<name>.log."""
         settings = {key: str(value) for key, value in settings.items()}
-        log = open(self.args.report_dir / "hosts" / f"{host}.{name}.log", "wb")
-        self.popens.append(subprocess.Popen(
-            self.network.hosts[host].command(["sh", "-c", command], {**self.base_env, **settings}),
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        with open(self.args.report_dir / "hosts" / f"{host}.{name}.log", "wb") as log:
+            self.popens.append(subprocess.Popen(
+                self.network.hosts[host].command(["sh", "-c", command], {**self.base_env, **settings}),
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         self.layout["hosts"][host]["processes"][name] = {"command": command, "settings": settings}
 
-    def instances(self, *options, timeout=90):
+    def instances(self, *options, timeout=120):
         """The registry's live instances, read from the load host (this machine has no leg on the network)."""
         command = ["python", "-m", "bench.hosts", "instances", "--redis-url", self.redis_url, *map(str, options)]
         try:

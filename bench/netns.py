@@ -78,10 +78,18 @@ def remove_namespace(name):
     ip("netns", "del", name)
 
 
+def running(pid):
+    """True while pid runs; a killed owner may linger a moment as a zombie, which does not count."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def remove_leftovers():
     """Removes the namespaces of runs whose owner process is gone; returns their names."""
     stale = [name for name in namespaces()
-             if (match := re.match(rf"{PREFIX}(\d+)-", name)) and not psutil.pid_exists(int(match.group(1)))]
+             if (match := re.match(rf"{PREFIX}(\d+)-", name)) and not running(int(match.group(1)))]
     for name in stale:
         remove_namespace(name)
     return stale
