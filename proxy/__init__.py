@@ -12,5 +12,6 @@ into a double hit: a try that may have reached a backend is repeated only
 under an ``Idempotency-Key`` (see ``proxy.forward``). Modules, one job each:
 ``config`` settings, ``discovery`` registry reading, ``backends`` rotation and
 health, ``client`` the backend connections, ``headers``, ``forward`` the retry
-policy, ``metrics``, ``app`` the server and its refusals, ``__main__`` wiring.
+policy, ``metrics``, ``accesslog``, ``app`` the server and its refusals,
+``__main__`` wiring and SIGTERM.
 """
