@@ -97,17 +97,34 @@ def kill_group(pid):
         pass
 
 
+def wait_dead(tree, timeout):
+    """Wait until every process has exited. A zombie counts as exited: whoever reaps
+    re-parented orphans (here PID 1) may take its time, and a zombie holds no port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(is_alive(proc) for proc in tree):
+            return
+        time.sleep(0.02)
+
+
+def is_alive(proc):
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def kill_tree(pid, timeout=10):
     """SIGKILL a process, its descendants and, when it leads one, its process group."""
     tree = tree_of(pid)
     signal_all(tree, signal.SIGKILL)
     kill_group(pid)
-    psutil.wait_procs(tree, timeout=timeout)
+    wait_dead(tree, timeout)
 
 
 def stop_tree(pid, grace=10):
     """SIGTERM the root so it stops its children its own way, then SIGKILL whatever is left."""
     tree = tree_of(pid)
     signal_all(tree[-1:], signal.SIGTERM)
-    psutil.wait_procs(tree, timeout=grace)
+    wait_dead(tree, grace)
     kill_tree(pid, timeout=grace)
