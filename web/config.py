@@ -7,14 +7,18 @@
 ``REDIS_URL`` wins; without it the seed's ``HOST_REDIS``/``PORT_REDIS`` are honoured.
 """
 import os
+import socket
 from dataclasses import dataclass
 
 HIT_MODES = ("atomic", "seed", "local")
 
 
 def instance_name(env):
-    """honcho names each process ``web.1``, ``web.2`` ...; ``PS`` is the Heroku-style fallback."""
-    return env.get("HONCHO_PROCESS_NAME") or env.get("PS") or "web"
+    """honcho names each process ``web.1``, ``web.2`` ...; ``PS`` is the Heroku-style fallback.
+
+    Without either (a container, a bare gunicorn) the host name tells instances apart.
+    """
+    return env.get("HONCHO_PROCESS_NAME") or env.get("PS") or socket.gethostname()
 
 
 def redis_url(env):
