@@ -5,8 +5,8 @@
     $ REDIS_URL=redis://127.0.0.1:6379/0 python -m scaler     # or on its own, next to any formation
 
 SIGTERM or SIGINT: every instance it started drains at once (deregistered
-first), whatever is left after ``SCALER_STOP_TIMEOUT`` is SIGKILLed, the desired
-count is cleared, and it exits 0. A bad setting or Procfile exits 2. The
+first), whatever is left after ``SCALER_STOP_TIMEOUT`` is SIGKILLed, and it
+exits 0. A bad setting or Procfile exits 2. The
 instances' own output goes to the scaler's, so under honcho it shows as
 ``scaler.1``'s. See scaler/supervisor.py for what each tick does.
 """

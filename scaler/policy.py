@@ -95,7 +95,7 @@ def decide(policy, state, sample):
     state = replace(state, recent=recent)
     per = load / state.desired
     high, low = policy.target * (1 + policy.tolerance), policy.target * (1 - policy.tolerance)
-    said = f"{load:.1f} in flight on {state.desired} instances is {per:.1f} each"
+    said = f"{load:.1f} in flight on {instances(state.desired)} is {per:.1f} each"
 
     def decision(action, desired, kind, reason):
         return Decision(action, desired, state.desired, kind, reason, round(load, 3), round(per, 3), sample)
@@ -107,7 +107,7 @@ def decide(policy, state, sample):
             return replace(state, low_since=None, low_peak=0), decision(
                 HOLD, state.desired, "cooldown",
                 f"{why}: {wanted} wanted, cooling down {policy.cooldown - since:.1f}s more")
-        return State(wanted, sample.time, recent), decision(UP, wanted, "up", f"{why}: {wanted} instances")
+        return State(wanted, sample.time, recent), decision(UP, wanted, "up", f"{why}: {instances(wanted)}")
     if why:
         return replace(state, low_since=None, low_peak=0), decision(
             HOLD, state.desired, "at-max", f"{why}, already at AUTOSCALE_MAX={policy.maximum}")
@@ -130,12 +130,16 @@ def decide(policy, state, sample):
                             f" -{policy.tolerance:.0%}), for {waited:.1f}s now")
 
 
+def instances(count):
+    return f"{count} instance" + "s" * (count != 1)
+
+
 def up_wanted(policy, state, sample, load, per, high):
     """(count wanted above the current one, why), or (current count, "") when nothing asks for more."""
     wanted, reasons = state.desired, []
     if per > high:
         wanted = math.ceil(load / policy.target)
-        reasons.append(f"{load:.1f} in flight on {state.desired} instances is {per:.1f} each, over {high:.1f}"
+        reasons.append(f"{load:.1f} in flight on {instances(state.desired)} is {per:.1f} each, over {high:.1f}"
                        f" (target {policy.target:g} +{policy.tolerance:.0%})")
     if policy.p95_ms and sample.p95_ms is not None and sample.p95_ms > policy.p95_ms * (1 + policy.tolerance):
         wanted = max(wanted, state.desired + 1)

@@ -4,7 +4,9 @@
     >>> Desired(client).get()                  # ... the scaler keeps the formation there
     6
     >>> lease = Lease(client, SCALER_KEY, ttl=3)
-    >>> lease.hold({"pid": 4242, "foreign": 2})   # True while no other live process holds it
+    >>> lease.hold({"pid": 4242, "foreign": 2}, reset=[DESIRED_KEY])  # a first take also resets the count
+    True
+    >>> lease.hold({"pid": 4242, "foreign": 2})   # renewed; False while another live holder has it
     True
     >>> read_status(client, SCALER_KEY)["foreign"]
     2
@@ -12,8 +14,9 @@
 A lease is a key with a TTL whose value is its holder's status, renewed while
 the holder lives: one scaler acts at a time (a second one stands by), and
 ``scripts/scale`` can tell that no scaler is running. A scaler clears the
-desired count when it first leads, so that a formation started again begins at
-its Procfile count rather than at a count its Redis kept from the last run.
+desired count as it first takes the lease, so that a formation started again
+begins at its Procfile count rather than at a count its Redis kept from the
+last run.
 """
 import json
 import uuid
@@ -23,10 +26,12 @@ SCALER_KEY = "factor6:scaler"
 AUTOSCALE_KEY = "factor6:autoscale"
 
 # SET only when the key is free or already ours: a check-and-set in one step, so two holders can never both win.
+# The keys after the first are deleted in the same step, so nobody can write them between the take and the reset.
 HOLD = """
 local current = redis.call('GET', KEYS[1])
 if current and cjson.decode(current)['token'] ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
 return 1
 """
 RELEASE = """
@@ -52,9 +57,6 @@ class Desired:
     def set(self, count):
         self.client.set(DESIRED_KEY, int(count))
 
-    def clear(self):
-        self.client.delete(DESIRED_KEY)
-
 
 class Lease:
     def __init__(self, client, key, ttl):
@@ -62,10 +64,12 @@ class Lease:
         self.token = uuid.uuid4().hex
         self._hold, self._release = client.register_script(HOLD), client.register_script(RELEASE)
 
-    def hold(self, status):
-        """Take or renew the lease with ``status`` as its value; False while another holder's is alive."""
+    def hold(self, status, reset=()):
+        """Take or renew the lease with ``status`` as its value; False while another holder's is alive.
+
+        The keys in ``reset`` are deleted if, and as, it is taken or renewed."""
         value = json.dumps({**status, "token": self.token})
-        return bool(self._hold(keys=[self.key], args=[self.token, value, int(self.ttl * 1000)]))
+        return bool(self._hold(keys=[self.key, *reset], args=[self.token, value, int(self.ttl * 1000)]))
 
     def release(self):
         self._release(keys=[self.key], args=[self.token])

@@ -33,7 +33,7 @@ import time
 from redis.exceptions import RedisError
 
 from scaler.instances import DRAINING, SERVING, STARTING, WAITING, OwnedInstance
-from scaler.shared import SCALER_KEY, Desired, Lease
+from scaler.shared import DESIRED_KEY, SCALER_KEY, Desired, Lease
 from web.registry import Registry
 
 PROCESS_TYPE = "web"
@@ -70,7 +70,7 @@ class Supervisor:
         self.instances = {}  # name -> OwnedInstance
         self.foreign, self.foreign_since = None, 0.0
         self.requested, self.target, self.note = None, 0, ""
-        self.leading, self.led = False, False  # leading now; ever led
+        self.leading, self.led = None, False  # leading now (None: not known yet); ever led
         self.failing = False  # Redis unreachable: logged once per streak
         self.started = time.time()
 
@@ -89,7 +89,8 @@ class Supervisor:
             else:
                 self.drain([i for i in self.instances.values() if i.state != DRAINING], now)
             self.launch_due(now)
-            self.lead(self.lease.hold(self.status(now)))
+            # A count left in Redis by an earlier formation is not this one's: it starts from the Procfile's.
+            self.lead(self.lease.hold(self.status(now), reset=() if self.led else [DESIRED_KEY]))
         except (RedisError, OSError) as exc:
             # Instances keep serving meanwhile; crashed ones are still relaunched on the next good tick.
             if not self.failing:
@@ -101,10 +102,7 @@ class Supervisor:
         self.failing = False
 
     def lead(self, leading):
-        if leading and not self.led:
-            # A count left in Redis by an earlier formation is not this one's: start from the Procfile's.
-            self.desired.clear()
-            self.led = True
+        self.led = self.led or leading
         if leading != self.leading:
             if leading:
                 log.info("leading: keeping %s at the count in factor6:desired:%s", PROCESS_TYPE, PROCESS_TYPE)
