@@ -59,8 +59,7 @@ def read_history(path):
 
 def recovery_times(chaos_events):
     """Seconds from each kill or term to a replacement worker serving (the monkey's follow-up events)."""
-    return [e["recovery_s"] for e in chaos_events
-            if e.get("action") == "recovery" and e.get("after") in ("kill", "term") and e.get("outcome") == "ok"]
+    return [e["recovery_s"] for e in chaos_events if e.get("after") in ("kill", "term") and "recovery_s" in e]
 
 
 def actions_of(chaos_events):
