@@ -44,6 +44,7 @@ class Source:
     run: str
     journals: list[str] = field(default_factory=list)
     ledger: str = ""
+    ledger_length: int = 0  # entries in the ledger snapshot
     events: int = 0
     other_runs: int = 0  # events of other runs' keys, skipped
     warnings: list[str] = field(default_factory=list)
@@ -136,13 +137,32 @@ def read_ledger_file(source: Source, path: str) -> tuple[Iterator[dict], int | N
     return _ledger_entries(source, data["ledger"]), *counters
 
 
+def run_record(run: str) -> str:
+    """The Redis hash of a run: counter_start when it began; counter_end, ledger_length once sealed."""
+    return f"factor6:run:{run}"
+
+
+def start_run(client: redis.Redis, run: str, ttl: int) -> None:
+    """Note the counter before the run's first hit; kept as long as the run's ledger."""
+    client.hset(run_record(run), "counter_start", int(client.get("hits") or 0))
+    client.expire(run_record(run), ttl)
+
+
+def seal_run(client: redis.Redis, run: str, counter_end: int, ledger_length: int) -> None:
+    """Note how the run ended, so a later check is not misled by hits made after it."""
+    client.hset(run_record(run), mapping={"counter_end": counter_end, "ledger_length": ledger_length})
+
+
 def read_redis(source: Source, url: str) -> tuple[Iterator[dict], int | None, int | None]:
     """The run's ledger and counters, as one consistent snapshot."""
     client = redis.Redis.from_url(url)
     source.ledger = f"factor6:ledger:{source.run}"  # not the URL, which may hold a password
     with client.pipeline(transaction=True) as pipe:
-        pipe.get("hits").llen(source.ledger).hget(f"factor6:run:{source.run}", "counter_start")
-        hits, length, start = pipe.execute()
+        pipe.get("hits").llen(source.ledger).hmget(run_record(source.run), "counter_start", "counter_end", "ledger_length")
+        hits, length, (start, end, sealed_length) = pipe.execute()
+    if end is not None:  # a concluded run: judge it as it stood then, whatever came after
+        hits, length = end, int(sealed_length)
+    source.ledger_length = length
     if start is None:
         source.warnings.append(f"factor6:run:{source.run} has no counter_start: counter delta not checked")
     if hits is None and start is not None:

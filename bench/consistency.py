@@ -35,7 +35,8 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from bench import checker
 from bench.chaos import ChaosMonkey, parse_mix
-from bench.check import Source, read_redis, render
+from bench.check import Source, read_redis, render, seal_run, start_run
+from web.config import idempotency_ttl
 from web.formation import live_instances
 from web.redis_client import connect
 
@@ -135,7 +136,7 @@ class Conductor:
         runner = self.env.runner
         self.workers = {client.id for client in runner.clients.all} if isinstance(runner, MasterRunner) else set()
         client = self.redis()
-        client.hset(f"factor6:run:{options.run_id}", "counter_start", int(client.get("hits") or 0))
+        start_run(client, options.run_id, idempotency_ttl(os.environ))
         self.report_dir.mkdir(parents=True, exist_ok=True)
         if options.chaos_rate > 0:
             self.chaos = ChaosMonkey(client, rate=options.chaos_rate, mix=parse_mix(options.chaos_mix),
@@ -233,6 +234,8 @@ class Conductor:
             source.errors += [f"journal of worker {w} incomplete or missing" for w in missing]
             if not self.journal.events:
                 source.errors.append(f"no hit was journaled for run {self.options.run_id}")
+            if verdict.stats["counter_end"] is not None:
+                seal_run(self.redis(), self.options.run_id, verdict.stats["counter_end"], source.ledger_length)
             trusted = not source.errors and not verdict.errors
             status = (0 if verdict.valid else 1) if trusted else 2
             self.verdict = {"run": self.options.run_id, "status": status, "valid": status == 0,

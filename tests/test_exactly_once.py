@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from bench import checker
-from bench.check import Source, read_redis
+from bench.check import Source, read_redis, seal_run, start_run
 
 
 def test_one_key_sent_twenty_times_to_two_instances_counts_once(procs, redis_url, redis_client):
@@ -77,22 +77,35 @@ def hammer(instances, run, threads=8, hits=150):
 
 
 def verdict_for(redis_client, redis_url, run, journal):
-    redis_client.hset(f"factor6:run:{run}", "counter_start", 0)
     ledger, start, end = read_redis(Source(run=run), redis_url)
     return checker.check(journal, ledger, start, end)
 
 
 def test_atomic_mode_passes_the_checker(procs, redis_url, redis_client):
     instances = [procs.web(redis_url, name=f"web.{i}") for i in (1, 2)]
-    verdict = verdict_for(redis_client, redis_url, "atomic1", hammer(instances, "atomic1"))
+    start_run(redis_client, "atomic1", ttl=60)
+    journal = hammer(instances, "atomic1")
+    verdict = verdict_for(redis_client, redis_url, "atomic1", journal)
     assert verdict.valid and not verdict.errors, verdict.to_dict()
     # A hit answered 503 (Redis slow on a loaded machine) is an unknown outcome, not an ok.
     assert verdict.ok + len(verdict.recovered) + len(verdict.not_applied) == 8 * 150, verdict.counts
     assert verdict.ok > 0
 
+    # Once sealed, the run is judged as it ended, whatever moves the counter afterwards.
+    source = Source(run="atomic1")
+    read_redis(source, redis_url)
+    seal_run(redis_client, "atomic1", verdict.stats["counter_end"], source.ledger_length)
+    requests.post(instances[0].url + "/hits")
+    requests.post(instances[0].url + "/hits", headers={"Idempotency-Key": "atomic1:late:1"})
+    assert verdict_for(redis_client, redis_url, "atomic1", journal).valid
+    redis_client.hdel("factor6:run:atomic1", "counter_end", "ledger_length")
+    unsealed = verdict_for(redis_client, redis_url, "atomic1", journal)
+    assert unsealed.unexpected and unsealed.duplicated  # the late hits, seen without the seal
+
 
 def test_seed_mode_hands_one_number_to_two_hits_and_the_checker_names_them(procs, redis_url, redis_client):
     instances = [procs.web(redis_url, name=f"web.{i}", HIT_MODE="seed") for i in (1, 2)]
+    start_run(redis_client, "seed1", ttl=60)
     journal = hammer(instances, "seed1")
     verdict = verdict_for(redis_client, redis_url, "seed1", journal)
     assert not verdict.valid
@@ -106,6 +119,7 @@ def test_seed_mode_hands_one_number_to_two_hits_and_the_checker_names_them(procs
 
 def test_local_mode_repeats_numbers_across_processes_and_the_checker_says_so(procs, redis_url, redis_client):
     instances = [procs.web(redis_url, name=f"web.{i}", HIT_MODE="local", WEB_WORKERS=1) for i in (1, 2)]
+    start_run(redis_client, "local1", ttl=60)
     verdict = verdict_for(redis_client, redis_url, "local1", hammer(instances, "local1", threads=4, hits=50))
     assert not verdict.valid
     assert "duplicated" in verdict.violations and "lost" in verdict.violations

@@ -21,6 +21,11 @@ def instance_name(env):
     return env.get("HONCHO_PROCESS_NAME") or env.get("PS") or socket.gethostname()
 
 
+def idempotency_ttl(env):
+    """Seconds a key, a run's ledger and its record are kept; a retry after that counts again."""
+    return int(env.get("IDEMPOTENCY_TTL", 24 * 3600))
+
+
 def redis_url(env):
     if env.get("REDIS_URL"):
         return env["REDIS_URL"]
@@ -49,6 +54,6 @@ class Config:
             redis_url=redis_url(env),
             instance=instance_name(env),
             hit_mode=mode,
-            idempotency_ttl=int(env.get("IDEMPOTENCY_TTL", 24 * 3600)),
+            idempotency_ttl=idempotency_ttl(env),
             work_ms=int(env.get("WORK_MS", 0)),
         )
