@@ -3,9 +3,11 @@
     $ scripts/check --web 4 --duration 60 --chaos-rate 1 --chaos-mix kill,term,reload,freeze --seed 7
     $ scripts/check --mode seed      # a negative control: must end INVALID
     $ scripts/check --hosts          # the same across network namespace hosts (bench/hosts.py; root)
+    $ scripts/check --shape spike --autoscale --duration 120   # 16 -> 200 -> 16 users, web between 4 and 8
 
-Steps: ``honcho start`` runs redis, N web instances and the proxy on free
-ports with a fresh Redis data folder; Locust runs headless through the proxy
+Steps: ``honcho start`` runs redis, N web instances, the proxy and the scaler
+(so ``scripts/scale`` works on it; with ``--autoscale`` the autoscaler too) on
+free ports with a fresh Redis data folder; Locust runs headless through the proxy
 with the chaos monkey and the consistency plugin (bench/locustfile.py); the
 HTML report is written from what they left in the report folder. Exit status:
 0 valid, 1 lost/duplicated/unexpected/gaps, 2 no verdict (the run itself broke).
@@ -46,6 +48,9 @@ def parse_args(argv=None):
                         help="HIT_MODE of the web instances; seed and local are wrong on purpose")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
     parser.add_argument("--report-dir", type=Path, help="default: reports/<time>-<mode>")
+    parser.add_argument("--shape", help="a Locust load shape from bench/shapes.py instead of steady users: spike")
+    parser.add_argument("--autoscale", type=int, nargs="?", const=8, metavar="MAX",
+                        help="run the autoscaler, between --web and MAX (default 8) instances")
     parser.add_argument("--hosts", action="store_true",
                         help="one host per role, made of network namespaces (root); skipped where impossible")
     parser.add_argument("--require-hosts", action="store_true", help="--hosts, failing where it cannot run")
@@ -71,11 +76,12 @@ class Formation:
         # honcho lets its env file override the shell's, so this file is the formation's whole config.
         env_file.write_text("".join(f"{k}={v}\n" for k, v in {
             "PORT_REDIS": self.redis_port, "REDIS_DATA": out / "redis", "PROXY_PORT": self.proxy_port,
-            "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers,
+            "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers, **self.autoscale_env(),
         }.items()))
+        types = ["redis", "web", "proxy", "scaler"] + ["autoscale"] * bool(self.args.autoscale)
         self.honcho = subprocess.Popen(
-            [BIN / "honcho", "start", "-e", env_file, "-p", str(honcho_base_port()),
-             "-c", f"web={self.args.web}", "redis", "web", "proxy"],
+            [BIN / "honcho", "start", "-e", env_file, "-p", str(honcho_base_port()), "-c", f"web={self.args.web}",
+             *types],
             cwd=ROOT, stdout=open(out / "formation.log", "wb"), stderr=subprocess.STDOUT,
             env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
             start_new_session=True,
@@ -84,6 +90,13 @@ class Formation:
         wait_until(lambda: len(Registry(client).instances()) == self.args.web, timeout=60,
                    what=f"{self.args.web} web instances")
         wait_until(lambda: self.healthy_backends() == self.args.web, timeout=30, what="the proxy")
+
+    def autoscale_env(self):
+        """The autoscaler's bounds and log; its other AUTOSCALE_* settings pass through from the shell."""
+        if not self.args.autoscale:
+            return {}
+        return {"AUTOSCALE_MIN": self.args.web, "AUTOSCALE_MAX": max(self.args.autoscale, self.args.web),
+                "AUTOSCALE_LOG": self.args.report_dir / "autoscale.jsonl"}
 
     def healthy_backends(self):
         metrics = requests.get(f"{self.proxy_url}/_proxy/metrics", timeout=2).json()
@@ -105,6 +118,8 @@ def locust_command(args, formation):
         "--chaos-seed", str(args.seed), "--csv", out / "locust", "--csv-full-history",
         "--html", out / "locust.html", "--stop-timeout", "10", "--only-summary",
     ]
+    if args.shape:
+        command += ["--shape", args.shape]
     if args.processes:
         # A port of its own: workers left over from another run must not join this master.
         command += ["--processes", str(args.processes), "--master-bind-port", str(free_port())]

@@ -17,7 +17,7 @@ import os
 from locust import FastHttpUser, constant, events, task
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from bench import consistency
+from bench import consistency, shapes
 from web.config import redis_url
 
 HIT = "POST /hits"
@@ -41,10 +41,12 @@ def add_arguments(parser):
     parser.add_argument("--chaos-seed", type=int, default=1, help="seed of the chaos schedule")
     parser.add_argument("--journal-timeout", type=float, default=30.0, include_in_web_ui=False,
                        help="seconds the master waits for every worker's journal")
+    shapes.add_arguments(parser)
 
 
 @events.init.add_listener
 def install(environment, **_):
+    shapes.install(environment)  # first: it reads -t, which the consistency plugin then takes over
     consistency.install(environment)
 
 

@@ -1,10 +1,11 @@
-"""The HTML report of one check: verdict, a timeline picture with every chaos event, recovery times.
+"""The HTML report of one check: verdict, a timeline picture with every chaos event, recovery times, scaling.
 
     $ python -m bench.report reports/20261129-193000-atomic   # writes report.html there
 
 It reads only what a run left in its folder: verdict.json, run.json,
-chaos.jsonl, formation.jsonl and Locust's locust_stats_history.csv, so a
-report can be rebuilt at any time after the run.
+chaos.jsonl, formation.jsonl, autoscale.jsonl (with ``--autoscale``) and
+Locust's locust_stats_history.csv, so a report can be rebuilt at any time after
+the run.
 """
 import base64
 import csv
@@ -42,15 +43,20 @@ def read_jsonl(path):
 
 
 def read_history(path):
-    """Per-second rows of Locust's stats history: {name: [(time, rps, failures/s, p99 ms)]}."""
+    """Per-second rows of Locust's stats history: {name: [(time, rps, failures/s, p99 ms, p95 ms, users)]}.
+
+    The percentiles are Locust's "current" ones, over its last 10 s."""
     series = {}
+
+    def ms(text):
+        return float(text) if text not in ("N/A", "", None) else None
+
     try:
         with open(path, newline="") as file:
             for row in csv.DictReader(file):
-                p99 = row.get("99%", "N/A")
                 series.setdefault(row["Name"], []).append((
                     float(row["Timestamp"]), float(row["Requests/s"]), float(row["Failures/s"]),
-                    float(p99) if p99 not in ("N/A", "") else None,
+                    ms(row.get("99%")), ms(row.get("95%")), int(row.get("User Count") or 0),
                 ))
     except OSError:
         pass
@@ -67,7 +73,12 @@ def actions_of(chaos_events):
     return [e for e in chaos_events if e.get("action") in ACTION_COLOURS]
 
 
-def timeline_png(history, formation, chaos_events):
+def scaling_of(autoscale_events):
+    """The autoscaler's start and each change, without its holds."""
+    return [e for e in autoscale_events if e.get("action") in ("start", "up", "down")]
+
+
+def timeline_png(history, formation, chaos_events, scaling=()):
     fig, (load, latency, procs) = plt.subplots(3, 1, figsize=(11, 7.5), sharex=True,
                                                gridspec_kw={"height_ratios": [3, 2, 1.4]})
     total = history.get("Aggregated", [])
@@ -77,7 +88,9 @@ def timeline_png(history, formation, chaos_events):
         times = [row[0] - t0 for row in total]
         load.plot(times, [row[1] for row in total], label="requests/s", color="black")
         load.plot(times, [row[2] for row in total], label="failures/s", color="tab:red")
+        load.plot(times, [row[5] for row in total], label="users", color="tab:gray", linestyle="--")
         latency.plot(times, [row[3] for row in total], label="p99 ms", color="tab:brown")
+        latency.plot(times, [row[4] for row in total], label="p95 ms", color="tab:pink")
     retries = history.get(RETRY_NAME, [])
     if retries:
         load.plot([row[0] - t0 for row in retries], [row[1] for row in retries], label="retries/s", color="tab:olive")
@@ -85,6 +98,12 @@ def timeline_png(history, formation, chaos_events):
         times = [s["time"] - t0 for s in formation]
         procs.step(times, [s["instances"] for s in formation], where="post", label="instances")
         procs.step(times, [s["workers"] for s in formation], where="post", label="workers")
+    if scaling:
+        # Extended to the end, so the last count asked for shows as a level, not a point.
+        ends = [scaling[-1]["time"] - t0] + ([formation[-1]["time"] - t0] if formation else [])
+        procs.step([e["time"] - t0 for e in scaling] + [max(ends)], [e["desired"] for e in scaling]
+                   + [scaling[-1]["desired"]], where="post", label="asked by autoscale", linestyle="--",
+                   color="tab:green")
     for event in chaos_events:
         for axis in (load, latency, procs):
             axis.axvline(event["time"] - t0, color=ACTION_COLOURS.get(event.get("action"), "grey"),
@@ -94,7 +113,7 @@ def timeline_png(history, formation, chaos_events):
     load.legend(handles=load.get_legend_handles_labels()[0] + handles, loc="upper left", fontsize=8, ncol=4)
     latency.legend(loc="upper left", fontsize=8)
     procs.legend(loc="upper left", fontsize=8)
-    load.set_ylabel("per second")
+    load.set_ylabel("per second; users")
     latency.set_ylabel("ms")
     procs.set_ylabel("count")
     procs.set_xlabel("seconds since start (vertical lines: chaos actions)")
@@ -126,6 +145,18 @@ def verdict_section(verdict):
             + "".join(f"<p class=bad>error: {html.escape(e)}</p>" for e in errors))
 
 
+def scaling_section(scaling):
+    if not scaling:
+        return ""
+    return "<h2>Autoscaling</h2>" + table(("time", "decision", "instances", "why"), [
+        (clock(e["time"]), e["action"], f"{e['previous']} → {e['desired']}" if "previous" in e else e["desired"],
+         e.get("reason", "")) for e in scaling])
+
+
+def clock(wall):
+    return time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int(wall * 1000) % 1000:03d}"
+
+
 def render(out):
     out = Path(out)
     verdict = read_json(out / "verdict.json")
@@ -133,7 +164,8 @@ def render(out):
     chaos = read_jsonl(out / "chaos.jsonl")
     formation = read_jsonl(out / "formation.jsonl")
     history = read_history(out / "locust_stats_history.csv")
-    picture = base64.b64encode(timeline_png(history, formation, actions_of(chaos))).decode()
+    scaling = scaling_of(read_jsonl(out / "autoscale.jsonl"))
+    picture = base64.b64encode(timeline_png(history, formation, actions_of(chaos), scaling)).decode()
     recoveries = recovery_times(chaos)
     recovery = (f"<p>{len(recoveries)} kills measured: median {statistics.median(recoveries):.3f} s,"
                 f" worst {max(recoveries):.3f} s (signal to a replacement worker serving).</p>"
@@ -146,15 +178,16 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;
 <h1>factor6 consistency check</h1>
 <p>{html.escape(json.dumps(run))}</p>
 {verdict_section(verdict)}
-<h2>Timeline</h2><img alt="throughput, failures, retries, p99 latency and formation over time, with chaos events"
- src="data:image/png;base64,{picture}">
+<h2>Timeline</h2><img alt="throughput, users, failures, retries, p95 and p99 latency and formation over time,
+ with chaos events and the instance count the autoscaler asked for" src="data:image/png;base64,{picture}">
+{scaling_section(scaling)}
 <h2>Recovery per kill</h2>{recovery}
 <h2>Chaos actions</h2>{table(("action and outcome", "count"), sorted(actions.items()))}
 {table(("time", "action", "target", "pid", "outcome", "recovery s"),
-       [(time.strftime("%H:%M:%S", time.localtime(e.get("time", 0))) + f".{int(e.get('time', 0) * 1000) % 1000:03d}",
-         e.get("action"), e.get("target"), e.get("pid"), e.get("outcome"), e.get("recovery_s", "")) for e in chaos])}
+       [(clock(e.get("time", 0)), e.get("action"), e.get("target"), e.get("pid"), e.get("outcome"),
+         e.get("recovery_s", "")) for e in chaos])}
 <p>Locust's own report: <a href="locust.html">locust.html</a>. Raw data: verdict.json, journal.jsonl, chaos.jsonl,
-formation.jsonl, locust_stats_history.csv.</p>
+formation.jsonl, autoscale.jsonl, locust_stats_history.csv.</p>
 </body></html>
 """
 
