@@ -1,8 +1,9 @@
 """The Procfile's ``autoscale`` process type: proxy metrics and CPU in, the desired web count out.
 
     $ AUTOSCALE_MIN=2 AUTOSCALE_MAX=6 honcho start -c web=2
-    autoscale.1 | autoscale: web between 2 and 6, 8 in flight per instance; metrics from http://127.0.0.1:8000/_proxy/metrics
-    autoscale.1 | autoscale: 12:00:03.512 up 2 -> 5: 40.0 in flight on 2 instances is 20.0 each, over 9.6 (target 8 +20%): 5 instances | 412 rps, p95 180 ms, cpu 97%
+    autoscale: web between 2 and 6, 8 in flight per instance; metrics from http://127.0.0.1:8000/_proxy/metrics
+    autoscale: 12:00:03.512 up 2 -> 5: 40.0 in flight on 2 instances is 20.0 each, over 9.6 (target 8 +20%):
+               5 instances | 412 rps, p95 180 ms, cpu 97%
     $ honcho start          # without AUTOSCALE_MAX it idles until stopped, as chaos does without CHAOS_RATE
 
 Every ``AUTOSCALE_INTERVAL`` it reads ``GET /_proxy/metrics`` (in flight, rate,

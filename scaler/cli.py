@@ -90,8 +90,9 @@ def wait_for(client, count, timeout, say):
             say(line)
             shown = line
         time.sleep(POLL_S)
-    say(f"{PROCESS_TYPE}={count}: not there after {timeout:g}s ({describe(scaler_status(client), len(registry.instances()))});"
-        " the scaler keeps trying: see its output (scaler.1 under honcho)")
+    now = describe(scaler_status(client), len(registry.instances()))
+    say(f"{PROCESS_TYPE}={count}: not there after {timeout:g}s ({now}); the scaler keeps trying:"
+        " see its output (scaler.1 under honcho)")
     return 1
 
 

@@ -192,7 +192,8 @@ def test_a_second_scaler_stands_by_and_takes_over_when_the_first_dies(procs, red
     wait_until(lambda: read_status(redis_client, SCALER_KEY)["steady"], timeout=30, what="the first scaler's web.1")
     second = procs.spawn([sys.executable, "-m", "scaler"], process_env(REDIS_URL=redis_url, SCALER_SETTLE="0.5"),
                          tmp_path / "second.log")
-    wait_until(lambda: "standing by" in (tmp_path / "second.log").read_text(), timeout=15, what="the second one waiting")
+    wait_until(lambda: "standing by" in (tmp_path / "second.log").read_text(), timeout=15,
+               what="the second one waiting")
     time.sleep(1)
     assert read_status(redis_client, SCALER_KEY)["pid"] == first.pid and names(redis_client) == ["web.1"]
     first.kill()
