@@ -7,11 +7,14 @@ machine with the same settings, alternating without and with ``--autoscale``,
 ``--runs`` times each, and prints a Markdown table of the medians:
 
 - p50/p95 of the client-visible hit latency (invoke to acknowledgement, retries
-  included, from the journal) of the hits started during the spike;
-- with autoscaling, seconds from the spike's start (its first new user's first
-  hit; its end is their last) to the autoscaler's first "up", to the first new instance in the proxy's
-  rotation, and to the first request a new instance answered (the proxy's
-  metrics, polled every ``POLL_S``, so each is up to that much late).
+  included, from the journal) of the hits started during the spike (from its
+  first new user's first hit until Locust's user count leaves its peak), and p95 of those started after its
+  first ``SETTLED_S`` seconds, once new capacity has had time to arrive;
+- with autoscaling, seconds from the spike's start to the autoscaler's first
+  "up", to the first new instance in the proxy's rotation, to the first request a
+  new instance answered, and to every new instance having answered one (the
+  proxy's metrics, polled every ``POLL_S``, so each is up to that much late; the
+  polls are kept in ``proxy.jsonl`` next to each run's report).
 
 ``WORK_MS`` (``--work-ms``) makes each hit wait that long in the instance, as for
 a database call: capacity per instance is then its threads, not the machine's
@@ -31,14 +34,15 @@ from pathlib import Path
 import requests
 
 from bench.bench_chaos import fmt, hit_latencies, percentile
-from bench.report import read_jsonl
+from bench.report import read_history, read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_S = 0.2
+SETTLED_S = 10.0
 
 
 class ProxyPoller:
-    """Polls the run's ``/_proxy/metrics`` in a thread: per backend, requests it has answered."""
+    """Polls the run's ``/_proxy/metrics`` in a thread: per backend, requests answered and in flight."""
 
     def __init__(self, env_file):
         self.env_file, self.rows = env_file, []
@@ -65,8 +69,10 @@ class ProxyPoller:
                 backends = requests.get(url, timeout=1).json()["backends"]
             except (OSError, KeyError, ValueError, requests.RequestException):
                 continue  # not written or not up yet, or gone
-            self.rows.append({"time": time.time(), "backends": {
-                b["name"]: b["requests"] - b["in_flight"] - b["failures"] for b in backends if b["state"] == "up"}})
+            up = [b for b in backends if b["state"] == "up"]
+            self.rows.append({"time": time.time(),
+                              "backends": {b["name"]: b["requests"] - b["in_flight"] - b["failures"] for b in up},
+                              "in_flight": {b["name"]: b["in_flight"] for b in up}})
 
 
 def user_of(key):
@@ -74,25 +80,34 @@ def user_of(key):
     return int(key.split(":")[1].rpartition(".")[2])
 
 
-def spike_window(journal, base_users):
-    """From the first to the last hit of the users beyond the base ones: the spike as the proxy felt it.
+def spike_window(journal, history, base_users):
+    """From the first hit of the first user beyond the base ones (the spike as the proxy first felt it)
+    to the first second of Locust's history in which the user count had left its peak.
 
-    Read from the journal rather than from bench/shapes.py, whose import would bring gevent's patching here."""
-    times = [e["time"] for e in journal if e["type"] == "invoke" and user_of(e["key"]) > base_users]
-    return min(times), max(times)
+    Read from the run rather than from bench/shapes.py, whose import would bring gevent's patching here."""
+    start = min(e["time"] for e in journal if e["type"] == "invoke" and user_of(e["key"]) > base_users)
+    users = [(row[0], row[5]) for row in history["Aggregated"]]
+    peak = max(count for _, count in users)
+    reached = next(at for at, count in users if count == peak)
+    return start, next(at for at, count in users if at > reached and count < peak)
 
 
-def capacity_times(start, polls, scaling):
-    """Seconds from the spike's start to the first up, to a new instance in rotation, to it answering."""
+def capacity_times(start, polls, scaling, peak):
+    """Seconds from the spike's start to the first up, to a new instance in rotation, to it answering,
+    and to as many new instances answering as it took to reach ``peak``."""
     before = [row for row in polls if row["time"] < start]
     old = set(before[-1]["backends"]) if before else set()
     after = [row for row in polls if row["time"] >= start]
+
+    def answering(row):
+        return sum(1 for name, answered in row["backends"].items() if name not in old and answered > 0)
+
     routable = next((row["time"] for row in after if set(row["backends"]) - old), None)
-    serving = next((row["time"] for row in after if any(n not in old and c > 0 for n, c in row["backends"].items())),
-                   None)
+    serving = next((row["time"] for row in after if answering(row)), None)
+    full = next((row["time"] for row in after if peak > len(old) and answering(row) >= peak - len(old)), None)
     decided = next((e["time"] for e in scaling if e["action"] == "up" and e["time"] >= start), None)
-    return {name: None if at is None else at - start
-            for name, at in (("decision_s", decided), ("routable_s", routable), ("serving_s", serving))}
+    return {name: None if at is None else at - start for name, at in (
+        ("decision_s", decided), ("routable_s", routable), ("serving_s", serving), ("all_serving_s", full))}
 
 
 def measure(label, out, check_args, env, args):
@@ -100,18 +115,24 @@ def measure(label, out, check_args, env, args):
     with ProxyPoller(out / "formation.env") as poller:
         subprocess.run([ROOT / "scripts/check", "--report-dir", out, *check_args], env=env, check=False,
                        stdout=subprocess.DEVNULL)
+    (out / "proxy.jsonl").write_text("".join(json.dumps(row) + "\n" for row in poller.rows))
     verdict = json.loads((out / "verdict.json").read_text())
     journal = read_jsonl(out / "journal.jsonl")
-    start, end = spike_window(journal, args.users)
-    in_spike = {e["key"] for e in journal if e["type"] == "invoke" and start <= e["time"] < end}
-    latencies = hit_latencies([e for e in journal if e["key"] in in_spike])
-    formation = read_jsonl(out / "formation.jsonl")
+    start, end = spike_window(journal, read_history(out / "locust_stats_history.csv"), args.users)
+    latencies, settled = (hit_latencies(keyed_from(journal, since, end)) for since in (start, start + SETTLED_S))
+    peak = max(s["instances"] for s in read_jsonl(out / "formation.jsonl"))
     return {
         "label": label, "valid": verdict["valid"], "hits": len(latencies),
         "p50_ms": 1000 * percentile(latencies, 0.50), "p95_ms": 1000 * percentile(latencies, 0.95),
-        "peak_instances": max(s["instances"] for s in formation),
-        **capacity_times(start, poller.rows, read_jsonl(out / "autoscale.jsonl")),
+        "settled_p95_ms": 1000 * percentile(settled, 0.95), "peak_instances": peak,
+        **capacity_times(start, poller.rows, read_jsonl(out / "autoscale.jsonl"), peak),
     }
+
+
+def keyed_from(journal, since, until):
+    """The events of the hits invoked in [since, until)."""
+    keys = {e["key"] for e in journal if e["type"] == "invoke" and since <= e["time"] < until}
+    return [e for e in journal if e["key"] in keys]
 
 
 def median(runs, name):
@@ -140,14 +161,15 @@ def main(argv=None):
         print(json.dumps(runs["fixed"][-1]), json.dumps(runs["autoscaled"][-1]), sep="\n", flush=True)
     print(f"\n{args.runs} runs each, medians; WORK_MS={args.work_ms}, {args.web} instances at start,"
           f" autoscaled up to {args.max}; {args.users} -> 200 -> {args.users} users over {args.duration:g} s\n")
-    print("| formation | all valid | hits in spike | p50 ms in spike | p95 ms in spike | peak instances |"
-          " first up s | new instance in rotation s | new instance serving s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| formation | all valid | hits in spike | p50 ms | p95 ms | p95 ms after its first {SETTLED_S:g} s"
+          " | peak instances | first up s | a new instance in rotation s | serving s | all new serving s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for label, group in runs.items():
         print(f"| {label} | {all(r['valid'] for r in group)} | {fmt(median(group, 'hits'))}"
               f" | {fmt(median(group, 'p50_ms'), 0)} | {fmt(median(group, 'p95_ms'), 0)}"
-              f" | {fmt(median(group, 'peak_instances'))} | {fmt(median(group, 'decision_s'), 2)}"
-              f" | {fmt(median(group, 'routable_s'), 2)} | {fmt(median(group, 'serving_s'), 2)} |")
+              f" | {fmt(median(group, 'settled_p95_ms'), 0)} | {fmt(median(group, 'peak_instances'))}"
+              f" | {fmt(median(group, 'decision_s'), 2)} | {fmt(median(group, 'routable_s'), 2)}"
+              f" | {fmt(median(group, 'serving_s'), 2)} | {fmt(median(group, 'all_serving_s'), 2)} |")
     print(f"\nreports in {base}")
     return 0 if all(r["valid"] for group in runs.values() for r in group) else 1
 
