@@ -12,8 +12,11 @@ The load is the proxy's in-flight requests, averaged over the last ``window``
 seconds of samples. Rules, in order:
 
 - **Up** when each instance carries more than ``target * (1 + tolerance)``: to
-  ``ceil(load / target)``, at once (a spike should not wait for several steps),
-  unless the last change is younger than ``cooldown``. With ``p95_ms`` set, a
+  ``ceil(max(load, latest in flight) / target)``, unless the last change is
+  younger than ``cooldown``. The window's mean decides *whether* (one noisy sample
+  does not); the latest sample may decide *how many*, because early in a spike
+  the window still remembers the calm before it, and sizing on the mean alone
+  would meet the spike in several steps, a cool-down apart. With ``p95_ms`` set, a
   proxy p95 above ``p95_ms * (1 + tolerance)`` also asks for one more.
 - **Down** only to a count on which each instance would stay under
   ``target * (1 - tolerance)``, and only once the load has allowed it for
@@ -138,7 +141,7 @@ def up_wanted(policy, state, sample, load, per, high):
     """(count wanted above the current one, why), or (current count, "") when nothing asks for more."""
     wanted, reasons = state.desired, []
     if per > high:
-        wanted = math.ceil(load / policy.target)
+        wanted = math.ceil(max(load, sample.in_flight) / policy.target)
         reasons.append(f"{load:.1f} in flight on {instances(state.desired)} is {per:.1f} each, over {high:.1f}"
                        f" (target {policy.target:g} +{policy.tolerance:.0%})")
     if policy.p95_ms and sample.p95_ms is not None and sample.p95_ms > policy.p95_ms * (1 + policy.tolerance):

@@ -42,12 +42,8 @@ def test_a_sustained_spike_reaches_max_and_the_calm_after_it_returns_to_min():
     desired = [d.desired for d in decisions]
     spike = seconds(20)
     assert desired[spike - 1] == 2, "a light load stays at MIN"
-    assert desired[spike] > 2, "up on the first sample of the spike: the last change is long past"
-    # The window still averages in the calm before, so the first step may fall short of MAX; the next
-    # comes as soon as the cooldown allows.
-    at_max = desired.index(8)
-    assert (at_max - spike) * TICK <= POLICY.cooldown + TICK
-    assert set(desired[at_max:spike + seconds(60)]) == {8}
+    assert desired[spike] == 8, "in one step, on the first sample: the window's calm past does not size it"
+    assert set(desired[spike:spike + seconds(60)]) == {8}
     calm = spike + seconds(60)
     first_down = next(i for i in range(calm, len(decisions)) if decisions[i].action == DOWN)
     assert (first_down - calm) * TICK >= POLICY.down_delay, "down only after the load stayed low for down_delay"
@@ -63,6 +59,11 @@ def test_a_short_dip_during_a_peak_takes_nothing_away():
     decisions = run(POLICY, loads)
     assert [d.action for d in changes(decisions)] == [UP]
     assert any(d.kind == "waiting" for d in decisions), "the dip was noticed, and waited out"
+
+
+def test_one_high_sample_in_a_calm_window_changes_nothing():
+    loads = [10] * seconds(10) + [60] + [10] * seconds(10)
+    assert not changes(run(POLICY, loads))
 
 
 def test_up_waits_for_the_cooldown_after_a_change():
