@@ -61,6 +61,7 @@ from collections import Counter, defaultdict
 
 import psutil
 
+from bench.processes import is_alive
 from web.config import redis_url
 from web.formation import live_instances, workers_of
 from web.redis_client import connect
@@ -109,13 +110,6 @@ def local_master(instance):
     except (psutil.Error, ValueError):
         return None
     return master if is_gunicorn and listens else None
-
-
-def alive(proc):
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def healthz_pid(address, timeout=1.0):
@@ -278,7 +272,7 @@ class ChaosMonkey:
             frozen = set(self._frozen)
         candidates = []
         for inst, _ in self._masters(target):
-            workers = sorted((w for w in inst.workers if w.pid not in frozen and alive(w)), key=lambda w: w.pid)
+            workers = sorted((w for w in inst.workers if w.pid not in frozen and is_alive(w)), key=lambda w: w.pid)
             if workers:
                 candidates.append((inst, workers))
         if not candidates:
