@@ -14,7 +14,6 @@ HTML report is written from what they left in the report folder. Exit status:
 Every process started here is stopped on the way out, also on Ctrl-C.
 """
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -106,6 +105,10 @@ class Formation:
         if self.honcho:
             stop_tree(self.honcho.pid)
 
+    def wrap(self, command):
+        """Locust runs on this machine as it is (HostsFormation puts it in a host of its own)."""
+        return command
+
 
 def locust_command(args, formation):
     out = args.report_dir
@@ -129,26 +132,12 @@ def locust_command(args, formation):
 def progress_line(args, started, out):
     """elapsed/total, rps, chaos actions, violations so far: from what the run writes as it goes."""
     elapsed = time.monotonic() - started
-    live = read_json(out / "live.json") or {}
-    chaos = read_lines(out / "chaos.jsonl")
+    live = report.read_json(out / "live.json", {})
+    chaos = report.read_jsonl(out / "chaos.jsonl")
     actions = [event for event in chaos if event.get("action") not in ("recovery", "thaw")]
     kills = sum(1 for event in actions if event.get("action") in ("kill", "term"))
     return (f"\r{elapsed:5.0f}/{args.duration:.0f}s  {live.get('rps', 0):7.1f} rps  {len(actions)} chaos actions"
             f" ({kills} kills)  violations so far: {live.get('lost', 0) + live.get('duplicated', 0)}   ")
-
-
-def read_json(path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def read_lines(path):
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError):
-        return []
 
 
 def run(args):
@@ -161,7 +150,7 @@ def run(args):
               f" chaos {args.chaos_rate}/s ({args.chaos_mix}), seed {args.seed}; report in {out}")
         formation.start()
         command = locust_command(args, formation)
-        locust = subprocess.Popen(formation.wrap(command) if args.hosts else command, cwd=ROOT,
+        locust = subprocess.Popen(formation.wrap(command), cwd=ROOT,
                                   stdout=open(out / "locust.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         started = time.monotonic()
         while locust.poll() is None:
@@ -173,7 +162,7 @@ def run(args):
         if locust:
             stop_tree(locust.pid)
         formation.stop()
-    verdict = read_json(out / "verdict.json")
+    verdict = report.read_json(out / "verdict.json")
     print((out / "verdict.txt").read_text() if (out / "verdict.txt").exists() else "no verdict was written")
     report.write(out)
     print(f"report: {out / 'report.html'}")

@@ -36,10 +36,18 @@ def read_json(path, default=None):
 
 
 def read_jsonl(path):
+    """The JSON lines of a file; a line still being written (not JSON yet) is left out."""
     try:
-        return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        lines = Path(path).read_text().splitlines()
     except OSError:
         return []
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            pass
+    return rows
 
 
 def read_history(path):
