@@ -42,9 +42,11 @@ SHAPES = {"spike": SpikeShape}
 
 
 def add_arguments(parser):
-    parser.add_argument("--shape", choices=sorted(SHAPES), default=None,
+    # Not in the web UI's form: the shape is chosen at start-up, before any form is sent.
+    parser.add_argument("--shape", choices=sorted(SHAPES), default=None, include_in_web_ui=False,
                         help="a load shape instead of steady -u users (needs -t)")
-    parser.add_argument("--spike-users", type=int, default=200, help="users at the top of the spike shape")
+    parser.add_argument("--spike-users", type=int, default=200, include_in_web_ui=False,
+                        help="users at the top of the spike shape")
 
 
 def follow(shape, runner):

@@ -28,9 +28,10 @@ seconds of samples. Rules, in order:
 
 Between the up and the down thresholds lies a band (0.8 to 1.2 times the target
 by default) where nothing changes: a steady load, noise included, settles on one
-count instead of flapping around it. Request rate and CPU ride along in every
-decision for the log; they are not triggers: on one host, more processes add no
-cores, and the rate says nothing about capacity that in-flight does not.
+count instead of flapping around it. Request rate and host CPU ride along in
+every decision for the log; they are not triggers: the rate says nothing about
+capacity that in-flight does not, and on a shared host no CPU threshold told the
+scale-ups that helped from those that did not (BENCHMARKS.md, Autoscaling).
 """
 import math
 from dataclasses import asdict, dataclass, field, replace
