@@ -250,3 +250,20 @@ def test_the_autoscaler_reaches_max_under_load_returns_to_min_and_holds_a_steady
     assert verdict.valid and not verdict.errors, verdict.to_dict()
     print(*(f"{d['action']} {d['previous']} -> {d['desired']}: {d['reason']}" for d in decisions
             if d["action"] in ("up", "down")), sep="\n")
+
+
+def test_scripts_check_follows_the_spike_with_the_autoscaler_under_chaos_and_passes(tmp_path):
+    out = tmp_path / "report"
+    result = subprocess.run([str(ROOT / "scripts/check"), "--report-dir", str(out), "--shape", "spike", "--autoscale",
+                             "4", "--web", "2", "--users", "4", "--duration", "24", "--chaos-rate", "1",
+                             "--chaos-mix", "kill,term,reload"], env=process_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert json.loads((out / "verdict.json").read_text())["valid"]
+    users = {int(line.split(",")[1]) for line in (out / "locust_stats_history.csv").read_text().splitlines()[1:]}
+    assert {4, 200} <= users, "the spike shape was followed"
+    decisions = [json.loads(line) for line in (out / "autoscale.jsonl").read_text().splitlines()]
+    assert any(d["action"] == "up" and d["desired"] == 4 for d in decisions), decisions[-3:]
+    formation = [json.loads(line) for line in (out / "formation.jsonl").read_text().splitlines()]
+    assert max(s["instances"] for s in formation) == 4
+    assert "<h2>Autoscaling</h2>" in (out / "report.html").read_text()
