@@ -125,7 +125,8 @@ def locust_command(args, formation):
         command += ["--shape", args.shape]
     if args.processes:
         # A port of its own: workers left over from another run must not join this master.
-        command += ["--processes", str(args.processes), "--master-bind-port", str(free_port())]
+        port = str(free_port())
+        command += ["--processes", str(args.processes), "--master-bind-port", port, "--master-port", port]
     return [str(part) for part in command]
 
 

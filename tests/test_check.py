@@ -35,9 +35,12 @@ def test_thirty_seconds_of_chaos_on_four_instances_lose_and_duplicate_nothing(tm
     assert "VALID" in result.stdout
 
 
-@pytest.mark.parametrize("mode, violation", [("seed", "duplicated"), ("local", "duplicated")])
-def test_negative_controls_fail_and_say_why(tmp_path, mode, violation):
-    result, verdict, _ = check(tmp_path, "--mode", mode, "--web", "4", "--duration", "10", "--chaos-rate", "1")
+# The local control runs Locust as a master with two worker processes: the journals arrive by message.
+@pytest.mark.parametrize("mode, violation, locust_processes", [("seed", "duplicated", "0"), ("local", "duplicated", "2")])
+def test_negative_controls_fail_and_say_why(tmp_path, mode, violation, locust_processes):
+    result, verdict, _ = check(tmp_path, "--mode", mode, "--web", "4", "--duration", "10", "--chaos-rate", "1",
+                               "--processes", locust_processes)
     assert result.returncode == 1, result.stdout[-3000:]
     assert not verdict["valid"] and verdict[violation], verdict["counts"]
     assert "INVALID" in result.stdout
+    assert len(verdict["source"]["journals"]) == max(1, int(locust_processes))
