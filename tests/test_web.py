@@ -109,7 +109,8 @@ def test_sigkill_of_a_worker_under_honcho_keeps_the_formation_up(procs, redis_cl
     instances = honcho_instances(registry, 3)
     target = instances[0]
     url = f"http://{target['address']}"
-    [victim] = psutil.Process(target["pid"]).children()
+    # An instance registers before its master forks the worker: wait for the worker itself.
+    [victim] = wait_until(lambda: psutil.Process(target["pid"]).children(), what="web.1's worker")
     killed_at = time.monotonic()
     victim.kill()
 
