@@ -15,7 +15,8 @@ import logging
 
 from redis.exceptions import RedisError
 
-from web.registry import PREFIX, parse_entry
+from web.registry import parse_entry
+from web.schema import REGISTRY_PREFIX
 
 log = logging.getLogger("proxy.discovery")
 
@@ -28,7 +29,7 @@ class RegistryWatcher:
 
     async def read(self):
         """{address: name} of the allowed, well-formed registry entries."""
-        keys = [key async for key in self.client.scan_iter(match=PREFIX + "*", count=1000)]
+        keys = [key async for key in self.client.scan_iter(match=REGISTRY_PREFIX + "*", count=1000)]
         entries = [parse_entry(raw) for raw in (await self.client.mget(keys) if keys else [])]
         names, rejected = {}, set()
         for entry in filter(None, entries):

@@ -29,9 +29,11 @@ from redis.exceptions import RedisError
 
 from scaler.config import AutoscaleConfig
 from scaler.policy import HOLD, Policy, Sample, State, decide
-from scaler.shared import AUTOSCALE_KEY, Desired, Lease
+from scaler.shared import Desired, Lease
+from web.clock import clock
 from web.redis_client import connect
 from web.registry import Registry
+from web.schema import AUTOSCALE_KEY
 
 log = logging.getLogger("autoscale")
 
@@ -43,10 +45,6 @@ def read_sample(url, now, timeout=1.0):
         totals = json.load(response)["totals"]
     return Sample(time=now, in_flight=totals["in_flight"], rate_rps=totals["rate_rps"], p95_ms=totals["p95_ms"],
                   cpu_percent=psutil.cpu_percent(None))
-
-
-def clock(wall):
-    return time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int(wall % 1 * 1000):03d}"
 
 
 class Autoscaler:

@@ -21,9 +21,9 @@ last run.
 import json
 import uuid
 
-DESIRED_KEY = "factor6:desired:web"
-SCALER_KEY = "factor6:scaler"
-AUTOSCALE_KEY = "factor6:autoscale"
+from web.schema import desired
+
+DESIRED_KEY = desired("web")
 
 # SET only when the key is free or already ours: a check-and-set in one step, so two holders can never both win.
 # The keys after the first are deleted in the same step, so nobody can write them between the take and the reset.

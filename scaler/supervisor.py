@@ -33,8 +33,9 @@ import time
 from redis.exceptions import RedisError
 
 from scaler.instances import DRAINING, SERVING, STARTING, WAITING, OwnedInstance
-from scaler.shared import DESIRED_KEY, SCALER_KEY, Desired, Lease
+from scaler.shared import DESIRED_KEY, Desired, Lease
 from web.registry import Registry
+from web.schema import SCALER_KEY
 
 PROCESS_TYPE = "web"
 TICK_S = 0.25

@@ -17,7 +17,7 @@ import redis
 import requests
 
 from bench.processes import tree_of
-from scaler.shared import AUTOSCALE_KEY, SCALER_KEY, Desired, Lease, read_status
+from scaler.shared import Desired, Lease, read_status
 from tests.procs import ROOT, process_env, wait_until
 from tests.test_exactly_once import verdict_for
 from web.hits import SERVED

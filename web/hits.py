@@ -23,18 +23,7 @@ import json
 import time
 from dataclasses import dataclass
 
-COUNTER = "hits"
-SERVED = "factor6:served"
-
-
-def key_record(key):
-    return f"factor6:key:{key}"
-
-
-def ledger_of(key):
-    """The ledger list for a key's run, or '' for keys without a run prefix."""
-    run, sep, _ = key.partition(":")
-    return f"factor6:ledger:{run}" if sep and run else ""
+from web.schema import COUNTER, SERVED, key_record, ledger_of
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,7 @@ import json
 import threading
 import time
 
-PREFIX = "factor6:instance:"
-
-
-def entry_key(address):
-    return PREFIX + address
+from web.schema import REGISTRY_PREFIX, registry_entry
 
 
 def parse_entry(raw):
@@ -34,13 +30,13 @@ class Registry:
         self.client, self.ttl = client, ttl
 
     def register(self, entry):
-        self.client.set(entry_key(entry["address"]), json.dumps(entry), px=int(self.ttl * 1000))
+        self.client.set(registry_entry(entry["address"]), json.dumps(entry), px=int(self.ttl * 1000))
 
     def deregister(self, address):
-        self.client.delete(entry_key(address))
+        self.client.delete(registry_entry(address))
 
     def instances(self):
-        keys = sorted(self.client.scan_iter(match=PREFIX + "*", count=1000))
+        keys = sorted(self.client.scan_iter(match=REGISTRY_PREFIX + "*", count=1000))
         raws = self.client.mget(keys) if keys else []
         return [e for e in map(parse_entry, raws) if e is not None]
 

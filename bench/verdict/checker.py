@@ -6,7 +6,7 @@ unknown); the web processes append a ledger entry for every increment they
 apply. The checker compares the two hit by hit, in the style of Jepsen's
 checkers: small pure functions, each testable on a synthetic history, no I/O.
 
-    >>> from bench.checker import check
+    >>> from bench.verdict.checker import check
     >>> history = [
     ...     {"type": "invoke", "key": "r1:c1:1", "time": 1.0},
     ...     {"type": "ok", "key": "r1:c1:1", "time": 1.1, "number": 8},
@@ -35,10 +35,19 @@ Categories; every item is a dict naming the key(s), number(s) and a reason:
   ranges; the range is ``counter_start + 1 .. counter_end`` where those are
   known, else the smallest .. largest applied number.
 
-A verdict is valid exactly when lost, duplicated, unexpected and gaps are all
-empty. ``errors`` name problems of the input itself (a key invoked twice, an
-ok without a number...): they leave ``valid`` alone, but a verdict with errors
-is not to be trusted.
+A verdict has one of three statuses, as Jepsen's checkers do: ``invalid``
+when lost, duplicated, unexpected or gaps has an item; ``unknown`` when the
+input itself has ``errors`` (a key invoked twice, an ok without a number, a
+journal missing...), whatever was found, since nothing found in broken input
+can be trusted; ``unknown`` too when nothing is wrong but the run proved
+nothing (``inconclusive`` says why: no hit acknowledged, say); else ``valid``.
+
+    >>> verdict.status, Verdict(inconclusive=["no hit was acknowledged"]).status
+    ('valid', 'unknown')
+    >>> Verdict(lost=[{"key": "r1:c1:1"}]).status, Verdict(errors=["journal missing"]).status
+    ('invalid', 'unknown')
+    >>> EXIT_CODES
+    {'valid': 0, 'invalid': 1, 'unknown': 2}
 """
 from __future__ import annotations
 
@@ -51,6 +60,9 @@ PENDING = "pending"  # the status of an op invoked but never completed
 # Maps each completion type to one shared string, so a million ops hold no copies.
 COMPLETIONS = {kind: kind for kind in ("ok", "fail", "info")}
 CATEGORIES = ("lost", "duplicated", "unexpected", "recovered", "not_applied", "gaps")
+VIOLATIONS = ("lost", "duplicated", "unexpected", "gaps")  # the categories that make a run invalid
+VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
+EXIT_CODES = {VALID: 0, INVALID: 1, UNKNOWN: 2}
 
 
 @dataclass
@@ -97,17 +109,30 @@ class Verdict:
     recovered: list[dict] = field(default_factory=list)
     not_applied: list[dict] = field(default_factory=list)
     gaps: list[dict] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the input is broken: no verdict can be trusted
+    inconclusive: list[str] = field(default_factory=list)  # nothing wrong, but nothing proved either
     stats: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def valid(self) -> bool:
-        return not (self.lost or self.duplicated or self.unexpected or self.gaps)
 
     @property
     def violations(self) -> list[str]:
         """The names of the non-empty categories that make the verdict invalid."""
-        return [name for name in ("lost", "duplicated", "unexpected", "gaps") if getattr(self, name)]
+        return [name for name in VIOLATIONS if getattr(self, name)]
+
+    @property
+    def status(self) -> str:
+        if self.errors:
+            return UNKNOWN
+        if self.violations:
+            return INVALID
+        return UNKNOWN if self.inconclusive else VALID
+
+    @property
+    def valid(self) -> bool:
+        return self.status == VALID
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -118,12 +143,15 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "valid": self.valid,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "violations": self.violations,
             "counts": self.counts,
             "stats": self.stats,
             "ok": self.ok,
             **{name: getattr(self, name) for name in CATEGORIES},
             "errors": self.errors,
+            "inconclusive": self.inconclusive,
         }
 
 
@@ -135,6 +163,7 @@ def merge(*verdicts: Verdict) -> Verdict:
         for name in CATEGORIES:
             getattr(merged, name).extend(getattr(verdict, name))
         merged.errors.extend(verdict.errors)
+        merged.inconclusive.extend(verdict.inconclusive)
     return merged
 
 

@@ -1,11 +1,6 @@
-"""The chaos monkey: crashes, freezes, reloads and rescales web processes while load runs.
+"""The chaos engine: crashes, freezes, reloads and rescales web processes on a seeded schedule.
 
-    $ python -m bench.chaos --rate 1 --mix kill=3,term=1,reload=1,freeze=1,scale=1 --seed 7 --duration 60 --log chaos.jsonl
-    chaos: 1 action/s at fixed intervals, mix kill=3,term=1,reload=1,freeze=1,scale=1, seed 7
-    12:00:01.002 kill     web.2 pid 4251 ok signal=SIGKILL
-    12:00:01.391 recovery web.2 pid 4251 ok after=kill recovery_s=0.389 replacement=[4263] served_by=4263
-    $ python -m bench.chaos once freeze --target web.1     # one action, then wait for its follow-up
-    $ CHAOS_RATE=1 CHAOS_SEED=7 honcho start -c web=4      # the Procfile's chaos type, idle without CHAOS_RATE
+    $ python -m bench.chaos --rate 1 --mix kill=3,term --seed 7   # the CLI: bench/chaos/__main__.py
 
 Embedded, e.g. in a locustfile (plain threads, so gevent's monkey-patching turns them into greenlets):
 
@@ -28,10 +23,8 @@ d seconds makes d*rate actions). The seed drives two random streams, one for the
 sequence of actions and one for the targets, so a seed replays the same actions,
 and the same targets on a formation of the same shape.
 
-Targets are found through the registry and the process tree: an instance counts
-only if its registered master runs on this host, is gunicorn and listens on the
-registered port (an entry outlives its process by up to its TTL, and the pid may
-by then belong to anything); workers are that master's children. Masters only
+Targets are found through the registry and the process tree (``targets``);
+workers are the master's children. Masters only
 ever get HUP, TTIN or TTOU: when one exits, honcho stops the whole formation.
 
 Every action, and every follow-up (``recovery`` after kill, term and reload;
@@ -46,87 +39,26 @@ to ``log_path``:
 runs from the signal until a new worker exists under the master, none of the
 replaced ones does, and a direct ``GET /healthz`` is answered by a live worker.
 """
-import argparse
-import http.client
 import json
-import os
 import random
 import signal
 import statistics
-import sys
 import threading
 import time
-import urllib.request
 from collections import Counter, defaultdict
 
 import psutil
 
-from bench.processes import is_alive
-from web.config import redis_url
+from bench.chaos.targets import healthz_pid, local_master
+from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, checked_mix, parse_mix
+from scaler.processes import is_alive
 from web.formation import live_instances, workers_of
-from web.redis_client import connect
 
-ACTIONS = ("kill", "term", "reload", "rolling", "freeze", "scale")
-DEFAULT_MIX = "kill,term,reload,freeze"
 # Anything else sent to a master could make it exit, and honcho would then stop the formation.
 MASTER_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU})
 DRY_RUN = "skipped: dry run"
-EVENT_FIELDS = ("time", "action", "target", "pid", "outcome")
 NO_REPLACEMENT_S = 5.0  # serving without a new worker this long after the signal: none is coming
 POLL_S = 0.05
-
-
-def parse_mix(text):
-    """``"kill=3,term=1"`` or ``"kill,term"`` (equal weights) -> ``{"kill": 3.0, "term": 1.0}``."""
-    mix = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, has_weight, weight = item.partition("=")
-        try:
-            mix[name.strip()] = float(weight) if has_weight else 1.0
-        except ValueError:
-            raise ValueError(f"the weight in {item!r} is not a number") from None
-    return checked_mix(mix)
-
-
-def checked_mix(mix):
-    unknown = set(mix) - set(ACTIONS)
-    if unknown:
-        raise ValueError(f"unknown chaos action(s) {', '.join(sorted(unknown))}; choose from {', '.join(ACTIONS)}")
-    if any(weight < 0 for weight in mix.values()) or not any(mix.values()):
-        raise ValueError("mix weights must be >= 0, and at least one > 0")
-    return dict(mix)
-
-
-def local_master(instance):
-    """The instance's master as a psutil.Process when it is on this host, gunicorn, and listening
-    on the registered port; None otherwise."""
-    try:
-        port = int(instance.address.rpartition(":")[2])
-        if not isinstance(instance.master, int) or instance.master <= 0:
-            return None
-        master = psutil.Process(instance.master)
-        is_gunicorn = any("gunicorn" in part for part in master.cmdline())
-        listens = any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in master.net_connections("tcp"))
-    except (psutil.Error, ValueError):
-        return None
-    return master if is_gunicorn and listens else None
-
-
-def healthz_pid(address, timeout=1.0):
-    """The pid of the worker that answered ``GET /healthz`` at address, or None."""
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a probe of this instance, never via http_proxy
-    try:
-        with direct.open(f"http://{address}/healthz", timeout=timeout) as response:
-            return json.load(response)["served_by"]["pid"]
-    except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError):
-        return None
-
-
-def format_event(event):
-    clock = time.strftime("%H:%M:%S", time.localtime(event["time"])) + f".{int(event['time'] % 1 * 1000):03d}"
-    pid = f"pid {event['pid']}" if event["pid"] else "-"
-    extras = " ".join(f"{k}={v}" for k, v in event.items() if k not in EVENT_FIELDS)
-    return f"{clock} {event['action']:<8} {event['target'] or '-'} {pid} {event['outcome']} {extras}".rstrip()
 
 
 class ChaosMonkey:
@@ -394,71 +326,3 @@ class ChaosMonkey:
             time.sleep(POLL_S)
         return self._record("recovery", inst, cause["pid"], f"error: not serving again within {self.recovery_timeout}s",
                             after=cause["action"])
-
-
-# -- command line ---------------------------------------------------------------------------
-
-def mix_argument(text):
-    try:
-        return parse_mix(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def parse_args(argv, env):
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.chaos", description="Kill, freeze, reload and rescale the formation's web processes.",
-        epilog="CHAOS_RATE, CHAOS_MIX and CHAOS_SEED give the defaults; with a rate of 0 the monkey "
-               "only idles until SIGTERM (the Procfile's chaos type relies on that).")
-    parser.add_argument("--rate", type=float, default=env.get("CHAOS_RATE") or "0",
-                        help="actions per second, at fixed intervals (default: CHAOS_RATE, else 0 = off)")
-    parser.add_argument("--mix", type=mix_argument, default=env.get("CHAOS_MIX") or DEFAULT_MIX,
-                        help=f"action weights, 'kill=3,term=1' or 'kill,term' (default: CHAOS_MIX, else {DEFAULT_MIX})")
-    parser.add_argument("--seed", type=int, default=env.get("CHAOS_SEED") or None,
-                        help="random seed, for a reproducible run (default: CHAOS_SEED, else random)")
-    parser.add_argument("--duration", type=float, help="seconds to run (default: until SIGTERM or Ctrl-C)")
-    parser.add_argument("--log", metavar="PATH", help="append every event to PATH as a JSON line")
-    parser.add_argument("--freeze-s", type=float, default=3.0, help="how long a freeze lasts (default: 3)")
-    parser.add_argument("--max-workers", type=int, default=4, help="scale never goes above this per instance")
-    parser.add_argument("--dry-run", action="store_true", help="choose actions and targets, send no signal")
-    parser.add_argument("--redis-url", default=redis_url(env), help="the formation's Redis (default from env)")
-    commands = parser.add_subparsers(dest="command", metavar="once", help="one action instead of a schedule")
-    once = commands.add_parser("once", help="perform one action, wait for its follow-up, and exit")
-    once.add_argument("action", choices=ACTIONS)
-    once.add_argument("--target", metavar="NAME", help="the instance, e.g. web.2 (default: a random one)")
-    return parser.parse_args(argv)
-
-
-def say(text):
-    print(text, flush=True)  # flushed at once: under honcho stdout is a pipe
-
-
-def main(argv=None, env=os.environ):
-    args = parse_args(argv, env)
-    done = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: done.set())
-    monkey = ChaosMonkey(connect(args.redis_url), rate=args.rate, mix=args.mix, seed=args.seed, log_path=args.log,
-                         freeze_s=args.freeze_s, max_workers=args.max_workers, dry_run=args.dry_run,
-                         on_event=lambda event: say(format_event(event)))
-    mix = ",".join(f"{name}={weight:g}" for name, weight in monkey.mix.items())
-    if args.command == "once":
-        event = monkey.act(args.action, args.target)
-        while monkey.busy() and not done.wait(POLL_S):
-            pass
-        monkey.stop()
-        return 0 if event["outcome"] in ("ok", DRY_RUN) else 1
-    if args.rate > 0:
-        say(f"chaos: {args.rate:g} action/s at fixed intervals, mix {mix}, seed {monkey.seed}")
-        monkey.start()
-    else:
-        say("chaos: off; set CHAOS_RATE (actions per second, e.g. CHAOS_RATE=1) to unleash the monkey")
-    done.wait(args.duration)
-    monkey.stop()
-    if args.rate > 0:
-        say("chaos: summary " + json.dumps(monkey.summary()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
