@@ -17,6 +17,7 @@ RUN python -c "import tomllib; print('\n'.join(d for d in tomllib.load(open('pyp
 
 COPY web ./web
 COPY proxy ./proxy
+COPY scaler ./scaler
 COPY bench ./bench
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /app factor6 \

@@ -8,8 +8,8 @@ Each logical hit is one ``POST /hits`` with a fresh ``Idempotency-Key``
 with the same key after a jittered back-off, so a retry can never count twice;
 retries show in Locust's statistics under their own name. The invoke is
 journaled before the request is sent, so a user killed mid-request leaves an
-``info`` (unknown) operation, never a silent gap. bench/consistency.py turns
-the journals into the verdict.
+``info`` (unknown) operation, never a silent gap. The consistency plugin
+(bench/load/plugin.py) turns the journals into the verdict.
 """
 import itertools
 import os
@@ -17,7 +17,7 @@ import os
 from locust import FastHttpUser, constant, events, task
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from bench import consistency, shapes
+from bench.load import plugin, shapes
 from web.config import redis_url
 
 HIT = "POST /hits"
@@ -41,13 +41,14 @@ def add_arguments(parser):
     parser.add_argument("--chaos-seed", type=int, default=1, help="seed of the chaos schedule")
     parser.add_argument("--journal-timeout", type=float, default=30.0, include_in_web_ui=False,
                        help="seconds the master waits for every worker's journal")
+    parser.add_argument("--min-success", type=float, default=0.5, include_in_web_ui=False,
+                       help="least share of tries that must succeed, else the run proved nothing (unknown)")
     shapes.add_arguments(parser)
 
 
 @events.init.add_listener
 def install(environment, **_):
-    shapes.install(environment)  # first: it reads -t, which the consistency plugin then takes over
-    consistency.install(environment)
+    plugin.install(environment)
 
 
 class HitUser(FastHttpUser):
@@ -67,8 +68,8 @@ class HitUser(FastHttpUser):
 
     @task
     def hit(self):
-        journal = consistency.journal_of(self.environment)
-        key = f"{journal.run_id}:{journal.tag}.{self.number}:{next(self.sequence)}"
+        journal = plugin.journal_of(self.environment)
+        key = journal.key(self.number, next(self.sequence))
         journal.invoke(key)
         try:
             for attempt in self.retrying:

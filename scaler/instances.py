@@ -23,7 +23,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from bench.processes import free_port, kill_tree
+from scaler.processes import free_port, kill_tree
 
 STARTING, SERVING, DRAINING, WAITING = "starting", "serving", "draining", "waiting"
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>

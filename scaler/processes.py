@@ -1,7 +1,7 @@
-"""Whole process trees for the harness and the tests: free ports, readiness waits, cleanup.
+"""Whole process trees: free ports, readiness waits, cleanup; for the scaler, the harness and the tests.
 
     port = free_port()
-    wait_until(lambda: requests.get(url).ok, timeout=15, what="the proxy")
+    wait_until(lambda: requests.get(url).ok, timeout=15, what="the proxy", abort=check_still_running)
     kill_tree(honcho.pid)  # honcho, every instance master and every worker
 
 honcho starts each process in a session of its own, so a process group kill
@@ -57,10 +57,15 @@ def port_is_free(port):
     return True
 
 
-def wait_until(predicate, timeout=15.0, interval=0.05, what="condition"):
-    """The predicate's first truthy result; exceptions count as not yet."""
+def wait_until(predicate, timeout=15.0, interval=0.05, what="condition", abort=None):
+    """The predicate's first truthy result; exceptions count as not yet.
+
+    ``abort``, called on every round, may raise to end the wait at once (what it
+    waits for has died, or a signal asked to stop)."""
     deadline = time.monotonic() + timeout
     while True:
+        if abort:
+            abort()
         try:
             result = predicate()
         except Exception:
@@ -123,8 +128,11 @@ def kill_tree(pid, timeout=10):
 
 
 def stop_tree(pid, grace=10):
-    """SIGTERM the root so it stops its children its own way, then SIGKILL whatever is left."""
+    """SIGTERM the root so it stops its children its own way, then SIGKILL whatever is left of the tree
+    as it was before the SIGTERM: once the root is gone its survivors are re-parented, out of its reach."""
     tree = tree_of(pid)
     signal_all(tree[-1:], signal.SIGTERM)
     wait_dead(tree, grace)
-    kill_tree(pid, timeout=grace)
+    signal_all([proc for proc in tree if is_alive(proc)], signal.SIGKILL)
+    kill_group(pid)
+    wait_dead(tree, grace)

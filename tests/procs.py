@@ -11,16 +11,14 @@ through psutil, so nothing outlives a test, also when the test fails.
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import psutil
 import redis
 import requests
 
-from bench.processes import free_port, honcho_base_port, kill_tree, wait_until  # noqa: F401 - tests import them from here
-
-ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
+from bench.paths import BIN as VENV_BIN
+from bench.paths import ROOT
+from scaler.processes import free_port, honcho_base_port, kill_tree, wait_until  # noqa: F401 - tests import them from here
 
 
 def process_env(**overrides):

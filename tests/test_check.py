@@ -4,11 +4,12 @@ This is CI's consistency check. Each run is a real formation under honcho, real
 Locust, a real chaos monkey and the checker; the assertions read what the run
 wrote, so a checker that stopped detecting would fail the negative controls.
 """
-import json
 import subprocess
 
 import pytest
 
+from bench.chaos.vocabulary import is_action
+from bench.runfolder import CHAOS, REPORT_HTML, VERDICT_JSON, read_json, read_jsonl
 from tests.procs import ROOT, process_env
 
 ACTIONS_REQUIRED = {"kill", "term", "reload", "freeze"}
@@ -18,7 +19,7 @@ def check(tmp_path, *args):
     out = tmp_path / "report"
     result = subprocess.run([str(ROOT / "scripts/check"), "--report-dir", str(out), *args],
                             env=process_env(), capture_output=True, text=True, timeout=600)
-    verdict = json.loads((out / "verdict.json").read_text()) if (out / "verdict.json").exists() else None
+    verdict = read_json(out / VERDICT_JSON)
     return result, verdict, out
 
 
@@ -26,12 +27,11 @@ def test_thirty_seconds_of_chaos_on_four_instances_lose_and_duplicate_nothing(tm
     result, verdict, out = check(tmp_path, "--web", "4", "--duration", "30", "--chaos-rate", "1.2",
                                  "--chaos-mix", "kill=2,term,reload,freeze,scale", "--seed", "3")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert verdict["valid"] and verdict["ok"] > 1000, verdict["counts"]
-    chaos = [json.loads(line) for line in (out / "chaos.jsonl").read_text().splitlines()]
-    actions = [e for e in chaos if e["action"] not in ("recovery", "thaw") and e["outcome"] == "ok"]
+    assert verdict["status"] == "valid" and verdict["ok"] > 1000, verdict["counts"]
+    actions = [e for e in read_jsonl(out / CHAOS) if is_action(e) and e["outcome"] == "ok"]
     assert len(actions) >= 30
     assert ACTIONS_REQUIRED <= {e["action"] for e in actions}
-    assert (out / "report.html").read_text().count("data:image/png;base64,") == 1
+    assert (out / REPORT_HTML).read_text().count("data:image/png;base64,") == 1
     assert "VALID" in result.stdout
 
 
@@ -41,6 +41,6 @@ def test_negative_controls_fail_and_say_why(tmp_path, mode, violation, locust_pr
     result, verdict, _ = check(tmp_path, "--mode", mode, "--web", "4", "--duration", "10", "--chaos-rate", "1",
                                "--processes", locust_processes)
     assert result.returncode == 1, result.stdout[-3000:]
-    assert not verdict["valid"] and verdict[violation], verdict["counts"]
+    assert verdict["status"] == "invalid" and verdict[violation], verdict["counts"]
     assert "INVALID" in result.stdout
     assert len(verdict["source"]["journals"]) == max(1, int(locust_processes))

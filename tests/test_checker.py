@@ -10,17 +10,18 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench import check as check_cli
-from bench import checker
-from bench.checker import check, find_gaps
+from bench.verdict import __main__ as check_cli
+from bench.verdict import checker
+from bench.paths import ROOT
+from bench.verdict.checker import check, find_gaps
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.fast
+
 SETTINGS = settings(max_examples=60, deadline=None)
 
 # How a generated hit ends: its journal outcome, and whether the server applied it.
@@ -266,7 +267,8 @@ def test_gaps_are_exactly_the_missing_numbers_in_maximal_ranges(present, first, 
 
 
 def test_the_module_docstring_example_holds():
-    assert doctest.testmod(checker).failed == 0
+    result = doctest.testmod(checker)
+    assert result.attempted >= 4 and result.failed == 0, result
 
 
 # The command line, on files.
@@ -307,7 +309,7 @@ def run_cli(tmp_path, *extra):
 
 def test_cli_passes_a_valid_run_and_warns_of_a_truncated_line(files, capsys):
     status, report = run_cli(files)
-    assert status == 0 and report["valid"]
+    assert status == 0 and report["status"] == "valid"
     assert report["counts"] == {"ok": 1, "lost": 0, "duplicated": 0, "unexpected": 0,
                                 "recovered": 1, "not_applied": 1, "gaps": 0}
     assert report["source"]["events"] == 5 and report["source"]["other_runs"] == 1
@@ -321,7 +323,7 @@ def test_cli_fails_a_run_with_a_lost_hit(files, capsys):
     ledger["ledger"][0]["number"] = 13
     (files / "ledger.json").write_text(json.dumps(ledger))
     status, report = run_cli(files)
-    assert status == 1 and not report["valid"]
+    assert status == 1 and report["status"] == "invalid"
     assert report["lost"][0]["key"] == "r1:c1:1"
     assert "INVALID: lost, duplicated, gaps" in capsys.readouterr().out
 
@@ -340,7 +342,7 @@ def test_cli_gives_no_verdict_on_bad_input(files, damage):
     else:
         write_journal(journal, [{"type": "invoke", "key": "r1:c2:1", "time": 1.0}])
     status, report = run_cli(files)
-    assert status == 2 and not report["valid"]
+    assert status == 2 and report["status"] == "unknown"
 
 
 def test_cli_rejects_bad_usage_and_runs_as_a_module(files):
@@ -348,7 +350,7 @@ def test_cli_rejects_bad_usage_and_runs_as_a_module(files):
         check_cli.main(["--journal", "x", "--run", "r1", "--ledger-file", "l.json", "--live"])
     assert raised.value.code == 2
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.check", "--journal", str(files / "nothing/*.jsonl"), "--run", "r1",
+        [sys.executable, "-m", "bench.verdict", "--journal", str(files / "nothing/*.jsonl"), "--run", "r1",
          "--ledger-file", str(files / "ledger.json")],
         cwd=ROOT, capture_output=True, text=True)
     assert completed.returncode == 2

@@ -11,8 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from bench import checker
-from bench.check import Source, read_redis, seal_run, start_run
+from bench.verdict import checker
+from bench.verdict.record import seal_run, start_run
+from bench.verdict.sources import Source, read_redis
+from web.schema import COUNTER, run_ledger, run_record
 
 
 def test_one_key_sent_twenty_times_to_two_instances_counts_once(procs, redis_url, redis_client):
@@ -29,8 +31,8 @@ def test_one_key_sent_twenty_times_to_two_instances_counts_once(procs, redis_url
     assert sum(not b["replayed"] for b in bodies) == 1
     assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 19
     assert {b["served_by"]["instance"] for b in bodies} == {"web.1", "web.2"}
-    assert redis_client.get("hits") == "1"
-    assert redis_client.llen("factor6:ledger:run9") == 1
+    assert redis_client.get(COUNTER) == "1"
+    assert redis_client.llen(run_ledger("run9")) == 1
 
 
 @pytest.mark.parametrize("key", ["", "has space", "x" * 256, '"unbalanced', "semi;colon", "ünïcode"])
@@ -39,7 +41,7 @@ def test_malformed_keys_get_400_with_a_reason_and_count_nothing(procs, redis_url
     response = requests.post(web.url + "/hits", headers={"Idempotency-Key": key.encode()})
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json()["error"]
-    assert redis_client.get("hits") is None
+    assert redis_client.get(COUNTER) is None
 
 
 def test_two_key_headers_are_refused(procs, redis_url):
@@ -76,8 +78,8 @@ def hammer(instances, run, threads=8, hits=150):
     return journal
 
 
-def verdict_for(redis_client, redis_url, run, journal):
-    ledger, start, end = read_redis(Source(run=run), redis_url)
+def verdict_for(redis_client, run, journal):
+    ledger, start, end = read_redis(Source(run=run), redis_client)
     return checker.check(journal, ledger, start, end)
 
 
@@ -85,7 +87,7 @@ def test_atomic_mode_passes_the_checker(procs, redis_url, redis_client):
     instances = [procs.web(redis_url, name=f"web.{i}") for i in (1, 2)]
     start_run(redis_client, "atomic1", ttl=60)
     journal = hammer(instances, "atomic1")
-    verdict = verdict_for(redis_client, redis_url, "atomic1", journal)
+    verdict = verdict_for(redis_client, "atomic1", journal)
     assert verdict.valid and not verdict.errors, verdict.to_dict()
     # A hit answered 503 (Redis slow on a loaded machine) is an unknown outcome, not an ok.
     assert verdict.ok + len(verdict.recovered) + len(verdict.not_applied) == 8 * 150, verdict.counts
@@ -93,13 +95,13 @@ def test_atomic_mode_passes_the_checker(procs, redis_url, redis_client):
 
     # Once sealed, the run is judged as it ended, whatever moves the counter afterwards.
     source = Source(run="atomic1")
-    read_redis(source, redis_url)
+    read_redis(source, redis_client)
     seal_run(redis_client, "atomic1", verdict.stats["counter_end"], source.ledger_length)
     requests.post(instances[0].url + "/hits")
     requests.post(instances[0].url + "/hits", headers={"Idempotency-Key": "atomic1:late:1"})
-    assert verdict_for(redis_client, redis_url, "atomic1", journal).valid
-    redis_client.hdel("factor6:run:atomic1", "counter_end", "ledger_length")
-    unsealed = verdict_for(redis_client, redis_url, "atomic1", journal)
+    assert verdict_for(redis_client, "atomic1", journal).valid
+    redis_client.hdel(run_record("atomic1"), "counter_end", "ledger_length")
+    unsealed = verdict_for(redis_client, "atomic1", journal)
     assert unsealed.unexpected and unsealed.duplicated  # the late hits, seen without the seal
 
 
@@ -107,7 +109,7 @@ def test_seed_mode_hands_one_number_to_two_hits_and_the_checker_names_them(procs
     instances = [procs.web(redis_url, name=f"web.{i}", HIT_MODE="seed") for i in (1, 2)]
     start_run(redis_client, "seed1", ttl=60)
     journal = hammer(instances, "seed1")
-    verdict = verdict_for(redis_client, redis_url, "seed1", journal)
+    verdict = verdict_for(redis_client, "seed1", journal)
     assert not verdict.valid
     shared = [item for item in verdict.duplicated if len(item.get("keys", ())) > 1]
     assert shared, verdict.to_dict()
@@ -120,7 +122,7 @@ def test_seed_mode_hands_one_number_to_two_hits_and_the_checker_names_them(procs
 def test_local_mode_repeats_numbers_across_processes_and_the_checker_says_so(procs, redis_url, redis_client):
     instances = [procs.web(redis_url, name=f"web.{i}", HIT_MODE="local", WEB_WORKERS=1) for i in (1, 2)]
     start_run(redis_client, "local1", ttl=60)
-    verdict = verdict_for(redis_client, redis_url, "local1", hammer(instances, "local1", threads=4, hits=50))
+    verdict = verdict_for(redis_client, "local1", hammer(instances, "local1", threads=4, hits=50))
     assert not verdict.valid
     assert "duplicated" in verdict.violations and "lost" in verdict.violations
     assert any(item.get("reason", "").startswith("counter") for item in verdict.lost), verdict.lost[:3]

@@ -7,7 +7,7 @@ import sys
 import psutil
 import pytest
 
-from bench.netns import Network, namespaces, remove_leftovers, unavailable
+from bench.harness.netns import Network, namespaces, remove_leftovers, unavailable
 from tests.procs import ROOT, process_env
 
 REASON = unavailable()
@@ -58,7 +58,7 @@ def test_check_runs_across_hosts_valid_under_chaos_and_leaves_nothing_behind(tmp
     chaos = [json.loads(line) for line in (out / "chaos.jsonl").read_text().splitlines()]
     assert {e["target"] for e in chaos if e["outcome"] == "ok" and e["action"] != "recovery"} == {"web.1", "web.2"}
     assert any(e["action"] == "recovery" and e["outcome"] == "ok" for e in chaos)
-    assert json.loads((out / "verdict.json").read_text())["valid"]
+    assert json.loads((out / "verdict.json").read_text())["status"] == "valid"
     assert not {host["namespace"] for host in hosts.values()} & set(namespaces())
     assert links() == before
 

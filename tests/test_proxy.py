@@ -15,6 +15,7 @@ import requests
 
 from tests.procs import free_port, kill_tree, process_env, wait_until
 from web.registry import Registry
+from web.schema import registry_entry, run_ledger
 
 
 def metrics(proxy):
@@ -318,7 +319,7 @@ def test_kill_9_under_a_steady_stream_loses_no_keyed_request(procs, redis_url, r
     assert {r.status_code for _, r in sent} == {200}
     numbers = [r.json()["hits"] for _, r in sent]
     assert sorted(numbers) == list(range(1, len(sent) + 1)), "every hit counted exactly once"
-    ledger = [json.loads(e) for e in redis_client.lrange("factor6:ledger:stream", 0, -1)]
+    ledger = [json.loads(e) for e in redis_client.lrange(run_ledger("stream"), 0, -1)]
     assert sorted(e["key"] for e in ledger) == sorted(key for key, _ in sent)
     assert metrics(proxy)["totals"]["retries"] >= 1, "the kills did hit requests in flight"
 
@@ -330,7 +331,7 @@ def test_registry_entry_outside_the_allow_list_is_never_dialled(procs, redis_url
     registry = Registry(redis_client, ttl=60)
     for address in (stranger_address, "example.com:80", "127.0.0.1:99999"):
         registry.register({"name": "stray", "address": address})
-    redis_client.set("factor6:instance:garbage", "{not json", ex=60)
+    redis_client.set(registry_entry("garbage"), "{not json", ex=60)
     web = procs.web(redis_url)
     log = tmp_path / "proxy.log"
     proxy = procs.proxy(redis_url, log_path=log, PROXY_ALLOW="127.0.0.1/32")

@@ -16,12 +16,13 @@ import pytest
 import redis
 import requests
 
-from bench.processes import tree_of
+from bench.runfolder import VERDICT_JSON
+from scaler.processes import tree_of
 from scaler.shared import Desired, Lease, read_status
 from tests.procs import ROOT, process_env, wait_until
 from tests.test_exactly_once import verdict_for
-from web.hits import SERVED
 from web.registry import Registry
+from web.schema import AUTOSCALE_KEY, SCALER_KEY, SERVED
 
 
 class KeyedLoad:
@@ -119,7 +120,7 @@ def test_scale_up_and_down_under_keyed_load_loses_and_duplicates_nothing(procs, 
         time.sleep(1)
     assert names(redis_client) == ["web.1"]
     assert Registry(redis_client).instances()[0]["pid"] == first.popen.pid, "the scaler touched an instance not its own"
-    verdict = verdict_for(redis_client, redis_url, "scale1", load.journal)
+    verdict = verdict_for(redis_client, "scale1", load.journal)
     assert verdict.valid and not verdict.errors, verdict.to_dict()
     assert verdict.ok > 100, verdict.counts
     print(up.stdout, down.stdout, verdict.counts, sep="\n")
@@ -246,7 +247,7 @@ def test_the_autoscaler_reaches_max_under_load_returns_to_min_and_holds_a_steady
     changes = [(d["action"], d["desired"]) for d in decisions if d["time"] >= steady_from and d["action"] != "hold"]
     assert len(changes) <= 2, changes
     assert len(names(redis_client)) == 2
-    verdict = verdict_for(redis_client, redis_url, "auto1", busy.journal + steady.journal)
+    verdict = verdict_for(redis_client, "auto1", busy.journal + steady.journal)
     assert verdict.valid and not verdict.errors, verdict.to_dict()
     print(*(f"{d['action']} {d['previous']} -> {d['desired']}: {d['reason']}" for d in decisions
             if d["action"] in ("up", "down")), sep="\n")
@@ -259,7 +260,7 @@ def test_scripts_check_follows_the_spike_with_the_autoscaler_under_chaos_and_pas
                              "--chaos-mix", "kill,term,reload"], env=process_env(), capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert json.loads((out / "verdict.json").read_text())["valid"]
+    assert json.loads((out / VERDICT_JSON).read_text())["status"] == "valid"
     users = {int(line.split(",")[1]) for line in (out / "locust_stats_history.csv").read_text().splitlines()[1:]}
     assert {4, 200} <= users, "the spike shape was followed"
     decisions = [json.loads(line) for line in (out / "autoscale.jsonl").read_text().splitlines()]

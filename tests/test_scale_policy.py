@@ -1,10 +1,13 @@
 """The autoscaler's pure policy on synthetic metric sequences: no flapping, reaching MAX, returning to MIN."""
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scaler.policy import DOWN, HOLD, UP, Policy, Sample, State, decide
+
+pytestmark = pytest.mark.fast
 
 POLICY = Policy(minimum=2, maximum=8, target=8, tolerance=0.2, cooldown=5, down_delay=15, window=3)
 TICK = 0.5

@@ -11,7 +11,6 @@ The proxy, ``scripts/ps`` and the chaos monkey all read it.
 """
 import json
 import threading
-import time
 
 from web.schema import REGISTRY_PREFIX, registry_entry
 

@@ -1,6 +1,6 @@
 """Benchmark: how soon autoscaling adds serving capacity to a spike, and what it does to p95 during the spike.
 
-    $ .venv/bin/python -m bench.bench_autoscale --runs 3 --duration 90 --web 2 --max 8 --work-ms 100
+    $ .venv/bin/python -m bench.benchmarks.autoscale --runs 3 --duration 90 --web 2 --max 8 --work-ms 100
 
 Runs ``scripts/check --shape spike --chaos-rate 0`` back to back on the same
 machine with the same settings, alternating without and with ``--autoscale``,
@@ -33,10 +33,12 @@ from pathlib import Path
 
 import requests
 
-from bench.bench_chaos import fmt, hit_latencies, percentile
-from bench.report import read_history, read_jsonl
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench.benchmarks.stats import cell, hit_latencies, percentile
+from bench.harness.report import read_history
+from bench.paths import ROOT
+from bench.runfolder import AUTOSCALE, FORMATION, FORMATION_ENV, HISTORY, JOURNAL, VERDICT_JSON, read_json, read_jsonl
+from bench.verdict import render
+from web.schema import parse_key
 POLL_S = 0.2
 SETTLED_S = 10.0
 
@@ -77,7 +79,7 @@ class ProxyPoller:
 
 def user_of(key):
     """Locust's user number from a key ``<run>:<journal>.<user>:<seq>``."""
-    return int(key.split(":")[1].rpartition(".")[2])
+    return int(parse_key(key)[1].rpartition(".")[2])
 
 
 def spike_window(journal, history, base_users):
@@ -112,20 +114,20 @@ def capacity_times(start, polls, scaling, peak):
 
 def measure(label, out, check_args, env, args):
     out.mkdir(parents=True)
-    with ProxyPoller(out / "formation.env") as poller:
+    with ProxyPoller(out / FORMATION_ENV) as poller:
         subprocess.run([ROOT / "scripts/check", "--report-dir", out, *check_args], env=env, check=False,
                        stdout=subprocess.DEVNULL)
     (out / "proxy.jsonl").write_text("".join(json.dumps(row) + "\n" for row in poller.rows))
-    verdict = json.loads((out / "verdict.json").read_text())
-    journal = read_jsonl(out / "journal.jsonl")
-    start, end = spike_window(journal, read_history(out / "locust_stats_history.csv"), args.users)
+    verdict = render.from_json(read_json(out / VERDICT_JSON))
+    journal = read_jsonl(out / JOURNAL)
+    start, end = spike_window(journal, read_history(out / HISTORY), args.users)
     latencies, settled = (hit_latencies(keyed_from(journal, since, end)) for since in (start, start + SETTLED_S))
-    peak = max(s["instances"] for s in read_jsonl(out / "formation.jsonl"))
+    peak = max(s["instances"] for s in read_jsonl(out / FORMATION))
     return {
-        "label": label, "valid": verdict["valid"], "hits": len(latencies),
+        "label": label, "status": verdict.status, "hits": len(latencies),
         "p50_ms": 1000 * percentile(latencies, 0.50), "p95_ms": 1000 * percentile(latencies, 0.95),
         "settled_p95_ms": 1000 * percentile(settled, 0.95), "peak_instances": peak,
-        **capacity_times(start, poller.rows, read_jsonl(out / "autoscale.jsonl"), peak),
+        **capacity_times(start, poller.rows, read_jsonl(out / AUTOSCALE), peak),
     }
 
 
@@ -161,17 +163,17 @@ def main(argv=None):
         print(json.dumps(runs["fixed"][-1]), json.dumps(runs["autoscaled"][-1]), sep="\n", flush=True)
     print(f"\n{args.runs} runs each, medians; WORK_MS={args.work_ms}, {args.web} instances at start,"
           f" autoscaled up to {args.max}; {args.users} -> 200 -> {args.users} users over {args.duration:g} s\n")
-    print(f"| formation | all valid | hits in spike | p50 ms | p95 ms | p95 ms after its first {SETTLED_S:g} s"
+    print(f"| formation | verdicts | hits in spike | p50 ms | p95 ms | p95 ms after its first {SETTLED_S:g} s"
           " | peak instances | first up s | a new instance in rotation s | serving s | all new serving s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for label, group in runs.items():
-        print(f"| {label} | {all(r['valid'] for r in group)} | {fmt(median(group, 'hits'))}"
-              f" | {fmt(median(group, 'p50_ms'), 0)} | {fmt(median(group, 'p95_ms'), 0)}"
-              f" | {fmt(median(group, 'settled_p95_ms'), 0)} | {fmt(median(group, 'peak_instances'))}"
-              f" | {fmt(median(group, 'decision_s'), 2)} | {fmt(median(group, 'routable_s'), 2)}"
-              f" | {fmt(median(group, 'serving_s'), 2)} | {fmt(median(group, 'all_serving_s'), 2)} |")
+        print(f"| {label} | {', '.join(sorted({r['status'] for r in group}))} | {cell(median(group, 'hits'))}"
+              f" | {cell(median(group, 'p50_ms'), 0)} | {cell(median(group, 'p95_ms'), 0)}"
+              f" | {cell(median(group, 'settled_p95_ms'), 0)} | {cell(median(group, 'peak_instances'))}"
+              f" | {cell(median(group, 'decision_s'), 2)} | {cell(median(group, 'routable_s'), 2)}"
+              f" | {cell(median(group, 'serving_s'), 2)} | {cell(median(group, 'all_serving_s'), 2)} |")
     print(f"\nreports in {base}")
-    return 0 if all(r["valid"] for group in runs.values() for r in group) else 1
+    return 0 if all(r["status"] == "valid" for group in runs.values() for r in group) else 1
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """Benchmark of the consistency checker on a synthetic run of a million hits.
 
 Times ``bench.checker.check`` on a generated history and ledger, streamed as
-the command line streams them, and the whole ``python -m bench.check`` on
+the command line streams them, and the whole ``python -m bench.verdict`` on
 journal files and a ledger file. Each measurement runs in a fresh process;
 the table gives the median wall time of three and the largest peak RSS, as
 markdown rows for BENCHMARKS.md. Goal: at most 10 s and 1 GB for 1,000,000.
 
-    $ .venv/bin/python -m bench.bench_checker
-    $ .venv/bin/python -m bench.bench_checker --ops 10000 --repeat 1
+    $ .venv/bin/python -m bench.benchmarks.checker
+    $ .venv/bin/python -m bench.benchmarks.checker --ops 10000 --repeat 1
 """
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ from collections import deque
 from pathlib import Path
 from typing import Iterator
 
-from bench import check as check_cli
-from bench.checker import check
+from bench.paths import ROOT
+from bench.verdict import __main__ as check_cli
+from bench.verdict.checker import check
 
-ROOT = Path(__file__).resolve().parent.parent
 RUN = "bench"
 CLIENTS = 16
 COUNTER_START = 1_000
@@ -107,7 +107,7 @@ def measure(kind: str, ops: int, cli_args: list[str]) -> dict:
 
 
 def in_fresh_process(kind: str, ops: int, cli_args: list[str]) -> dict:
-    command = [sys.executable, "-m", "bench.bench_checker", "--ops", str(ops), "--measure", kind, *cli_args]
+    command = [sys.executable, "-m", "bench.benchmarks.checker", "--ops", str(ops), "--measure", kind, *cli_args]
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(completed.stdout.splitlines()[-1])
 
@@ -127,7 +127,7 @@ def main() -> None:
         rows = []
         for kind, what in [
             ("check", "`check()` on streamed events"),
-            ("cli", f"`python -m bench.check` (its `main()`), {CLIENTS} journal files + ledger file"),
+            ("cli", f"`python -m bench.verdict` (its `main()`), {CLIENTS} journal files + ledger file"),
         ]:
             runs = [in_fresh_process(kind, args.ops, cli_args) for _ in range(args.repeat)]
             wall = statistics.median(run["wall"] for run in runs)

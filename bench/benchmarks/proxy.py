@@ -1,8 +1,8 @@
 """Throughput and latency through this proxy, through nginx, and straight to one backend.
 
-    $ python -m bench.bench_proxy                       # N = 2 and 4, 3 x 10 s per row: about 6 minutes
-    $ python -m bench.bench_proxy --instances 4 --duration 5 --reps 1
-    $ python -m bench.bench_proxy --profile /tmp/proxy.prof   # also: where the proxy's CPU goes
+    $ python -m bench.benchmarks.proxy                       # N = 2 and 4, 3 x 10 s per row: about 6 minutes
+    $ python -m bench.benchmarks.proxy --instances 4 --duration 5 --reps 1
+    $ python -m bench.benchmarks.proxy --profile /tmp/proxy.prof   # also: where the proxy's CPU goes
 
 One run starts a redis-server, N gunicorn web instances (default settings: 2
 gthread workers x 4 threads), this proxy (``PROXY_BACKENDS`` = those N, access
@@ -38,7 +38,7 @@ import psutil
 import redis
 import requests
 
-from bench.processes import free_port, kill_tree, wait_until
+from scaler.processes import free_port, kill_tree, wait_until
 from web.registry import PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,24 +14,23 @@ HTML report is written from what they left in the report folder. Exit status:
 Every process started here is stopped on the way out, also on Ctrl-C.
 """
 import argparse
-import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
-import redis
-import requests
-
-from bench import report
-from bench.hosts import HostsFormation, Unavailable
-from bench.processes import free_port, honcho_base_port, stop_tree, wait_until
+from bench.chaos.vocabulary import KILLS, is_action
+from bench.harness import report
+from bench.harness.formation import Formation
+from bench.harness.hosts import HostsFormation, Unavailable
+from bench.paths import BIN, ROOT
+from bench.runfolder import (CHAOS, CSV_PREFIX, FORMATION_LOG, LIVE, LOCUST_HTML, LOCUST_LOG, REPORT_HTML, VERDICT_JSON,
+                             VERDICT_TXT, read_json, read_jsonl)
+from bench.verdict import render
+from scaler.processes import free_port, stop_tree
 from web.config import HIT_MODES
-from web.registry import Registry
-
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 
 
 def parse_args(argv=None):
@@ -55,59 +54,9 @@ def parse_args(argv=None):
     parser.add_argument("--require-hosts", action="store_true", help="--hosts, failing where it cannot run")
     args = parser.parse_args(argv)
     args.hosts = args.hosts or args.require_hosts
-    args.report_dir = args.report_dir or ROOT / "reports" / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}"
+    # A random part too: two checks started in the same second must not share a folder.
+    args.report_dir = args.report_dir or ROOT / "reports" / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}-{uuid.uuid4().hex[:6]}"
     return args
-
-
-class Formation:
-    """The formation ``honcho start`` runs for one check, on free ports."""
-
-    def __init__(self, args):
-        self.args = args
-        self.redis_port, self.proxy_port = free_port(), free_port()
-        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
-        self.proxy_url = f"http://127.0.0.1:{self.proxy_port}"
-        self.honcho = None
-
-    def start(self):
-        out = self.args.report_dir
-        env_file = out / "formation.env"
-        # honcho lets its env file override the shell's, so this file is the formation's whole config.
-        env_file.write_text("".join(f"{k}={v}\n" for k, v in {
-            "PORT_REDIS": self.redis_port, "REDIS_DATA": out / "redis", "PROXY_PORT": self.proxy_port,
-            "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers, **self.autoscale_env(),
-        }.items()))
-        types = ["redis", "web", "proxy", "scaler"] + ["autoscale"] * bool(self.args.autoscale)
-        self.honcho = subprocess.Popen(
-            [BIN / "honcho", "start", "-e", env_file, "-p", str(honcho_base_port()), "-c", f"web={self.args.web}",
-             *types],
-            cwd=ROOT, stdout=open(out / "formation.log", "wb"), stderr=subprocess.STDOUT,
-            env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
-            start_new_session=True,
-        )
-        client = redis.Redis.from_url(self.redis_url)
-        wait_until(lambda: len(Registry(client).instances()) == self.args.web, timeout=60,
-                   what=f"{self.args.web} web instances")
-        wait_until(lambda: self.healthy_backends() == self.args.web, timeout=30, what="the proxy")
-
-    def autoscale_env(self):
-        """The autoscaler's bounds and log; its other AUTOSCALE_* settings pass through from the shell."""
-        if not self.args.autoscale:
-            return {}
-        return {"AUTOSCALE_MIN": self.args.web, "AUTOSCALE_MAX": max(self.args.autoscale, self.args.web),
-                "AUTOSCALE_LOG": self.args.report_dir / "autoscale.jsonl"}
-
-    def healthy_backends(self):
-        metrics = requests.get(f"{self.proxy_url}/_proxy/metrics", timeout=2).json()
-        return sum(1 for b in metrics["backends"] if b["state"] == "up")
-
-    def stop(self):
-        if self.honcho:
-            stop_tree(self.honcho.pid)
-
-    def wrap(self, command):
-        """Locust runs on this machine as it is (HostsFormation puts it in a host of its own)."""
-        return command
 
 
 def locust_command(args, formation):
@@ -118,8 +67,8 @@ def locust_command(args, formation):
         "--host", formation.proxy_url, "--redis-url", formation.redis_url,
         # With --hosts a chaos agent runs on each web host: from the load host, no process would be local.
         "--report-dir", out, "--chaos-rate", str(0 if args.hosts else args.chaos_rate), "--chaos-mix", args.chaos_mix,
-        "--chaos-seed", str(args.seed), "--csv", out / "locust", "--csv-full-history",
-        "--html", out / "locust.html", "--stop-timeout", "10", "--only-summary",
+        "--chaos-seed", str(args.seed), "--csv", out / CSV_PREFIX, "--csv-full-history",
+        "--html", out / LOCUST_HTML, "--stop-timeout", "10", "--only-summary",
     ]
     if args.shape:
         command += ["--shape", args.shape]
@@ -133,15 +82,31 @@ def locust_command(args, formation):
 def progress_line(args, started, out):
     """elapsed/total, rps, chaos actions, violations so far: from what the run writes as it goes."""
     elapsed = time.monotonic() - started
-    live = report.read_json(out / "live.json", {})
-    chaos = report.read_jsonl(out / "chaos.jsonl")
-    actions = [event for event in chaos if event.get("action") not in ("recovery", "thaw")]
-    kills = sum(1 for event in actions if event.get("action") in ("kill", "term"))
+    live = read_json(out / LIVE, {})
+    actions = [event for event in read_jsonl(out / CHAOS) if is_action(event)]
+    kills = sum(1 for event in actions if event.get("action") in KILLS)
     return (f"\r{elapsed:5.0f}/{args.duration:.0f}s  {live.get('rps', 0):7.1f} rps  {len(actions)} chaos actions"
-            f" ({kills} kills)  violations so far: {live.get('lost', 0) + live.get('duplicated', 0)}   ")
+            f" ({kills} SIGKILLs)  violations so far: {live.get('lost', 0) + live.get('duplicated', 0)}   ")
 
 
-def run(args):
+class Interrupted(Exception):
+    """A signal asked the check to stop: clean up and exit 130."""
+
+
+class Signals:
+    """Handlers only note the signal; the check's loops call ``check()`` and act, as gunicorn's arbiter does."""
+
+    def __init__(self, *signums):
+        self.received = []
+        for signum in signums:
+            signal.signal(signum, lambda signum, _frame: self.received.append(signum))
+
+    def check(self):
+        if self.received:
+            raise Interrupted(signal.Signals(self.received[0]).name)
+
+
+def run(args, signals):
     args.report_dir.mkdir(parents=True, exist_ok=True)
     out = args.report_dir
     formation = HostsFormation(args) if args.hosts else Formation(args)
@@ -149,44 +114,43 @@ def run(args):
     try:
         print(f"factor6 check: {args.web} web instances in {args.mode} mode, {args.duration:.0f}s,"
               f" chaos {args.chaos_rate}/s ({args.chaos_mix}), seed {args.seed}; report in {out}")
-        formation.start()
+        formation.start(abort=signals.check)
         command = locust_command(args, formation)
-        locust = subprocess.Popen(formation.wrap(command), cwd=ROOT,
-                                  stdout=open(out / "locust.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        with open(out / LOCUST_LOG, "wb") as log:
+            locust = subprocess.Popen(formation.wrap(command), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
         started = time.monotonic()
         while locust.poll() is None:
+            signals.check()
             if sys.stdout.isatty():
                 print(progress_line(args, started, out), end="", flush=True)
             time.sleep(1)
         print(progress_line(args, started, out))
     finally:
+        # Signals arriving now are noted and ignored: cleanup always runs to its end.
         if locust:
             stop_tree(locust.pid)
         formation.stop()
-    verdict = report.read_json(out / "verdict.json")
-    print((out / "verdict.txt").read_text() if (out / "verdict.txt").exists() else "no verdict was written")
+    verdict = render.from_json(read_json(out / VERDICT_JSON))
+    print((out / VERDICT_TXT).read_text() if (out / VERDICT_TXT).exists() else render.headline(verdict))
     report.write(out)
-    print(f"report: {out / 'report.html'}")
-    return verdict["status"] if verdict else 2
-
-
-def interrupt(*_):
-    raise KeyboardInterrupt
+    print(f"report: {out / REPORT_HTML}")
+    return verdict.exit_code
 
 
 def main(argv=None):
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt)  # clean up on SIGTERM exactly as on Ctrl-C
+    signals = Signals(signal.SIGTERM, signal.SIGINT)  # clean up on SIGTERM exactly as on Ctrl-C
     try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("\ninterrupted: formation and Locust stopped")
+        return run(args, signals)
+    except Interrupted as exc:
+        print(f"\ninterrupted by {exc}: formation and Locust stopped")
         return 130
     except Unavailable as exc:
         print(f"\n--hosts skipped: {exc}")
         return 2 if args.require_hosts else 0
     except TimeoutError as exc:
-        print(f"\nthe formation did not come up: {exc}; see {args.report_dir}/formation.log")
+        print(f"\nthe formation did not come up: {exc}; see {args.report_dir / FORMATION_LOG}")
         return 2
 
 

@@ -22,7 +22,7 @@ the monkey embedded in Locust would find nothing to act on from the load host.
 The layout, every process's settings and the hits each instance served go to
 ``<report dir>/hosts.json``; the processes' output to ``<report dir>/hosts/``.
 
-    $ python -m bench.hosts instances --redis-url redis://198.18.0.1:6379/0   # run on a host: live instances
+    $ python -m bench.harness.hosts instances --redis-url redis://198.18.0.1:6379/0   # run on a host: live instances
 """
 import argparse
 import json
@@ -31,27 +31,24 @@ import shlex
 import subprocess
 import sys
 from collections import defaultdict
-from pathlib import Path
 
-import requests
-from honcho.environ import parse_procfile
-
-from bench.netns import SUBNET, Network, Unavailable, remove_leftovers, unavailable
-from bench.processes import stop_tree, wait_until
+from bench.harness.formation import healthy_backends
+from bench.harness.netns import SUBNET, Network, Unavailable, remove_leftovers, unavailable
+from bench.paths import BIN, PROCFILE, ROOT
+from bench.runfolder import CHAOS, HOSTS_JSON, HOSTS_LOGS, REDIS_DATA
+from scaler.procfile import command_of
+from scaler.processes import stop_tree, wait_until
 from web.formation import live_instances
 from web.redis_client import connect
 from web.registry import Registry
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-PROCFILE = parse_procfile((ROOT / "Procfile").read_text()).processes
 REDIS_PORT, WEB_PORT, PROXY_PORT = 6379, 5000, 8000  # every host has its own ports: no need to hunt for free ones
 MAX_WEB_HOSTS = 3
 PASSED_ON = ("HOME", "LANG", "LC_ALL", "TZ")  # from the machine's environment, besides PATH
 
 
 class HostsFormation:
-    """bench.harness.Formation's interface, on hosts; see the module docstring."""
+    """bench.harness.formation.Formation's interface, on hosts; see the module docstring."""
 
     def __init__(self, args):
         self.args = args
@@ -66,7 +63,7 @@ class HostsFormation:
         self.popens = []
         self.built = False  # set before the network is made, so that stop() removes even half of one
 
-    def start(self):
+    def start(self, abort=None):
         reason = unavailable()
         if reason:
             raise Unavailable(reason)
@@ -75,24 +72,24 @@ class HostsFormation:
         self.network.create()
         self.layout["hosts"] = {name: {"address": host.address, "namespace": host.netns, "processes": {}}
                                 for name, host in self.network.hosts.items()}
-        (self.args.report_dir / "hosts").mkdir(parents=True, exist_ok=True)
+        (self.args.report_dir / HOSTS_LOGS).mkdir(parents=True, exist_ok=True)
         redis_host = self.network.hosts["redis"].address
-        self.run("redis", "redis", PROCFILE["redis"], REDIS_BIND=redis_host, PORT_REDIS=REDIS_PORT,
-                 REDIS_DATA=self.args.report_dir / "redis")
+        self.run("redis", "redis", command_of(PROCFILE, "redis"), REDIS_BIND=redis_host, PORT_REDIS=REDIS_PORT,
+                 REDIS_DATA=self.args.report_dir / REDIS_DATA)
         for number in range(1, self.args.web + 1):
             host = self.web_hosts[(number - 1) % len(self.web_hosts)]
-            self.run(host, f"web.{number}", PROCFILE["web"], PS=f"web.{number}",
+            self.run(host, f"web.{number}", command_of(PROCFILE, "web"), PS=f"web.{number}",
                      PORT=WEB_PORT + (number - 1) // len(self.web_hosts),
                      BIND_HOST=self.network.hosts[host].address, REDIS_URL=self.redis_url,
                      HIT_MODE=self.args.mode, WEB_WORKERS=self.args.workers)
-        self.run("proxy", "proxy", PROCFILE["proxy"], PROXY_HOST=self.network.hosts["proxy"].address,
+        self.run("proxy", "proxy", command_of(PROCFILE, "proxy"), PROXY_HOST=self.network.hosts["proxy"].address,
                  PROXY_PORT=PROXY_PORT, PROXY_ALLOW=SUBNET, REDIS_URL=self.redis_url)
         self.layout["instances"] = self.instances("--wait-for", self.args.web, "--proxy-url", self.proxy_url)
         if self.args.chaos_rate > 0:
-            log = shlex.quote(str(self.args.report_dir / "chaos.jsonl"))
+            log = shlex.quote(str(self.args.report_dir / CHAOS))
             for offset, host in enumerate(self.web_hosts):
                 # The schedule's rate is the formation's, shared out; each host's agent gets a seed of its own.
-                self.run(host, "chaos", f"{PROCFILE['chaos']} --duration {self.args.duration:g} --log {log}",
+                self.run(host, "chaos", f"{command_of(PROCFILE, 'chaos')} --duration {self.args.duration:g} --log {log}",
                          CHAOS_RATE=self.args.chaos_rate / len(self.web_hosts), CHAOS_MIX=self.args.chaos_mix,
                          CHAOS_SEED=self.args.seed + offset, REDIS_URL=self.redis_url)
         self.write_layout()
@@ -101,7 +98,7 @@ class HostsFormation:
     def run(self, host, name, command, **settings):
         """Runs a Procfile command on host with only base_env and settings; output to hosts/<host>.<name>.log."""
         settings = {key: str(value) for key, value in settings.items()}
-        with open(self.args.report_dir / "hosts" / f"{host}.{name}.log", "wb") as log:
+        with open(self.args.report_dir / HOSTS_LOGS / f"{host}.{name}.log", "wb") as log:
             self.popens.append(subprocess.Popen(
                 self.network.hosts[host].command(["sh", "-c", command], {**self.base_env, **settings}),
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
@@ -109,14 +106,14 @@ class HostsFormation:
 
     def instances(self, *options, timeout=120):
         """The registry's live instances, read from the load host (this machine has no leg on the network)."""
-        command = ["python", "-m", "bench.hosts", "instances", "--redis-url", self.redis_url, *map(str, options)]
+        command = ["python", "-m", "bench.harness.hosts", "instances", "--redis-url", self.redis_url, *map(str, options)]
         try:
             done = subprocess.run(self.wrap(command), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise TimeoutError(f"no answer from the registry within {timeout}s") from None
         if done.returncode:
             reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-            raise TimeoutError(f"{reason} (the processes' output: {self.args.report_dir / 'hosts'})")
+            raise TimeoutError(f"{reason} (the processes' output: {self.args.report_dir / HOSTS_LOGS})")
         return json.loads(done.stdout)
 
     def wrap(self, command):
@@ -140,7 +137,7 @@ class HostsFormation:
                          for host, names in sorted(per_host.items()))
 
     def write_layout(self):
-        (self.args.report_dir / "hosts.json").write_text(json.dumps(self.layout, indent=1) + "\n")
+        (self.args.report_dir / HOSTS_JSON).write_text(json.dumps(self.layout, indent=1) + "\n")
 
     def stop(self):
         try:
@@ -157,13 +154,8 @@ class HostsFormation:
                 self.network.remove()
 
 
-def healthy_backends(proxy_url):
-    metrics = requests.get(f"{proxy_url}/_proxy/metrics", timeout=2).json()
-    return sum(1 for backend in metrics["backends"] if backend["state"] == "up")
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.hosts", description="Tools run on a namespace host.")
+    parser = argparse.ArgumentParser(prog="python -m bench.harness.hosts", description="Tools run on a namespace host.")
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("instances", help="print the registry's live instances as JSON")
     listing.add_argument("--redis-url", required=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from bench.processes import kill_tree
+from scaler.processes import kill_tree
 
 PREFIX = "f6-"
 # RFC 2544's benchmarking range: never routed on the internet, and unlikely to clash with a real network.

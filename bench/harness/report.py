@@ -1,6 +1,6 @@
 """The HTML report of one check: verdict, a timeline picture with every chaos event, recovery times, scaling.
 
-    $ python -m bench.report reports/20261129-193000-atomic   # writes report.html there
+    $ python -m bench.harness.report reports/20261129-193000-atomic   # writes report.html there
 
 It reads only what a run left in its folder: verdict.json, run.json,
 chaos.jsonl, formation.jsonl, autoscale.jsonl (with ``--autoscale``) and
@@ -14,7 +14,6 @@ import io
 import json
 import statistics
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -23,31 +22,16 @@ import matplotlib
 matplotlib.use("Agg")  # no display: render to PNG only
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 
+from bench.chaos.vocabulary import is_action  # noqa: E402
+from bench.runfolder import (AUTOSCALE, CHAOS, FORMATION, HISTORY, LOCUST_HTML, REPORT_HTML, RUN,  # noqa: E402
+                             VERDICT_JSON, read_json, read_jsonl)
+from bench.verdict import render  # noqa: E402
+from bench.verdict.checker import CATEGORIES, VALID  # noqa: E402
+from web.clock import clock  # noqa: E402
+
 ACTION_COLOURS = {"kill": "tab:red", "term": "tab:orange", "reload": "tab:blue", "rolling": "tab:cyan",
                   "freeze": "tab:purple", "scale": "tab:green"}
 RETRY_NAME = "POST /hits (retry)"
-
-
-def read_json(path, default=None):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return default
-
-
-def read_jsonl(path):
-    """The JSON lines of a file; a line still being written (not JSON yet) is left out."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError:
-        return []
-    rows = []
-    for line in lines:
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            pass
-    return rows
 
 
 def read_history(path):
@@ -72,13 +56,17 @@ def read_history(path):
 
 
 def recovery_times(chaos_events):
-    """Seconds from each kill or term to a replacement worker serving (the monkey's follow-up events)."""
-    return [e["recovery_s"] for e in chaos_events if e.get("after") in ("kill", "term") and "recovery_s" in e]
+    """{action: [seconds from the signal to a replacement worker serving]}, from the monkey's follow-ups."""
+    times = {}
+    for event in chaos_events:
+        if "recovery_s" in event:
+            times.setdefault(event.get("after"), []).append(event["recovery_s"])
+    return times
 
 
 def actions_of(chaos_events):
     """The actions themselves, without their follow-ups (recovery, thaw)."""
-    return [e for e in chaos_events if e.get("action") in ACTION_COLOURS]
+    return [e for e in chaos_events if is_action(e)]
 
 
 def scaling_of(autoscale_events):
@@ -138,19 +126,14 @@ def table(headers, rows):
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def verdict_section(verdict):
-    if not verdict:
-        return "<h2 class=bad>NO VERDICT</h2><p>The run wrote no verdict.json; see locust.log.</p>"
-    state = {0: "VALID", 1: "INVALID"}.get(verdict.get("status"), "NO VERDICT")
-    rows = [("ok", verdict.get("ok", 0), "")]
-    for name in ("lost", "duplicated", "unexpected", "gaps", "recovered", "not_applied"):
-        items = verdict.get(name) or verdict.get(name.replace("_", "-")) or []
-        rows.append((name, len(items), "; ".join(json.dumps(i) for i in items[:5])))
-    errors = verdict.get("source", {}).get("errors", []) + verdict.get("errors", [])
-    return (f"<h2 class={'good' if state == 'VALID' else 'bad'}>{state}</h2>"
-            f"<p>run <code>{html.escape(str(verdict.get('run')))}</code></p>"
-            + table(("category", "count", "first items"), rows)
-            + "".join(f"<p class=bad>error: {html.escape(e)}</p>" for e in errors))
+def verdict_section(verdict, run_id):
+    rows = [("ok", verdict.ok, "")]
+    rows += [(name, verdict.counts[name], "; ".join(map(render.describe, getattr(verdict, name)[:5])))
+             for name in CATEGORIES]
+    reasons = "".join(f"<p class=bad>{html.escape(reason)}</p>" for reason in verdict.errors + verdict.inconclusive)
+    return (f"<h2 class={'good' if verdict.status == VALID else 'bad'}>{html.escape(render.headline(verdict))}</h2>"
+            f"<p>run <code>{html.escape(str(run_id))}</code></p>"
+            + table(("category", "count (gaps: missing numbers)", "first items"), rows) + reasons)
 
 
 def scaling_section(scaling):
@@ -161,23 +144,25 @@ def scaling_section(scaling):
          e.get("reason", "")) for e in scaling])
 
 
-def clock(wall):
-    return time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int(wall * 1000) % 1000:03d}"
+def recovery_section(recoveries):
+    if not recoveries:
+        return "<p>No recovery was measured in this run.</p>"
+    return table(("after", "measured", "median s", "worst s"), [
+        (action, len(times), f"{statistics.median(times):.3f}", f"{max(times):.3f}")
+        for action, times in sorted(recoveries.items())]) + "<p>From the signal to a replacement worker serving.</p>"
 
 
-def render(out):
+def render_html(out):
     out = Path(out)
-    verdict = read_json(out / "verdict.json")
-    run = read_json(out / "run.json", {})
-    chaos = read_jsonl(out / "chaos.jsonl")
-    formation = read_jsonl(out / "formation.jsonl")
-    history = read_history(out / "locust_stats_history.csv")
-    scaling = scaling_of(read_jsonl(out / "autoscale.jsonl"))
+    data = read_json(out / VERDICT_JSON)
+    verdict = render.from_json(data)
+    run = read_json(out / RUN, {})
+    chaos = read_jsonl(out / CHAOS)
+    formation = read_jsonl(out / FORMATION)
+    history = read_history(out / HISTORY)
+    scaling = scaling_of(read_jsonl(out / AUTOSCALE))
     picture = base64.b64encode(timeline_png(history, formation, actions_of(chaos), scaling)).decode()
-    recoveries = recovery_times(chaos)
-    recovery = (f"<p>{len(recoveries)} kills measured: median {statistics.median(recoveries):.3f} s,"
-                f" worst {max(recoveries):.3f} s (signal to a replacement worker serving).</p>"
-                if recoveries else "<p>No kill recovery was measured in this run.</p>")
+    recovery = recovery_section(recovery_times(chaos))
     actions = Counter(f"{e.get('action')} {e.get('outcome', '').partition(':')[0]}" for e in actions_of(chaos))
     return f"""<!doctype html><html><head><meta charset=utf-8><title>factor6 check {html.escape(str(run.get('run', '')))}</title>
 <style>body{{font:14px sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;margin:1em 0}}
@@ -185,24 +170,24 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;
 .good{{color:#186a18}} .bad{{color:#a01010}} img{{max-width:100%}}</style></head><body>
 <h1>factor6 consistency check</h1>
 <p>{html.escape(json.dumps(run))}</p>
-{verdict_section(verdict)}
+{verdict_section(verdict, (data or {}).get("run", run.get("run")))}
 <h2>Timeline</h2><img alt="throughput, users, failures, retries, p95 and p99 latency and formation over time,
  with chaos events and the instance count the autoscaler asked for" src="data:image/png;base64,{picture}">
 {scaling_section(scaling)}
-<h2>Recovery per kill</h2>{recovery}
+<h2>Recovery per action</h2>{recovery}
 <h2>Chaos actions</h2>{table(("action and outcome", "count"), sorted(actions.items()))}
 {table(("time", "action", "target", "pid", "outcome", "recovery s"),
        [(clock(e.get("time", 0)), e.get("action"), e.get("target"), e.get("pid"), e.get("outcome"),
          e.get("recovery_s", "")) for e in chaos])}
-<p>Locust's own report: <a href="locust.html">locust.html</a>. Raw data: verdict.json, journal.jsonl, chaos.jsonl,
+<p>Locust's own report: <a href="{LOCUST_HTML}">{LOCUST_HTML}</a>. Raw data: verdict.json, journal.jsonl, chaos.jsonl,
 formation.jsonl, autoscale.jsonl, locust_stats_history.csv.</p>
 </body></html>
 """
 
 
 def write(out):
-    path = Path(out) / "report.html"
-    path.write_text(render(out), encoding="utf-8")
+    path = Path(out) / REPORT_HTML
+    path.write_text(render_html(out), encoding="utf-8")
     return path
 
 

@@ -1,6 +1,6 @@
 """Makes docs/consistency-tab.png: Locust's web UI, after a run under chaos, seen by a real browser.
 
-    $ .venv/bin/python -m bench.ui_screenshot            # needs chromium (apt-get install chromium)
+    $ .venv/bin/python -m bench.harness.screenshot            # needs chromium (apt-get install chromium)
 
 It starts a formation the way scripts/check does, runs Locust with its web UI,
 starts a test with chaos through the UI's own form endpoint, stops it, waits for
@@ -11,12 +11,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import requests
 
-from bench.harness import BIN, ROOT, Formation, parse_args
-from bench.processes import free_port, stop_tree, wait_until
+from bench.harness.check import parse_args
+from bench.harness.formation import Formation
+from bench.paths import BIN, ROOT
+from scaler.processes import free_port, stop_tree, wait_until
 
 OUTPUT = ROOT / "docs" / "consistency-tab.png"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -26,7 +27,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 def verdict_shown(ui):
     stats = requests.get(ui + "/stats/requests", timeout=5).json()
     rows = next(t["data"] for t in stats["extended_stats"] if t["key"] == "consistency")
-    return any(r["what"] == "verdict" and r["count"] in ("VALID", "INVALID") for r in rows)
+    return any(r["what"] == "verdict" and r["count"] != "running" for r in rows)
 
 
 def main():

@@ -1,203 +1,139 @@
-"""The consistency plugin for Locust: journals, their collection, and the verdict where people look.
+"""The consistency plugin for Locust: journals, their collection, the live view and the verdict.
 
-    from bench import consistency
+    from bench.load import plugin
 
     @events.init.add_listener
     def install(environment, **_):
-        consistency.install(environment)
+        plugin.install(environment)
 
-Roles follow Locust's runners:
+Roles follow Locust's runners. A worker journals its users' hits and streams
+them to the master (``collect.Streamer``). The master, or a local runner, is
+the ``Conductor`` of each run: it merges the journals (``collect.Collector``),
+runs the chaos monkey, watches the formation and checks live (``live``), and
+after the test stops it waits for every worker's complete journal (a missing
+one makes the verdict unknown), concludes (``conclude``) and shows the verdict
+in the Consistency tab, on the console, in the ``--html`` report, in the run
+folder and as the exit code: 0 valid, 1 invalid, 2 unknown.
 
-- A worker journals its users' hits and streams the new events to the master
-  every second; once its users have stopped it sends the rest and a
-  ``journal_complete`` message with its total.
-- The master, or a local runner, merges the journals, checks them live against
-  the Redis ledger, runs the chaos monkey, samples the formation, and after the
-  test concludes: it waits for every worker's complete journal (a missing one
-  fails the run), checks, and shows the verdict in the Consistency tab, on the
-  console, in the ``--html`` report, in ``<report-dir>/verdict.json`` and as a
-  non-zero exit code when invalid (never a zero one: that would hide failures).
-
-Locust's ``-t`` timer quits the master before the workers have even stopped, so
-in headless runs this plugin takes the run time over and drives the stop itself.
+Run time: Locust's ``-t`` timer quits a distributed master before its workers
+have even stopped, so in headless runs ``install`` takes ``-t`` over, once,
+before anything else reads it: the Conductor stops the run itself, and a load
+shape spreads over the same duration.
 """
-import json
 import logging
 import os
-import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gevent
 import gevent.event
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench import checker
-from bench.chaos import ChaosMonkey, parse_mix
-from bench.check import Source, read_redis, render, seal_run, start_run
+from bench.chaos import KILLS, ChaosMonkey, parse_mix
+from bench.load import shapes, webui
+from bench.load.collect import Collector, Streamer
+from bench.load.conclude import conclude
+from bench.load.journal import Journal
+from bench.load.live import LiveView
+from bench.runfolder import CHAOS, FORMATION, write_jsonl
+from bench.verdict.checker import Verdict
+from bench.verdict.record import start_run
 from web.config import idempotency_ttl
-from web.formation import live_instances
 from web.redis_client import connect
 
 log = logging.getLogger("factor6")
-STREAM_EVERY = 1.0
-LIVE_CHECK_EVERY = 3.0
-SAMPLE_EVERY = 1.0
-SHOWN = 10  # offending items listed per category in the tab
-FOLLOW_UPS = ("recovery", "thaw")  # chaos events that report on an action rather than act
 
 
-class Journal:
-    """One Locust process's record of the hits it attempted, in the checker's event format."""
+@dataclass
+class Run:
+    """One test run as the master sees it."""
 
-    def __init__(self, run_id=""):
-        self.run_id = run_id
-        # Made per run, not at import: --processes forks workers after the locustfile is imported.
-        self.tag = uuid.uuid4().hex[:8]
-        self.events = []
-        self.sent = 0  # events already streamed to the master
-        self._lock = threading.Lock()
-
-    def _add(self, event):
-        with self._lock:
-            self.events.append(event)
-
-    def invoke(self, key):
-        self._add({"type": "invoke", "key": key, "time": time.time()})
-
-    def complete(self, key, kind, number=None):
-        event = {"type": kind, "key": key, "time": time.time()}
-        if number is not None:
-            event["number"] = number
-        self._add(event)
-
-    def unsent(self):
-        with self._lock:
-            chunk, self.sent = self.events[self.sent:], len(self.events)
-        return chunk
+    run_id: str
+    client: object  # the formation's Redis, one client for the run
+    report_dir: Path
+    journal: Journal
+    journal_names: list = field(default_factory=lambda: ["this process"])
+    settings: dict = field(default_factory=dict)
 
 
-def journal_of(environment):
-    return environment.factor6.journal
-
-
-def write_jsonl(path, rows):
-    with open(path, "w", encoding="utf-8") as file:
-        for row in rows:
-            file.write(json.dumps(row) + "\n")
+def take_run_time(options):
+    """The headless run's duration, taken from Locust (which then sets no timer of its own); else None."""
+    if options and options.headless and options.run_time:
+        duration, options.run_time = options.run_time, None
+        return duration
+    return None
 
 
 class Conductor:
-    """The master's (or local runner's) side of one run: start, live view, conclusion."""
+    """The master's (or local runner's) side of each run: start, stop, conclusion, and the tab's rows."""
 
-    def __init__(self, environment):
+    def __init__(self, environment, duration):
         self.env = environment
-        self.journal = Journal()  # a local runner's users write here; a master merges into it
-        self.workers = set()  # worker ids expected to send a journal
-        self.completed = {}  # worker id -> events it says it sent
-        self.received = {}  # worker id -> events received
-        self.chaos = None
-        self.formation = []
-        self.live = {}
-        self.verdict = None
-        self.greenlets = []
-        self.concluded = gevent.event.Event()
+        self.duration = duration
+        self.given_run_id = environment.parsed_options.run_id if environment.parsed_options else ""
         self.runs = 0
-        options = environment.parsed_options
-        self.given_run_id = options.run_id if options else ""
-        self.duration = None
-        if options and options.headless and options.run_time:
-            self.duration, options.run_time = options.run_time, None
+        self.run = None
+        self.journal = Journal()  # a local runner's users write here
+        self.collector = None
+        self.live = None
+        self.chaos = None
+        self.verdict = None
+        self.started_at = None
+        self.stopper = None
+        self.concluded = gevent.event.Event()
+        self.client = None
 
     @property
     def options(self):
         return self.env.parsed_options
 
-    @property
-    def report_dir(self):
-        return Path(self.options.report_dir)
+    def new_run_id(self):
+        self.runs += 1
+        if not self.given_run_id:
+            return f"r{uuid.uuid4().hex[:10]}"
+        return self.given_run_id + (f".{self.runs}" if self.runs > 1 else "")
 
-    def redis(self):
-        return connect(self.options.redis_url)
-
-    # -- start ---------------------------------------------------------------
     def on_test_start(self, **_):
         options = self.options
-        self.runs += 1
-        # Workers receive the run id with their spawn message; a second run in the UI needs a new one.
-        options.run_id = self.given_run_id or f"r{uuid.uuid4().hex[:10]}"
-        if self.given_run_id and self.runs > 1:
-            options.run_id += f".{self.runs}"
+        # Workers receive parsed_options with their spawn message: this is how they learn the run id.
+        options.run_id = self.new_run_id()
+        self.client = self.client or connect(options.redis_url)
         self.journal = Journal(options.run_id)
-        self.verdict, self.live, self.formation = None, {}, []
+        report_dir = Path(options.report_dir)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        self.run = Run(options.run_id, self.client, report_dir, self.journal, settings={
+            "run": options.run_id, "host": self.env.host, "chaos_rate": options.chaos_rate,
+            "chaos_mix": options.chaos_mix, "chaos_seed": options.chaos_seed, "users": self.users_asked(),
+        })
+        self.verdict, self.started_at = None, time.time()
         self.concluded.clear()
-        self.completed, self.received = {}, {}
-        runner = self.env.runner
-        self.workers = {client.id for client in runner.clients.all} if isinstance(runner, MasterRunner) else set()
-        client = self.redis()
-        start_run(client, options.run_id, idempotency_ttl(os.environ))
-        self.report_dir.mkdir(parents=True, exist_ok=True)
+        self.collector = Collector(self.env.runner, self.journal)
+        if self.collector.workers:
+            self.run.journal_names = sorted(self.collector.workers)
+        start_run(self.client, options.run_id, idempotency_ttl(os.environ))
+        self.chaos = None
         if options.chaos_rate > 0:
-            self.chaos = ChaosMonkey(client, rate=options.chaos_rate, mix=parse_mix(options.chaos_mix),
-                                     seed=options.chaos_seed, log_path=self.report_dir / "chaos.jsonl")
+            self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=parse_mix(options.chaos_mix),
+                                     seed=options.chaos_seed, log_path=report_dir / CHAOS)
             self.chaos.start()
-        self.greenlets = [gevent.spawn(self.sample_formation), gevent.spawn(self.check_live)]
+        self.live = LiveView(self.run, self.env.runner)
+        self.live.start()
         if self.duration:
-            self.greenlets.append(gevent.spawn(self.stop_after, self.duration))
-        log.info("factor6 run %s started: %s", options.run_id, self.report_dir)
+            self.stopper = gevent.spawn(self.stop_after, self.duration)
+        log.info("factor6 run %s started: %s", options.run_id, report_dir)
 
-    # -- while running -------------------------------------------------------
+    def users_asked(self):
+        runner = self.env.runner
+        return getattr(runner, "target_user_count", 0) or self.options.num_users or 0
+
     def on_journal(self, environment, msg, **_):
-        self.journal.events.extend(msg.data)
-        self.received[msg.node_id] = self.received.get(msg.node_id, 0) + len(msg.data)
+        self.collector.on_journal(environment, msg)
 
     def on_journal_complete(self, environment, msg, **_):
-        self.completed[msg.node_id] = msg.data["events"]
+        self.collector.on_journal_complete(environment, msg)
 
-    def sample_formation(self):
-        client = self.redis()
-        while True:
-            try:
-                instances = live_instances(client)
-                self.formation.append({"time": time.time(), "instances": len(instances),
-                                       "workers": sum(len(i.workers) for i in instances),
-                                       "names": sorted(i.name for i in instances)})
-            except Exception as exc:  # the formation may be mid-chaos; keep sampling
-                log.debug("formation sample failed: %s", exc)
-            gevent.sleep(SAMPLE_EVERY)
-
-    def snapshot(self, as_of=None):
-        """Check the journal so far against one consistent read of the ledger and counter."""
-        events = list(self.journal.events)
-        as_of = time.time() if as_of is None else as_of
-        source = Source(run=self.options.run_id)
-        ledger, start, end = read_redis(source, self.options.redis_url)
-        ledger = list(ledger)
-        # The pure check is CPU-bound: a native thread keeps users' greenlets running meanwhile.
-        verdict = gevent.get_hub().threadpool.apply(checker.check, (events, ledger, start, end), {"as_of": as_of})
-        return source, verdict
-
-    def check_live(self):
-        pause = LIVE_CHECK_EVERY
-        while True:
-            gevent.sleep(pause)
-            try:
-                began = time.monotonic()
-                _, verdict = self.snapshot()
-                # Each check reads the whole journal so far: space them out as it grows, so the
-                # live view never takes more than a fifth of the CPU the users need.
-                pause = max(LIVE_CHECK_EVERY, 4 * (time.monotonic() - began))
-                # Mid-run only lost and duplicated are final: a ledger entry may arrive before its
-                # journal line, so unexpected and gaps wait for the conclusion.
-                self.live = {"lost": len(verdict.lost), "duplicated": len(verdict.duplicated), "ok": verdict.ok,
-                             "rps": self.env.runner.stats.total.current_rps, "time": time.time(),
-                             "items": verdict.lost[:SHOWN] + verdict.duplicated[:SHOWN]}
-                (self.report_dir / "live.json").write_text(json.dumps(self.live))
-            except Exception as exc:
-                log.warning("live check failed: %s", exc)
-
-    # -- stop and conclusion -------------------------------------------------
     def stop_after(self, seconds):
         gevent.sleep(seconds)
         log.info("run time of %ss reached: stopping users, then checking", seconds)
@@ -208,176 +144,66 @@ class Conductor:
             # A worker reads "quit" only after its post-stop pause; were the master gone by then,
             # the worker would hang on its last send until the heartbeat gives up a minute later.
             deadline = time.monotonic() + self.env.stop_timeout + 10
-            while len(runner.clients.ready) < len(self.workers) and time.monotonic() < deadline:
+            while len(runner.clients.ready) < len(self.collector.workers) and time.monotonic() < deadline:
                 gevent.sleep(0.2)
         runner.quit()
 
     def on_test_stop(self, **_):
-        for greenlet in self.greenlets:
-            if greenlet is not gevent.getcurrent():
-                greenlet.kill(block=False)
+        if self.live:
+            self.live.stop()
         if self.chaos:
             self.chaos.stop()
         gevent.spawn(self.conclude)
 
-    def wait_for_journals(self):
-        deadline = time.monotonic() + self.options.journal_timeout
-        while time.monotonic() < deadline:
-            if all(self.completed.get(w) is not None and self.received.get(w, 0) >= self.completed[w]
-                   for w in self.workers):
-                return []
-            gevent.sleep(0.1)
-        return sorted(w for w in self.workers
-                      if self.completed.get(w) is None or self.received.get(w, 0) < self.completed[w])
+    def proof(self):
+        """What was asked of the run, and what happened: the inputs of the 'proved nothing' rules."""
+        total = self.env.runner.stats.total
+        elapsed = time.time() - self.started_at
+        summary = self.chaos.summary() if self.chaos else {"actions": {}}
+        applied = sum(counts.get("ok", 0) for counts in summary["actions"].values())
+        return {"tries": total.num_requests, "failed_tries": total.num_failures,
+                "min_success": self.options.min_success, "users_asked": self.run.settings["users"],
+                "peak_users": self.live.peak_users if self.live else 0,
+                "chaos_asked": self.options.chaos_rate * elapsed, "chaos_applied": applied,
+                "kills": sum(summary["actions"].get(action, {}).get("ok", 0) for action in KILLS)}
 
     def conclude(self):
         try:
-            missing = self.wait_for_journals()
-            source, verdict = self.snapshot(as_of=None)
-            source.events = len(self.journal.events)
-            source.journals = sorted(self.workers) or ["this process"]
-            source.errors += [f"journal of worker {w} incomplete or missing" for w in missing]
-            if not self.journal.events:
-                source.errors.append(f"no hit was journaled for run {self.options.run_id}")
-            if verdict.stats["counter_end"] is not None:
-                seal_run(self.redis(), self.options.run_id, verdict.stats["counter_end"], source.ledger_length)
-            trusted = not source.errors and not verdict.errors
-            status = (0 if verdict.valid else 1) if trusted else 2
-            self.verdict = {"run": self.options.run_id, "status": status, "valid": status == 0,
-                            "source": vars(source), **{k: v for k, v in verdict.to_dict().items() if k != "valid"},
-                            "chaos": self.chaos.summary() if self.chaos else None}
-            self.write_artifacts()
-            table = render(source, verdict, status)
-            (self.report_dir / "verdict.txt").write_text(table + "\n")
-            print(table, flush=True)
-            if status:
-                self.env.process_exit_code = status
-        except Exception:
+            missing = self.collector.wait(self.options.journal_timeout)
+            write_jsonl(self.run.report_dir / FORMATION, self.live.formation)
+            self.verdict = conclude(self.run, missing, self.proof(), self.chaos.summary() if self.chaos else None)
+        except Exception as exc:
             log.exception("the consistency check itself failed")
-            self.verdict = {"run": self.options.run_id, "status": 2, "valid": False, "error": "check failed"}
-            self.env.process_exit_code = 2
-        finally:
-            self.concluded.set()
+            self.verdict = Verdict(errors=[f"the check itself failed: {type(exc).__name__}: {exc}"])
+        self.env.process_exit_code = self.verdict.exit_code
+        self.concluded.set()
 
-    def write_artifacts(self):
-        out = self.report_dir
-        (out / "verdict.json").write_text(json.dumps(self.verdict, indent=1) + "\n")
-        write_jsonl(out / "journal.jsonl", self.journal.events)
-        write_jsonl(out / "formation.jsonl", self.formation)
-        (out / "run.json").write_text(json.dumps({
-            "run": self.options.run_id, "host": self.env.host, "chaos_rate": self.options.chaos_rate,
-            "chaos_mix": self.options.chaos_mix, "chaos_seed": self.options.chaos_seed,
-        }) + "\n")
-
-    # -- where people look -----------------------------------------------------
     def rows(self):
-        """The Consistency tab's table."""
-        rows = []
-        if self.verdict:
-            state = {0: "VALID", 1: "INVALID", 2: "NO VERDICT"}[self.verdict["status"]]
-            rows.append({"what": "verdict", "count": state, "detail": f"run {self.verdict['run']}"})
-            for name in ("ok", *checker.CATEGORIES):
-                value = self.verdict.get(name, 0)
-                items = value if isinstance(value, list) else []
-                rows.append({"what": name, "count": len(items) if isinstance(value, list) else value,
-                             "detail": "; ".join(json.dumps(i) for i in items[:SHOWN])})
-            for error in self.verdict.get("source", {}).get("errors", []):
-                rows.append({"what": "error", "count": "", "detail": error})
-        elif self.live:
-            rows.append({"what": "verdict", "count": "running", "detail": "final verdict after stop"})
-            for name in ("ok", "lost", "duplicated"):
-                rows.append({"what": f"{name} so far", "count": self.live[name], "detail": ""})
-            rows.append({"what": "offending", "count": len(self.live["items"]),
-                         "detail": "; ".join(json.dumps(i) for i in self.live["items"])})
-        if self.chaos:
-            summary = self.chaos.summary()
-            for action, outcomes in summary["actions"].items():
-                if action in FOLLOW_UPS:
-                    continue
-                recovery = summary["recovery"].get(action)
-                detail = f"median recovery {recovery['median_s']:.3f}s, worst {recovery['max_s']:.3f}s" if recovery else ""
-                rows.append({"what": f"chaos {action}", "count": sum(outcomes.values()),
-                             "detail": ", ".join(f"{k}: {v}" for k, v in outcomes.items()) + ("; " + detail if detail else "")})
-            for event in self.chaos.events[-5:]:
-                rows.append({"what": "chaos event", "count": event.get("action"), "detail": json.dumps(event)})
-        if self.formation:
-            last = self.formation[-1]
-            rows.append({"what": "instances", "count": last["instances"], "detail": ", ".join(last["names"])})
-        return rows
-
-    def install_web_ui(self, web_ui):
-        web_ui.template_args.update(
-            extended_tabs=[{"title": "Consistency", "key": "consistency"}],
-            extended_tables=[{"key": "consistency", "structure": [
-                {"key": "what", "title": "What"}, {"key": "count", "title": "Count"},
-                {"key": "detail", "title": "Detail"}]}],
-        )
-
-        @web_ui.app.after_request
-        def add_consistency(response):
-            from flask import request
-
-            if request.path == "/stats/requests" and response.is_json:
-                data = response.get_json()
-                data["extended_stats"] = [{"key": "consistency", "data": self.rows()}]
-                response.set_data(json.dumps(data))
-            return response
+        return webui.tab_rows(self.verdict, self.run.run_id if self.run else "", self.live.counts if self.live else None,
+                              self.chaos, self.live.formation if self.live else None)
 
     def mark_html_report(self, **_):
-        """Put the verdict at the top of Locust's own --html report, which is written before quitting."""
-        html_file = getattr(self.options, "html_file", None)
-        if not (html_file and self.verdict and os.path.exists(html_file)):
-            return
-        state = "VALID" if self.verdict["valid"] else "INVALID"
-        counts = ", ".join(f"{name}: {len(self.verdict.get(name) or [])}" for name in checker.CATEGORIES)
-        banner = (f'<div style="font:16px sans-serif;padding:12px;background:{"#d4f7d4" if self.verdict["valid"] else "#f7d4d4"}">'
-                  f'<b>factor6 consistency: {state}</b> (run {self.verdict["run"]}; ok: {self.verdict.get("ok", 0)}, {counts})'
-                  f' &mdash; details in verdict.json and report.html</div>')
-        text = Path(html_file).read_text(encoding="utf-8")
-        Path(html_file).write_text(text.replace("<body>", "<body>" + banner, 1), encoding="utf-8")
+        webui.mark_html_report(getattr(self.options, "html_file", None), self.verdict, self.run.run_id if self.run else "")
 
 
-class Streamer:
-    """A worker's side of one run: journal its users' hits and stream them to the master."""
-
-    def __init__(self, environment):
-        self.env = environment
-        self.journal = Journal()
-        self.greenlet = None
-
-    def on_test_start(self, **_):
-        self.journal = Journal(self.env.parsed_options.run_id)  # the master set it before spawning us
-        self.greenlet = gevent.spawn(self.stream)
-
-    def stream(self):
-        while True:
-            gevent.sleep(STREAM_EVERY)
-            self.send(self.journal.unsent())
-
-    def send(self, chunk):
-        if chunk:
-            self.env.runner.send_message("journal", chunk)
-
-    def on_test_stop(self, **_):
-        if self.greenlet:
-            self.greenlet.kill()
-        self.send(self.journal.unsent())
-        # Messages to the master keep their order, so this arrives after every chunk.
-        self.env.runner.send_message("journal_complete", {"events": len(self.journal.events)})
+def journal_of(environment):
+    return environment.factor6.journal
 
 
 def install(environment):
     runner = environment.runner
+    duration = take_run_time(environment.parsed_options) if not isinstance(runner, WorkerRunner) else None
+    shapes.install(environment, duration)
     if isinstance(runner, WorkerRunner):
         plugin = Streamer(environment)
     else:
-        plugin = Conductor(environment)
+        plugin = Conductor(environment, duration)
         environment.events.quitting.add_listener(plugin.mark_html_report)
         if isinstance(runner, MasterRunner):
             runner.register_message("journal", plugin.on_journal)
             runner.register_message("journal_complete", plugin.on_journal_complete)
         if environment.web_ui:
-            plugin.install_web_ui(environment.web_ui)
+            webui.install_tab(environment.web_ui, plugin.rows)
     environment.factor6 = plugin
     environment.events.test_start.add_listener(plugin.on_test_start)
     environment.events.test_stop.add_listener(plugin.on_test_stop)

@@ -13,7 +13,7 @@ once, before the consistency plugin has read a single journal, and the verdict i
 never written. So the run starts as a plain one with ``-u`` users, a greenlet of
 ours moves the user count wherever the shape's ``tick()`` says, once a second as
 Locust's loop would, and the plugin's ``-t`` timer ends the run as it ends any
-other (bench/consistency.py).
+other (bench/load/plugin.py).
 """
 import gevent
 from locust import LoadTestShape
@@ -65,14 +65,15 @@ def follow(shape, runner):
             current = wanted
 
 
-def install(environment):
-    """Follow the chosen shape during each test; call it before anything takes ``-t`` over."""
+def install(environment, duration):
+    """Follow the chosen shape during each test, spread over ``duration`` seconds (the run time)."""
     options = environment.parsed_options
     if not (options and options.shape) or isinstance(environment.runner, WorkerRunner):
         return  # workers get their users from the master, which follows the shape
-    if not options.run_time:
+    duration = duration or options.run_time
+    if not duration:
         raise ValueError(f"--shape {options.shape} spreads itself over the run time: give -t")
-    shape = SHAPES[options.shape](base=options.num_users or 1, peak=options.spike_users, duration=options.run_time)
+    shape = SHAPES[options.shape](base=options.num_users or 1, peak=options.spike_users, duration=duration)
     shape.runner = environment.runner
     followers = []
 
