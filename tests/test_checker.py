@@ -19,21 +19,11 @@ from bench.verdict import __main__ as check_cli
 from bench.verdict import checker
 from bench.paths import ROOT
 from bench.verdict.checker import check, find_gaps
+from bench.verdict.synthetic import OUTCOMES, SyntheticRun
 
 pytestmark = pytest.mark.fast
 
 SETTINGS = settings(max_examples=60, deadline=None)
-
-# How a generated hit ends: its journal outcome, and whether the server applied it.
-OUTCOMES = {
-    "ok": ("ok", True),
-    "fail": ("fail", False),
-    "info-applied": ("info", True),
-    "info-not-applied": ("info", False),
-    "pending-applied": (None, True),  # invoked, then the client died: no completion
-    "pending-not-applied": (None, False),
-}
-
 
 @dataclass
 class Run:
@@ -61,27 +51,14 @@ def runs(draw, must=()):
     """A clean run; ``must`` names outcomes it holds at least once each."""
     outcomes = draw(st.lists(st.sampled_from(sorted(OUTCOMES)), max_size=30)) + list(must)
     outcomes = draw(st.permutations(outcomes))
-    clients = draw(st.integers(1, 4))
-    keys = [f"r1:c{i % clients}:{i}" for i in range(len(outcomes))]
     # The server applies hits in any order, numbering them from the counter's start.
-    applied = draw(st.permutations([key for key, outcome in zip(keys, outcomes) if OUTCOMES[outcome][1]]))
-    counter_start = draw(st.integers(0, 10**9))
-    numbers = {key: counter_start + 1 + i for i, key in enumerate(applied)}
-    ledger = [{"key": key, "number": numbers[key], "instance": f"web.{i % 3 + 1}", "time": 50.0 + i}
-              for i, key in enumerate(applied)]
-    events = []
-    for i, (key, outcome) in enumerate(zip(keys, outcomes)):
-        process = f"c{i % clients}"
-        events.append({"type": "invoke", "key": key, "time": 1.0 + i, "process": process})
-        kind = OUTCOMES[outcome][0]
-        if kind:
-            event = {"type": kind, "key": key, "time": 100.0 + i, "process": process}
-            if kind == "ok":
-                event["number"] = numbers[key]
-            events.append(event)
+    applied = draw(st.permutations([i for i, outcome in enumerate(outcomes) if OUTCOMES[outcome][1]]))
+    run = SyntheticRun("r1", outcomes, counter_start=draw(st.integers(0, 10**9)), clients=draw(st.integers(1, 4)),
+                       applied=applied)
     # Journals of several clients merge in any order; a completion may come first.
-    events = draw(st.permutations(events))
-    return Run(events, ledger, counter_start, counter_start + len(applied), dict(zip(keys, outcomes)))
+    events = draw(st.permutations(list(run.history())))
+    return Run(events, list(run.ledger()), run.counter_start, run.counter_end,
+               {run.key(i): outcome for i, outcome in enumerate(outcomes)})
 
 
 def named(items, **fields):

@@ -9,7 +9,7 @@ import psutil
 import pytest
 import requests
 
-from tests.procs import process_env, wait_until
+from tests.procs import wait_until
 from web.registry import Registry
 
 

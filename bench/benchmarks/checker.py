@@ -26,11 +26,11 @@ import tempfile
 import time
 from collections import deque
 from pathlib import Path
-from typing import Iterator
 
 from bench.paths import ROOT
 from bench.verdict import __main__ as check_cli
 from bench.verdict.checker import check
+from bench.verdict.synthetic import SyntheticRun
 
 RUN = "bench"
 CLIENTS = 16
@@ -40,45 +40,24 @@ MIX = [("ok", 0.97), ("fail", 0.01), ("info-applied", 0.005), ("info-not-applied
        ("pending-applied", 0.005), ("pending-not-applied", 0.005)]
 
 
-def synthetic_run(ops: int, seed: int = 6) -> tuple[Iterator[dict], Iterator[dict], int, int]:
-    """A clean run: a history and a ledger as generators, and the counter's start and end."""
+def synthetic_run(ops: int, seed: int = 6) -> SyntheticRun:
+    """A clean run of ``ops`` hits with the chaos-like MIX of outcomes."""
     rng = random.Random(seed)
     outcomes = rng.choices([name for name, _ in MIX], [weight for _, weight in MIX], k=ops)
-    applications = sum(outcome in ("ok", "info-applied", "pending-applied") for outcome in outcomes)
-
-    def history() -> Iterator[dict]:
-        number = COUNTER_START
-        for i, outcome in enumerate(outcomes):
-            key, process, t = f"{RUN}:c{i % CLIENTS}:{i}", f"c{i % CLIENTS}", 1.7e9 + i / 1000
-            yield {"type": "invoke", "key": key, "time": t, "process": process}
-            number += outcome in ("ok", "info-applied", "pending-applied")
-            if outcome == "ok":
-                yield {"type": "ok", "key": key, "time": t + 0.0005, "number": number, "process": process}
-            elif not outcome.startswith("pending"):
-                yield {"type": outcome.partition("-")[0], "key": key, "time": t + 0.0005, "process": process}
-
-    def ledger() -> Iterator[dict]:
-        number = COUNTER_START
-        for i, outcome in enumerate(outcomes):
-            if outcome in ("ok", "info-applied", "pending-applied"):
-                number += 1
-                yield {"key": f"{RUN}:c{i % CLIENTS}:{i}", "number": number,
-                       "instance": f"web.{i % 4 + 1}", "time": 1.7e9 + i / 1000 + 0.0002}
-
-    return history(), ledger(), COUNTER_START, COUNTER_START + applications
+    return SyntheticRun(RUN, outcomes, counter_start=COUNTER_START, clients=CLIENTS)
 
 
 def write_files(ops: int, directory: Path) -> list[str]:
     """The synthetic run as the harness leaves it: one journal per client, and a ledger file."""
-    history, ledger, start, end = synthetic_run(ops)
+    run = synthetic_run(ops)
     (directory / "journals").mkdir()
     with contextlib.ExitStack() as stack:
         journals = [stack.enter_context(open(directory / f"journals/c{client}.jsonl", "w"))
                     for client in range(CLIENTS)]
-        for event in history:
+        for event in run.history():
             journals[int(event["process"][1:])].write(json.dumps(event) + "\n")
     with open(directory / "ledger.json", "w") as file:
-        json.dump({"ledger": list(ledger), "counter_start": start, "counter_end": end}, file)
+        json.dump({"ledger": list(run.ledger()), "counter_start": run.counter_start, "counter_end": run.counter_end}, file)
     return ["--journal", str(directory / "journals/*.jsonl"), "--run", RUN,
             "--ledger-file", str(directory / "ledger.json")]
 
@@ -86,13 +65,12 @@ def write_files(ops: int, directory: Path) -> list[str]:
 def measure(kind: str, ops: int, cli_args: list[str]) -> dict:
     """One measurement, in this (fresh) process."""
     if kind == "check":
-        history, ledger, start, end = synthetic_run(ops)
+        run = synthetic_run(ops)
         began = time.perf_counter()
-        deque(history, maxlen=0), deque(ledger, maxlen=0)
+        deque(run.history(), maxlen=0), deque(run.ledger(), maxlen=0)
         generating = time.perf_counter() - began
-        history, ledger, start, end = synthetic_run(ops)
         began = time.perf_counter()
-        verdict = check(history, ledger, start, end)
+        verdict = check(run.history(), run.ledger(), run.counter_start, run.counter_end)
         wall = time.perf_counter() - began
         assert verdict.valid and not verdict.errors and verdict.stats["operations"] == ops, verdict.counts
     else:

@@ -174,7 +174,7 @@ def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = Non
     ignored: those ops were still in flight for a ledger read at that time.
     """
     history = History()
-    ops, acked, errors = history.ops, history.acked, history.errors
+    ops, errors = history.ops, history.errors
     early: dict[str, tuple[str, Any]] = {}  # completions met before their invoke
     for event in events:
         key = event.get("key")
