@@ -44,3 +44,11 @@ def test_negative_controls_fail_and_say_why(tmp_path, mode, violation, locust_pr
     assert verdict["status"] == "invalid" and verdict[violation], verdict["counts"]
     assert "INVALID" in result.stdout
     assert len(verdict["source"]["journals"]) == max(1, int(locust_processes))
+
+
+def test_a_broken_formation_gives_no_verdict_at_once(tmp_path):
+    """The third value: a run that cannot even start proves nothing, and says so quickly."""
+    result = subprocess.run([str(ROOT / "scripts/check"), "--report-dir", str(tmp_path / "report"), "--duration", "5"],
+                            env=process_env(REDIS_SERVER="/bin/false"), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stdout[-3000:]
+    assert "did not come up" in result.stdout and "exited" in result.stdout, result.stdout[-2000:]
