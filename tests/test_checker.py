@@ -332,3 +332,38 @@ def test_cli_rejects_bad_usage_and_runs_as_a_module(files):
         cwd=ROOT, capture_output=True, text=True)
     assert completed.returncode == 2
     assert "no journal matches" in completed.stdout
+
+
+def forgetful_run(hits, forget_at):
+    """A run in which the server forgot everything after hit ``forget_at``: counter, key records, ledger.
+
+    Hits after it are numbered from the run's start again, and the ledger holds only them."""
+    run = SyntheticRun("r1", ["ok"] * hits, counter_start=100)
+    events = list(run.history())
+    for event in events:
+        if "number" in event and int(event["key"].rsplit(":", 1)[1]) >= forget_at:
+            event["number"] -= forget_at
+    ledger = [dict(entry, number=entry["number"] - forget_at) for entry in run.ledger()
+              if int(entry["key"].rsplit(":", 1)[1]) >= forget_at]
+    return events, ledger, run.counter_start, run.counter_end - forget_at
+
+
+@SETTINGS
+@given(st.integers(2, 30), st.data())
+def test_a_server_that_forgot_is_convicted_from_the_journal_alone(hits, data):
+    forget_at = data.draw(st.integers(1, hits - 1))
+    events, ledger, start, end = forgetful_run(hits, forget_at)
+    verdict = check(events, ledger, start, end)
+    assert verdict.status == "invalid"
+    forgotten = {f"r1:c0:{i}" for i in range(forget_at)}
+    assert forgotten <= set(keys_of(verdict.lost)), "every acknowledged hit the server forgot is lost"
+    reissued = [item for item in verdict.duplicated if item["reason"].startswith("number acknowledged to")]
+    assert {item["number"] for item in reissued} == set(range(101, 101 + min(forget_at, hits - forget_at)))
+    backwards = [item for item in verdict.duplicated if "went backwards" in item["reason"]]
+    assert backwards and backwards[0]["key"] == f"r1:c0:{forget_at}"
+
+
+def test_the_journal_checks_find_nothing_in_a_clean_sequential_run():
+    run = SyntheticRun("r1", ["ok", "fail", "info-applied", "ok", "pending-applied", "ok"], counter_start=5)
+    verdict = check(run.history(), run.ledger(), run.counter_start, run.counter_end)
+    assert verdict.status == "valid", verdict.to_dict()

@@ -74,6 +74,8 @@ class History:
 
     ops: dict[str, str] = field(default_factory=dict)
     acked: dict[str, int] = field(default_factory=dict)
+    invoked: dict[str, Any] = field(default_factory=dict)  # key -> the time of its invoke
+    acked_at: dict[str, Any] = field(default_factory=dict)  # key -> the time of its ok
     errors: list[str] = field(default_factory=list)
 
 
@@ -174,8 +176,8 @@ def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = Non
     ignored: those ops were still in flight for a ledger read at that time.
     """
     history = History()
-    ops, errors = history.ops, history.errors
-    early: dict[str, tuple[str, Any]] = {}  # completions met before their invoke
+    ops, invoked, errors = history.ops, history.invoked, history.errors
+    early: dict[str, tuple[str, Any, Any]] = {}  # completions met before their invoke
     for event in events:
         key = event.get("key")
         kind = event.get("type")
@@ -186,6 +188,7 @@ def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = Non
                 errors.append(f"{key}: invoked twice")
             else:
                 ops[key] = PENDING
+                invoked[key] = event.get("time")
         elif kind in COMPLETIONS:
             if as_of is not None and _after(event.get("time"), as_of):
                 continue
@@ -194,16 +197,16 @@ def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = Non
             if kind == "ok" and type(number) is not int:
                 errors.append(f"{key}: ok without an integer number")
             elif status == PENDING:
-                _complete(history, key, COMPLETIONS[kind], number)
+                _complete(history, key, COMPLETIONS[kind], number, event.get("time"))
             elif status is not None or key in early:
                 errors.append(f"{key}: completed twice")
             else:
-                early[key] = (COMPLETIONS[kind], number)
+                early[key] = (COMPLETIONS[kind], number, event.get("time"))
         else:
             errors.append(f"{key}: unknown event type {kind!r}")
-    for key, (kind, number) in early.items():
+    for key, (kind, number, time) in early.items():
         if key in ops:
-            _complete(history, key, kind, number)
+            _complete(history, key, kind, number, time)
         else:
             errors.append(f"{key}: completed but never invoked")
     return history
@@ -213,10 +216,11 @@ def _after(time: Any, as_of: float) -> bool:
     return isinstance(time, (int, float)) and time > as_of
 
 
-def _complete(history: History, key: str, kind: str, number: int | None) -> None:
+def _complete(history: History, key: str, kind: str, number: int | None, time: Any) -> None:
     history.ops[key] = kind
     if kind == "ok":
         history.acked[key] = number
+        history.acked_at[key] = time
 
 
 def index_ledger(entries: Iterable[Mapping[str, Any]]) -> Ledger:
@@ -344,6 +348,54 @@ def find_gaps(numbers: list[int], first: int, last: int) -> list[tuple[int, int]
     return gaps
 
 
+def check_acknowledged(history: History, ledger: Ledger, counter_end: int | None = None) -> Verdict:
+    """What the clients' journal alone proves, whatever the server still remembers.
+
+    The ledger lives in the same Redis as the counter: a Redis that forgot
+    (no persistence, a failover to a replica that lagged) forgets both, so
+    these checks read only acknowledgements. A number acknowledged to two keys
+    (and not already named by the ledger) was handed out twice; an acknowledged
+    number above the final counter was forgotten by it; a hit acknowledged a
+    number no higher than one acknowledged before it began, which a counter
+    that only grows never does: it went backwards.
+    """
+    verdict = Verdict()
+    by_number: dict[int, list[str]] = {}
+    for key, number in history.acked.items():
+        by_number.setdefault(number, []).append(key)
+    for number, keys in sorted(by_number.items()):
+        if len(keys) > 1 and number not in ledger.shared:
+            verdict.duplicated.append({"reason": f"number acknowledged to {len(keys)} keys", "number": number,
+                                       "keys": sorted(keys)})
+    if counter_end is not None:
+        for key, number in history.acked.items():
+            if number > counter_end:
+                verdict.lost.append({"reason": "acknowledged number above the final counter: the counter forgot it",
+                                     "key": key, "acknowledged": number, "counter_end": counter_end})
+    verdict.duplicated += _backwards(history)
+    return verdict
+
+
+def _backwards(history: History) -> list[dict]:
+    """Hits acknowledged a number no higher than a hit that completed before they were invoked."""
+    timed = [key for key in history.acked
+             if isinstance(history.invoked.get(key), (int, float)) and isinstance(history.acked_at[key], (int, float))]
+    by_completion = sorted(timed, key=history.acked_at.__getitem__)
+    items, done, highest = [], 0, None  # highest: (number, key) over the hits completed so far
+    for key in sorted(timed, key=history.invoked.__getitem__):
+        began = history.invoked[key]
+        while done < len(by_completion) and history.acked_at[by_completion[done]] < began:
+            earlier = by_completion[done]
+            if highest is None or history.acked[earlier] > highest[0]:
+                highest = (history.acked[earlier], earlier)
+            done += 1
+        if highest is not None and history.acked[key] <= highest[0]:
+            items.append({"reason": "acknowledged a number no higher than one acknowledged before it began:"
+                                    " the counter went backwards", "key": key, "number": history.acked[key],
+                          "earlier": {"key": highest[1], "number": highest[0]}})
+    return items
+
+
 def check(
     history_events: Iterable[Mapping[str, Any]],
     ledger_entries: Iterable[Mapping[str, Any]],
@@ -363,6 +415,7 @@ def check(
         check_outcomes(history, ledger),
         check_numbers(ledger),
         check_counter(ledger, counter_start, counter_end),
+        check_acknowledged(history, ledger, counter_end),
     )
     verdict.errors += history.errors + ledger.errors
     verdict.stats = {

@@ -8,8 +8,9 @@
 
 Each hit has an outcome from ``OUTCOMES``: what its client journaled (``None``
 when the client died before a completion) and whether the server applied it.
-The server applies hits in journal order, or in the order of ``applied``
-(indices of applied hits), numbering them from ``counter_start + 1``. Both
+The server applies hits in journal order, each hit ending before the next
+begins, or in the order of ``applied`` (indices of applied hits), all hits
+then overlapping in time; numbers run from ``counter_start + 1``. Both
 streams are generators, so a million hits take no memory to make.
 """
 from dataclasses import dataclass
@@ -56,10 +57,15 @@ class SyntheticRun:
             yield {"type": "invoke", "key": key, "time": t, "process": process}
             number += applied
             if kind:
-                event = {"type": kind, "key": key, "time": t + 0.0005, "process": process}
+                event = {"type": kind, "key": key, "time": self._completed_at(i), "process": process}
                 if kind == "ok":
                     event["number"] = self._numbers[i] if self._numbers else number
                 yield event
+
+    def _completed_at(self, i):
+        # In journal order each hit ends before the next begins; in any other order of application
+        # they must all overlap (every invoke before every completion), as concurrent clients do.
+        return T0 + (len(self.outcomes) if self._numbers else 0) / 1000 + i / 1000 + 0.0005
 
     def ledger(self):
         """The server's applications, in the order applied."""
