@@ -113,8 +113,10 @@ def wait_dead(tree, timeout):
 
 
 def is_alive(proc):
+    """True while a process (a psutil.Process or a pid) runs. A zombie counts as gone: it runs
+    nothing, and whoever reaps re-parented orphans (here PID 1) may take its time."""
     try:
-        return proc.status() != psutil.STATUS_ZOMBIE
+        return (psutil.Process(proc) if isinstance(proc, int) else proc).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
 

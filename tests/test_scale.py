@@ -17,7 +17,7 @@ import redis
 import requests
 
 from bench.runfolder import VERDICT_JSON
-from scaler.processes import tree_of
+from scaler.processes import is_alive, tree_of
 from scaler.shared import Desired, Lease, read_status
 from tests.procs import ROOT, process_env, wait_until
 from tests.test_exactly_once import verdict_for
@@ -90,12 +90,7 @@ def names(client):
 
 def gone(pids):
     """True when none of pids runs any more (a zombie nobody reaps counts as gone: it runs nothing)."""
-    def running(pid):
-        try:
-            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
-    return not any(running(pid) for pid in pids)
+    return not any(is_alive(pid) for pid in pids)
 
 
 def owned_pids(client):

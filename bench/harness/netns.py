@@ -26,9 +26,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-import psutil
 
-from scaler.processes import kill_tree
+from scaler.processes import is_alive, kill_tree
 
 PREFIX = "f6-"
 # RFC 2544's benchmarking range: never routed on the internet, and unlikely to clash with a real network.
@@ -78,18 +77,10 @@ def remove_namespace(name):
     ip("netns", "del", name)
 
 
-def running(pid):
-    """True while pid runs; a killed owner may linger a moment as a zombie, which does not count."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def remove_leftovers():
     """Removes the namespaces of runs whose owner process is gone; returns their names."""
     stale = [name for name in namespaces()
-             if (match := re.match(rf"{PREFIX}(\d+)-", name)) and not running(int(match.group(1)))]
+             if (match := re.match(rf"{PREFIX}(\d+)-", name)) and not is_alive(int(match.group(1)))]
     for name in stale:
         remove_namespace(name)
     return stale
