@@ -26,7 +26,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-
 from scaler.processes import is_alive, kill_tree
 
 PREFIX = "f6-"
