@@ -17,6 +17,7 @@ RUN python -c "import tomllib; print('\n'.join(d for d in tomllib.load(open('pyp
     && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 
 COPY web ./web
+COPY backing ./backing
 COPY proxy ./proxy
 COPY bench ./bench
 RUN pip install --no-deps . \

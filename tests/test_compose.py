@@ -35,7 +35,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 PROCFILE = parse_procfile((ROOT / "Procfile").read_text()).processes
 BUILT = sorted(name for name, service in SERVICES.items() if "build" in service)  # the services running our code
-LOCAL_PACKAGES = ("web", "proxy", "bench")
+LOCAL_PACKAGES = ("web", "proxy", "bench", "backing")
 
 
 def dockerfile_instructions():
