@@ -19,14 +19,51 @@ a command that forks instead would pass it on to nobody.)
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
-from bench.processes import free_port, kill_tree
+import psutil
 
 STARTING, SERVING, DRAINING, WAITING = "starting", "serving", "draining", "waiting"
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kill_tree(pid, timeout=10):
+    """SIGKILL a process and its descendants (collected first: a killed parent's children are re-parented),
+    and its process group; then wait until none is left but zombies."""
+    try:
+        root = psutil.Process(pid)
+        tree = root.children(recursive=True) + [root]
+    except psutil.NoSuchProcess:
+        tree = []
+    for proc in tree:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(proc) for proc in tree):
+        time.sleep(0.02)
+
+
+def alive(proc):
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def die_with_parent():
