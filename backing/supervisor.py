@@ -11,11 +11,14 @@ server is not one: this supervisor is, and the server is its child.
   up to ``REDIS_RESTART_MAX`` seconds while it keeps dying; once a server has stayed
   up ``REDIS_STABLE`` seconds, the next death is again restarted at once. Each
   restart is one line of output.
-- **Giving up.** A server dying within ``REDIS_FAST_EXIT`` seconds of its start
+- **Giving up.** A server failing within ``REDIS_FAST_EXIT`` seconds of its start
   ``REDIS_GIVE_UP`` times in a row (a port taken, a folder it cannot write, a bad
   binary) makes the supervisor exit 1 with one line saying so, rather than restart
-  forever. A data folder that cannot be written is found before the first start:
-  exit 2.
+  forever. Failing means exiting non-zero, or a signal such as SIGSEGV; a server
+  killed with SIGKILL, SIGTERM, SIGINT, SIGQUIT or SIGHUP was killed, not failing,
+  and is restarted however often that happens. A data folder that cannot be
+  written, or one another supervisor holds (a lock on ``supervisor.pid``), is found
+  before the first start: exit 2.
 - **Signals.** Handlers only queue the signal and wake the main loop through a pipe,
   the way gunicorn's arbiter does; the loop acts. SIGTERM, SIGINT or SIGQUIT: SIGTERM
   to the server, wait up to ``REDIS_STOP_TIMEOUT`` seconds, SIGKILL, exit 0.
@@ -31,6 +34,11 @@ server is not one: this supervisor is, and the server is its child.
 import ctypes
 import errno
 import os
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock on the data folder
+    fcntl = None
 import select
 import signal
 import subprocess
@@ -42,6 +50,9 @@ from backing.server import binary_version, ping
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+# Deaths by these signals are somebody's doing (a chaos monkey, an operator), not a server failing to start:
+# they never count towards giving up. Exit 0 (a SHUTDOWN command) neither.
+EXTERNAL = {-s for s in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)} | {0}
 TICK_S = 0.2
 
 
@@ -105,6 +116,7 @@ class Supervisor:
         self.pipe = None
         self.pid_file = config.data_dir / "server.pid"
         self.own_pid_file = config.data_dir / "supervisor.pid"
+        self.lock_fd = None
 
     # -- signals: queue and wake, nothing else --------------------------------------------
 
@@ -150,14 +162,21 @@ class Supervisor:
         if not os.access(self.binary, os.X_OK):
             say(f"cannot start: the server binary {self.binary} is not an executable file (REDIS_SERVER)")
             return 2
-        self.write(self.own_pid_file, os.getpid())
+        holder = self.lock()
+        if holder:
+            say(f"cannot start: data folder {self.config.data_dir} is in use by another supervisor ({holder})")
+            return 2
         say(f"supervising {binary_version(self.binary) or self.binary} on {self.config.bind}:{self.config.port}, "
             f"data in {self.config.data_dir}, persistence {self.config.persistence}; pid {os.getpid()}")
         try:
             while True:
                 now = time.monotonic()
                 if self.child is None and now >= self.due:
-                    self.spawn(now)
+                    try:
+                        self.spawn(now)
+                    except OSError as exc:  # the binary cannot be executed at all
+                        say(f"cannot start the server {self.binary}: {exc}")
+                        return 2
                 self.sleep(TICK_S if self.child is not None else min(TICK_S, self.due - now))
                 if any(s in STOP_SIGNALS for s in self.queue):
                     return self.stop(next(s for s in self.queue if s in STOP_SIGNALS))
@@ -169,6 +188,22 @@ class Supervisor:
         finally:
             self.remove(self.own_pid_file)
 
+    def lock(self):
+        """Hold ``supervisor.pid`` locked (with this pid in it) while running; who holds it, if someone else does."""
+        self.lock_fd = os.open(self.own_pid_file, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(self.lock_fd, 32).decode(errors="replace").strip()
+                os.close(self.lock_fd)
+                self.lock_fd = None
+                self.own_pid_file = None  # not ours to remove
+                return f"pid {holder}" if holder else "a pid not written yet"
+        os.ftruncate(self.lock_fd, 0)
+        os.write(self.lock_fd, f"{os.getpid()}\n".encode())
+        return None
+
     def spawn(self, now):
         self.child = subprocess.Popen(server_args(self.config, self.binary), stdin=subprocess.DEVNULL,
                                       preexec_fn=own_group_and_die_with_parent())
@@ -177,7 +212,8 @@ class Supervisor:
         say(f"server started: pid {self.child.pid}" + (f" (restart {self.restarts})" if self.restarts else ""))
 
     def check_ready(self):
-        if self.child is not None and not self.ready and ping(self.config.bind, self.config.port, timeout=0.2):
+        host = (self.config.bind.split() or [""])[0]  # bind may list several addresses
+        if self.child is not None and not self.ready and ping(host, self.config.port, timeout=0.2):
             self.ready = True
             say(f"server pid {self.child.pid} ready on {self.config.bind}:{self.config.port} "
                 f"after {time.monotonic() - self.started:.2f}s")
@@ -191,7 +227,7 @@ class Supervisor:
         self.remove(self.pid_file)
         if up >= self.config.stable:
             self.streak = 0
-        self.fast = self.fast + 1 if up < self.config.fast_exit else 0
+        self.fast = self.fast + 1 if up < self.config.fast_exit and code not in EXTERNAL else 0
         if self.fast >= self.config.give_up:
             say(f"giving up: the server {how_it_ended(code)} within {self.config.fast_exit:g}s of its start "
                 f"{self.fast} times in a row (port {self.config.port} taken? data folder {self.config.data_dir} "
@@ -234,6 +270,7 @@ class Supervisor:
     @staticmethod
     def remove(path):
         try:
-            path.unlink()
+            if path is not None:
+                path.unlink()
         except OSError:
             pass

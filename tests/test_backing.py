@@ -324,3 +324,24 @@ def test_the_scaler_and_the_autoscaler_hold_their_count_through_a_frozen_redis(p
     assert scaler.poll() is None and autoscaler.poll() is None
     out = scaler_log.read_text()
     assert "redis unreachable, holding the formation" in out and "draining" not in out, out[-3000:]
+
+
+def test_a_second_supervisor_on_the_same_data_folder_refuses_and_leaves_the_first_alone(procs, tmp_path):
+    first = start_backing(procs, tmp_path)
+    server = first.server_pid()
+    second = start_backing(procs, tmp_path, name="second", port=free_port(), data=first.data, wait=False)
+    assert second.popen.wait(timeout=30) == 2
+    assert f"is in use by another supervisor (pid {first.popen.pid})" in second.output()
+    assert first.server_pid() == server == int((first.data / "server.pid").read_text())
+    assert int((first.data / "supervisor.pid").read_text()) == first.popen.pid
+
+
+def test_a_server_killed_at_once_every_time_is_restarted_every_time(procs, tmp_path):
+    """Kills are not start failures: REDIS_GIVE_UP counts a server failing, not a server being killed."""
+    service = start_backing(procs, tmp_path, REDIS_GIVE_UP=2, REDIS_RESTART_MAX=0.5)
+    service.client().set("kept", 1)
+    pid = service.server_pid()
+    for _ in range(4):
+        os.kill(pid, signal.SIGKILL)
+        pid = service.serving_pid(other_than=pid)
+    assert service.popen.poll() is None and service.client().get("kept") == "1"

@@ -105,12 +105,21 @@ def supervisor_of(pid):
         return None
 
 
+def is_server(pid):
+    """A Valkey or Redis server runs as ``pid`` here (not some other process with the pid another host's has)."""
+    try:
+        name = psutil.Process(pid).name().lower()
+    except (psutil.Error, OSError):
+        return False
+    return "valkey" in name or "redis" in name
+
+
 def backing_line(client, url):
     """One line on the backing service: what it is, and which of its pids is safe to kill."""
     info = server_info(client)
     line = f"backing: {info['name']} {info['version']} at {url}, up {info['uptime_s']}s; "
-    if not psutil.pid_exists(info["pid"]):
-        return line + f"server pid {info['pid']} (on another host)"
+    if not is_server(info["pid"]):
+        return line + f"server pid {info['pid']} (not on this host)"
     supervisor = supervisor_of(info["pid"])
     if supervisor is None:
         return line + f"server pid {info['pid']}, not supervised here (killing it ends the Redis)"
