@@ -2,7 +2,7 @@
 
     $ scripts/ps
     backing: valkey 9.1.2 at redis://127.0.0.1:6379/0, up 42s; server pid 4201 (safe to kill: its supervisor
-             restarts it), supervisor pid 4200 (python -m backing: killing it stops the formation)
+             restarts it), supervisor pid 4200 (python -m backing: under honcho, killing it stops the formation)
     INSTANCE  ADDRESS          MASTER  WORKERS      RSS MB  CPU %  UPTIME  SERVED
     web.1     127.0.0.1:5100   4242    4250,4251      61.2    3.0    42s     1234
 
@@ -114,6 +114,21 @@ def is_server(pid):
     return "valkey" in name or "redis" in name
 
 
+def local_supervisors(port):
+    """(supervisor pid, [server pids]) of each ``python -m backing`` on this host serving ``port``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if (proc.info["cmdline"] or [])[-2:] != ["-m", "backing"]:
+                continue
+            if str(proc.environ().get("PORT_REDIS", "6379")) != str(port):
+                continue
+            found.append((proc.pid, [child.pid for child in proc.children()]))
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
 def backing_line(client, url):
     """One line on the backing service: what it is, and which of its pids is safe to kill."""
     info = server_info(client)
@@ -124,7 +139,7 @@ def backing_line(client, url):
     if supervisor is None:
         return line + f"server pid {info['pid']}, not supervised here (killing it ends the Redis)"
     return line + (f"server pid {info['pid']} (safe to kill: its supervisor restarts it), supervisor pid "
-                   f"{supervisor.pid} (python -m backing: killing it stops the formation)")
+                   f"{supervisor.pid} (python -m backing: under honcho, killing it stops the formation)")
 
 
 def main(argv=None):
@@ -137,6 +152,10 @@ def main(argv=None):
         print(table(live_instances(client)))
     except RedisError as exc:
         print(f"backing: Redis at {args.redis_url} unavailable ({type(exc).__name__}: {exc}); no registry to list")
+        port = client.connection_pool.connection_kwargs.get("port")
+        for supervisor, servers in local_supervisors(port):
+            state = f"server pid {servers[0]}" if servers else "no server running (restarting, or gave up)"
+            print(f"backing: supervisor pid {supervisor} (python -m backing) for port {port} here: {state}")
         return 1
     return 0
 
