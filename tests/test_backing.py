@@ -345,3 +345,24 @@ def test_a_server_killed_at_once_every_time_is_restarted_every_time(procs, tmp_p
         os.kill(pid, signal.SIGKILL)
         pid = service.serving_pid(other_than=pid)
     assert service.popen.poll() is None and service.client().get("kept") == "1"
+
+
+def test_a_formation_whose_redis_url_points_at_nothing_stays_up_and_answers_503(procs, tmp_path):
+    nothing = f"redis://127.0.0.1:{free_port()}/0"
+    honcho, _, _, proxy, log = start_formation(procs, tmp_path, "web=1", ["redis", "web", "proxy", "scaler"],
+                                               REDIS_URL=nothing)
+
+    def web_port():
+        for proc in psutil.Process(honcho.pid).children(recursive=True):
+            if "gunicorn" in " ".join(proc.cmdline()) and proc.environ().get("HONCHO_PROCESS_NAME") == "web.1":
+                return proc.environ()["PORT"]
+        return None
+    port = wait_until(web_port, timeout=30, what="web.1's master")
+    web = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(web + "/healthz", timeout=5).ok, timeout=30, what="web.1 up")
+    time.sleep(3)  # a crash loop, or a process giving up, would have stopped the formation by now
+    assert honcho.poll() is None, log.read_text()[-3000:]
+    assert_503(post_hit(web, "nothing:1"))
+    out = log.read_text(errors="replace")
+    assert f"using the Redis at {nothing}; no embedded server started" in out
+    assert out.count("registry heartbeat failed") == 1 and "Traceback" not in out, out[-3000:]
