@@ -128,7 +128,7 @@ class Supervisor:
             signal.signal(signum, self.on_signal)
 
     def on_signal(self, signum, frame):
-        if len(self.queue) < 5:
+        if signum in STOP_SIGNALS or len(self.queue) < 5:  # a burst of SIGCHLD never crowds out a stop
             self.queue.append(signum)
         try:
             os.write(self.pipe[1], b".")
