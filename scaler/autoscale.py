@@ -120,8 +120,11 @@ def main(env=os.environ):
     while not stopping.wait(config.interval):
         try:
             autoscaler.step(time.monotonic())
+            if failing:
+                log.info("deciding again")
             failing = False
-        except (RedisError, OSError, ValueError, KeyError) as exc:  # the proxy or Redis not up (yet): keep trying
+        # The proxy or Redis not up (yet), or away for a while: no decision, so the count written last stands.
+        except (RedisError, OSError, ValueError, KeyError) as exc:
             if not failing:
                 log.warning("no decision: %s", exc)
             failing = True

@@ -57,6 +57,10 @@ class Desired:
     def set(self, count):
         self.client.set(DESIRED_KEY, int(count))
 
+    def restore(self, count):
+        """Write ``count`` back unless somebody has set one meanwhile (a Redis restarted empty lost it)."""
+        self.client.set(DESIRED_KEY, int(count), nx=True)
+
 
 class Lease:
     def __init__(self, client, key, ttl):

@@ -73,6 +73,7 @@ class Supervisor:
         self.requested, self.target, self.note = None, 0, ""
         self.leading, self.led = None, False  # leading now (None: not known yet); ever led
         self.failing = False  # Redis unreachable: logged once per streak
+        self.remembered = None  # the last count asked for, seen while leading
         self.started = time.time()
 
     # -- the loop --------------------------------------------------------------------------
@@ -82,7 +83,7 @@ class Supervisor:
         self.enforce_deadlines(now)
         try:
             entries = self.registry.instances()
-            self.requested = self.desired.get()
+            self.requested = self.hold_count(self.desired.get())
             if self.leading:
                 self.observe(entries, now)
                 if self.settled(now):
@@ -101,6 +102,24 @@ class Supervisor:
         if self.failing:
             log.info("redis reachable again")
         self.failing = False
+
+    def hold_count(self, requested):
+        """The count asked for, kept through a Redis that came back empty.
+
+        Once this scaler has led, a count it saw stays asked for: should the key vanish (a
+        restart with ``REDIS_PERSISTENCE=none`` forgets everything), it is written back rather
+        than read as "nobody asked", which would drain every instance of its own. Counts read
+        before it first led are not kept: taking the lease clears those on purpose."""
+        if requested is not None:
+            if self.led:
+                self.remembered = requested
+            return requested
+        if self.led and self.remembered is not None:
+            self.desired.restore(self.remembered)
+            log.warning("%s lost from Redis (restarted empty?): keeping %s=%d and writing it back",
+                        DESIRED_KEY, PROCESS_TYPE, self.remembered)
+            return self.remembered
+        return None
 
     def lead(self, leading):
         self.led = self.led or leading

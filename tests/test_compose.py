@@ -23,6 +23,7 @@ import yaml
 from honcho.environ import parse_procfile
 from packaging.requirements import Requirement
 
+from backing.config import BackingConfig, server_args
 from proxy.app import METRICS_PATH
 from proxy.config import Config as ProxyConfig
 from tests.procs import ROOT, process_env
@@ -34,7 +35,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 PROCFILE = parse_procfile((ROOT / "Procfile").read_text()).processes
 BUILT = sorted(name for name, service in SERVICES.items() if "build" in service)  # the services running our code
-LOCAL_PACKAGES = ("web", "proxy", "scaler", "bench")
+LOCAL_PACKAGES = ("web", "proxy", "scaler", "bench", "backing")
 
 
 def dockerfile_instructions():
@@ -171,17 +172,16 @@ def test_the_image_runs_the_procfile_web_entry_by_default():
     assert cmd == [procfile_argv("web")]
 
 
-def test_redis_is_the_official_image_as_durable_as_scripts_redis_server():
+def test_redis_is_the_official_image_as_durable_as_the_backing_service():
     redis = SERVICES["redis"]
     assert re.fullmatch(r"redis:[\d.]+", redis["image"]), "the official image, at a pinned version"
-    script = (ROOT / "scripts/redis-server").read_text()
-    exec_line = re.search(r'^exec "\$bin" (.*?)$(?<!\\)', re.sub(r"\\\n\s*", "", script), re.M).group(1)
     durability = ("--appendonly", "--appendfsync", "--save")
 
     def flags(argv):
         return {flag: argv[argv.index(flag) + 1] for flag in durability}
 
-    assert flags(redis["command"]) == flags(shlex.split(exec_line))
+    # The backing service's default persistence (REDIS_PERSISTENCE=always), as backing/config.py builds its argv.
+    assert flags(redis["command"]) == flags(server_args(BackingConfig.from_env({})))
     assert redis["command"][0] == "redis-server"
     volume, _, path = redis["volumes"][0].partition(":")
     assert path == "/data" and volume in COMPOSE["volumes"], "the append-only file lives on a named volume"

@@ -24,6 +24,7 @@ def test_scripts_ps_prints_one_row_per_instance(procs, redis_url):
     web = procs.web(redis_url, name="web.7")
     out = subprocess.run([str(ROOT / "scripts/ps"), "--redis-url", redis_url], env=process_env(),
                          capture_output=True, text=True, check=True).stdout
-    header, *rows = out.strip().splitlines()
+    backing, header, *rows = out.strip().splitlines()
+    assert backing.startswith("backing: ") and "server pid" in backing
     assert header.split()[:3] == ["INSTANCE", "ADDRESS", "MASTER"]
     assert len(rows) == 1 and rows[0].split()[:3] == ["web.7", web.address, str(web.popen.pid)]

@@ -25,6 +25,11 @@ from web.redis_client import connect
 KEY_PATTERN = re.compile(r'"([A-Za-z0-9._:-]{1,255})"|([A-Za-z0-9._:-]{1,255})')
 
 
+def redact(url):
+    """The URL without a password, for logs."""
+    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
+
+
 class BadRequest(Exception):
     """A request we refuse with 400 and a one-line reason."""
 
@@ -44,7 +49,8 @@ def idempotency_key():
 def create_app(config=None):
     config = config or Config.from_env()
     app = Flask(__name__)
-    client = connect(config.redis_url)
+    client = connect(config.redis_url, timeout=config.redis_timeout)
+    outage = {"since": None, "logged": 0.0}  # this process's view of a Redis outage, for its log only
     counter = make_counter(config.hit_mode, client, config.instance, config.idempotency_ttl)
 
     def served_by():
@@ -71,9 +77,24 @@ def create_app(config=None):
 
     @app.errorhandler(redis.RedisError)
     def backing_service_down(exc):
-        # The process stays up; the next request reconnects by itself.
-        app.logger.warning("redis unavailable: %s", exc)
-        return jsonify(error=f"backing service unavailable: {type(exc).__name__}"), 503
+        # The process stays up; the next request reconnects by itself. One log line when an outage
+        # starts, then one every 10 s while it lasts, rather than one per request.
+        now = time.monotonic()
+        if outage["since"] is None or now - outage["logged"] >= 10:
+            app.logger.warning("redis at %s unavailable, answering 503 until it is back: %s: %s",
+                               redact(config.redis_url), type(exc).__name__, exc)
+            outage["since"] = outage["since"] or now
+            outage["logged"] = now
+        response = jsonify(error=f"backing service unavailable: {type(exc).__name__}")
+        response.headers["Retry-After"] = "1"
+        return response, 503
+
+    @app.after_request
+    def recovered(response):
+        if outage["since"] is not None and response.status_code < 500 and request.endpoint != "healthz":
+            app.logger.warning("redis reachable again after %.1fs", time.monotonic() - outage["since"])
+            outage["since"] = None
+        return response
 
     @app.get("/")
     def hello():

