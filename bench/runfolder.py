@@ -5,7 +5,7 @@
     write_jsonl(out / JOURNAL, events)
 
 Locust's plugin writes the journal, verdict and samples; the chaos engine
-appends chaos.jsonl; the harness writes the formation's env and logs; the
+appends chaos.jsonl; the plugin saves the proxy's metrics; the harness writes the formation's env and logs; the
 report reads them all, so a report can be rebuilt from the folder alone.
 """
 import json
@@ -28,6 +28,7 @@ FORMATION_LOG = "formation.log"
 HOSTS_JSON = "hosts.json"  # with --hosts: the layout and every process's settings
 HOSTS_LOGS = "hosts"  # with --hosts: a folder of per-process output
 REPORT_HTML = "report.html"
+PROXY_METRICS = "proxy_metrics.json"  # the proxy's /_proxy/metrics at the run's start and end: {"start", "end"}
 REDIS_DATA = "redis"  # the formation's Redis data folder
 
 

@@ -8,13 +8,16 @@
     ['web.1', 'web.2']
 
 ``scripts/ps``, the chaos monkey and the report all look at processes this way.
+Without a Redis to ask, ``scripts/ps`` says so in one line and exits 2.
 """
 import argparse
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
 import psutil
+import redis
 
 from web.config import redis_url
 from web.hits import SERVED
@@ -96,8 +99,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="scripts/ps", description="List the live formation's web instances.")
     parser.add_argument("--redis-url", default=redis_url(os.environ), help="the formation's Redis (default from env)")
     args = parser.parse_args(argv)
-    print(table(live_instances(connect(args.redis_url))))
+    try:
+        print(table(live_instances(connect(args.redis_url))))
+    except redis.RedisError as exc:
+        sys.stderr.write(f"scripts/ps: the formation's Redis at {args.redis_url} does not answer ({exc});"
+                         f" is the formation running? (--redis-url, or REDIS_URL / PORT_REDIS)\n")
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
