@@ -6,11 +6,16 @@ The master registers the instance once it listens and renews the entry; it
 deregisters *before* draining on SIGTERM, so the proxy stops sending new work
 while in-flight requests finish. gunicorn's own signals do the rest: TERM
 graceful, QUIT/INT fast, HUP reload workers, TTIN/TTOU one worker more/less.
+Every log line names the instance (``[web.3:4242]``), so the instances the
+scaler starts, whose output comes out under ``scaler.1`` in honcho's terminal,
+can be told apart.
 """
 import ipaddress
 import os
 import socket
 import time
+
+from gunicorn.glogging import Logger
 
 from web.config import instance_name, redis_url
 from web.redis_client import connect
@@ -27,6 +32,15 @@ keepalive = 5
 control_socket_disable = True
 proc_name = instance_name(os.environ)
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
+
+
+class NamedLogger(Logger):
+    """gunicorn's log lines, each with the instance's name: the scaler's instances share its terminal."""
+
+    error_fmt = f"%(asctime)s [{proc_name.replace('%', '%%')}:%(process)d] [%(levelname)s] %(message)s"
+
+
+logger_class = NamedLogger
 
 REGISTRY_TTL = float(os.environ.get("REGISTRY_TTL", 3))
 
