@@ -15,6 +15,7 @@ VERDICT_JSON = "verdict.json"  # the whole verdict (bench.verdict.render.report_
 VERDICT_TXT = "verdict.txt"  # the console table
 LIVE = "live.json"  # the live check's latest counts, rewritten while the run goes
 RUN = "run.json"  # the run's settings
+CHECK = "check.json"  # scripts/check's own settings (mode, instances, duration...), when a check made the run
 JOURNAL = "journal.jsonl"  # every client event, merged
 CHAOS = "chaos.jsonl"  # every chaos action and follow-up
 FORMATION = "formation.jsonl"  # the formation sampled once a second

@@ -14,6 +14,7 @@ HTML report is written from what they left in the report folder. Exit status:
 Every process started here is stopped on the way out, also on Ctrl-C.
 """
 import argparse
+import json
 import signal
 import subprocess
 import sys
@@ -27,8 +28,8 @@ from bench.harness import report
 from bench.harness.formation import Formation
 from bench.harness.hosts import HostsFormation, Unavailable
 from bench.paths import BIN, ROOT
-from bench.runfolder import (CHAOS, CSV_PREFIX, FORMATION_LOG, LIVE, LOCUST_HTML, LOCUST_LOG, REPORT_HTML, VERDICT_JSON,
-                             VERDICT_TXT, read_json, read_jsonl)
+from bench.runfolder import (CHAOS, CHECK, CSV_PREFIX, FORMATION_LOG, LIVE, LOCUST_HTML, LOCUST_LOG, REPORT_HTML,
+                             VERDICT_JSON, VERDICT_TXT, read_json, read_jsonl)
 from bench.verdict import render
 from scaler.processes import free_port, stop_tree
 from web.config import HIT_MODES
@@ -142,6 +143,7 @@ class Signals:
 def run(args, signals):
     args.report_dir.mkdir(parents=True, exist_ok=True)
     out = args.report_dir
+    (out / CHECK).write_text(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}) + "\n")
     formation = HostsFormation(args) if args.hosts else Formation(args)
     locust = None
     try:
