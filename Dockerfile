@@ -19,6 +19,7 @@ COPY web ./web
 COPY proxy ./proxy
 COPY scaler ./scaler
 COPY bench ./bench
+COPY LICENSE ./
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /app factor6 \
     && mkdir reports && chown factor6 reports

@@ -1,0 +1,1 @@
+"""Load, chaos and consistency checking: the bench process types."""

@@ -1,0 +1,335 @@
+"""Throughput and latency through this proxy, through nginx, and straight to one backend.
+
+    $ python -m bench.benchmarks.proxy                       # N = 2 and 4, 3 x 10 s per row: about 6 minutes
+    $ python -m bench.benchmarks.proxy --instances 4 --duration 5 --reps 1
+    $ python -m bench.benchmarks.proxy --profile /tmp/proxy.prof   # also: where the proxy's CPU goes
+
+One run starts a redis-server, N gunicorn web instances (default settings: 2
+gthread workers x 4 threads), this proxy (``PROXY_BACKENDS`` = those N, access
+log on) and nginx (one worker process, round-robin upstream with keep-alive,
+access log on), then loads each with wrk: ``GET /healthz``, which touches no
+Redis, so the rows differ by the hop alone. Rows are interleaved per repetition
+so background noise spreads over all of them; figures are medians. A second
+pass with one connection (``-c1``) gives the latency the hop adds at low load.
+CPU per request is the proxy's (or the nginx worker's) own user+system time
+over the run, from psutil. Last, a proxy reading the registry shows how soon a
+new instance gets traffic and a stopped one loses it (the "within 1 s" claims).
+Prints a Markdown report for BENCHMARKS.md.
+
+wrk and nginx come from the system packages (installed with apt-get when
+missing and possible); without nginx its rows are skipped with a message.
+"""
+import argparse
+import collections
+import json
+import os
+import pstats
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import redis
+import requests
+
+from scaler.processes import free_port, kill_tree, wait_until
+from web.registry import PREFIX
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream web {{
+{servers}
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://web;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+
+
+def ensure(tool, package):
+    """The tool's path, installing its Debian package first when that is possible; else None."""
+    if shutil.which(tool):
+        return shutil.which(tool)
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        print(f"# installing {package} with apt-get", file=sys.stderr)
+        subprocess.run("apt-get update -qq && apt-get install -y -qq " + package, shell=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+
+
+class Formation:
+    """redis-server, N web instances, the proxy and nginx, all in one temp dir; ``stop()`` kills them all."""
+
+    def __init__(self, workdir):
+        self.workdir = Path(workdir)
+        self.popens = []
+        self.masters = {}
+
+    def spawn(self, args, name, **env):
+        env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
+               "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+               **{key: str(value) for key, value in env.items()}}
+        with open(self.workdir / f"{name}.log", "wb") as log:
+            popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.popens.append(popen)
+        return popen
+
+    def redis(self):
+        port = free_port()
+        self.spawn([str(ROOT / "scripts/redis-server")], "redis", PORT_REDIS=port, REDIS_DATA=self.workdir / "redis")
+        url = f"redis://127.0.0.1:{port}/0"
+        wait_until(lambda: redis.Redis.from_url(url).ping(), what="redis")
+        return url
+
+    def web(self, redis_url, name):
+        """An instance's address, once it answers; ``self.masters[address]`` is its gunicorn master."""
+        port = free_port()
+        popen = self.spawn([str(BIN / "gunicorn"), "-c", "web/gunicorn_conf.py", "web:create_app()"], name,
+                           PORT=port, REDIS_URL=redis_url, HONCHO_PROCESS_NAME=name)
+        address = f"127.0.0.1:{port}"
+        wait_until(lambda: requests.get(f"http://{address}/healthz", timeout=1).ok, what=name)
+        self.masters[address] = popen
+        return address
+
+    def proxy(self, backends=(), name="proxy", command=(str(BIN / "python"), "-m", "proxy"), redis_url=""):
+        """Static ``backends``, or (none given) the registry at ``redis_url``."""
+        port = free_port()
+        popen = self.spawn(list(command), name, PROXY_PORT=port, PROXY_BACKENDS=",".join(backends),
+                           REDIS_URL=redis_url)
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/_proxy/metrics", timeout=1).ok, what=name)
+        return port, popen.pid
+
+    def nginx(self, nginx, backends):
+        port = free_port()
+        conf = self.workdir / f"nginx-{port}"
+        conf.mkdir()
+        servers = "\n".join(f"        server {address};" for address in backends)
+        (conf / "nginx.conf").write_text(NGINX_CONF.format(dir=conf, servers=servers, port=port))
+        master = self.spawn([nginx, "-p", str(conf), "-c", str(conf / "nginx.conf")], f"nginx-{port}")
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok, what="nginx")
+        [worker] = psutil.Process(master.pid).children()
+        return port, worker.pid
+
+    def stop(self):
+        for popen in reversed(self.popens):
+            kill_tree(popen.pid)
+            popen.wait()
+        self.popens.clear()
+
+
+def seconds(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+
+
+def wrk(port, path, connections, duration, pid=None):
+    """One wrk run: requests/s, p50 and p99 in ms, errors, and the CPU µs per request of ``pid``."""
+    before = psutil.Process(pid).cpu_times() if pid else None
+    out = subprocess.run(["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration}s", "--latency",
+                          f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result = {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": seconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)) * 1000,
+        "p99": seconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)) * 1000,
+        "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+    }
+    if pid:
+        after = psutil.Process(pid).cpu_times()
+        cpu = (after.user - before.user) + (after.system - before.system)
+        result["cpu_us"] = cpu / max(total, 1) * 1e6
+    return result
+
+
+def median_of(runs):
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def measure(targets, path, connections, duration, reps):
+    """{name: median result}, the targets' runs interleaved rep by rep."""
+    for port, pid in targets.values():  # warm-up: connections, pools, lazy imports
+        wrk(port, path, connections, 2)
+    runs = collections.defaultdict(list)
+    for _ in range(reps):
+        for name, (port, pid) in targets.items():
+            runs[name].append(wrk(port, path, connections, duration, pid))
+    return {name: median_of(results) for name, results in runs.items()}
+
+
+def profile(form, backends, path, connections, duration, out):
+    """Run the proxy under cProfile for one load run; its Python-level time by area, in percent.
+
+    Waiting in epoll and the send/recv syscalls are left out: on a busy machine a
+    send() that wakes another process is charged, in wall time, for whatever runs
+    before the proxy gets the CPU back. psutil's CPU µs/request gives the total.
+    """
+    port, pid = form.proxy(backends, "proxy-profiled",
+                           command=(str(BIN / "python"), "-m", "cProfile", "-o", out, "-m", "proxy"))
+    wrk(port, path, connections, duration)
+    process = psutil.Process(pid)
+    process.terminate()  # SIGTERM: the proxy drains and returns, and cProfile writes its file
+    process.wait(timeout=30)
+    areas = collections.Counter()
+    for (filename, _, function), (_, _, tottime, _, _) in pstats.Stats(out).stats.items():
+        if re.search(r"'(poll|send|recv)' of '(select.epoll|_socket.socket)'", function):
+            continue
+        if "aiohttp/client" in filename or "aiohttp/connector" in filename:
+            area = "aiohttp client (backend side)"
+        elif "aiohttp" in filename:
+            area = "aiohttp server, parser, writer, streams"
+        elif "/proxy/" in filename:
+            area = "this proxy's own code"
+        elif "asyncio" in filename or "selectors" in filename or function.startswith("<method 'run' of '_contextvars"):
+            area = "asyncio event loop"
+        else:
+            area = "other (multidict, yarl, builtins, start-up imports)"
+        areas[area] += tottime
+    busy = sum(areas.values())
+    return {area: 100 * t / busy for area, t in areas.most_common()}
+
+
+def discovery(form, rounds=5):
+    """Seconds from an instance's registration to its first request through the proxy, and from its
+    deregistration (SIGTERM) to the last request the proxy still sent it; each over ``rounds`` instances."""
+    redis_url = form.redis()
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    form.web(redis_url, "discovery.0")
+    port, _ = form.proxy(name="proxy-registry", redis_url=redis_url)
+    sent = []  # (time the request started, backend it went to), appended by the load threads
+    stop = threading.Event()
+
+    def load():
+        with requests.Session() as session:
+            while not stop.is_set():
+                started = time.time()
+                sent.append((started, session.get(f"http://127.0.0.1:{port}/healthz", timeout=10).headers["X-Backend"]))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    joins, leaves = [], []
+    try:
+        for n in range(1, rounds + 1):
+            address = form.web(redis_url, f"discovery.{n}")
+            registered = json.loads(client.get(PREFIX + address))["started"]
+            first = wait_until(lambda: next((t for t, b in sent if b == address), None), what=f"{address} routed")
+            joins.append(first - registered)
+            form.masters[address].terminate()  # gunicorn deregisters first, then drains
+            wait_until(lambda: not client.exists(PREFIX + address), interval=0.005, what="deregistration")
+            deregistered = time.time()
+            form.masters[address].wait(timeout=30)
+            leaves.append(max([t for t, b in sent if b == address and t > deregistered], default=deregistered)
+                          - deregistered)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    return joins, leaves
+
+
+def report(results, low, nproc, load, args, profile_areas, found):
+    lines = [f"Machine: `nproc` = {nproc}; load average {load[0]:.1f} at start, {load[1]:.1f} at the end "
+             f"(a shared machine: other work ran too). Load: wrk, `GET {args.path}`, {args.connections} connections, "
+             f"{args.reps} x {args.duration} s per row, interleaved; medians.", ""]
+    lines += ["| N | target | req/s | p50 ms | p99 ms | vs nginx | CPU µs/req | errors |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for n, rows in results.items():
+        nginx_rps = rows.get("nginx", {}).get("rps")
+        for name, row in rows.items():
+            ratio = f"{row['rps'] / nginx_rps:.2f}x" if nginx_rps else "-"
+            cpu = f"{row['cpu_us']:.0f}" if "cpu_us" in row else "-"
+            lines.append(f"| {n} | {name} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {ratio} | {cpu} | "
+                         f"{row['errors']:.0f} |")
+    if low:
+        direct = low["direct"]["p50"]
+        lines += ["", f"Low load (1 connection, N = {args.instances[0]}): p50 and what the hop adds over going direct.", "",
+                  "| target | p50 ms | added p50 ms |", "|---|---:|---:|"]
+        for name, row in low.items():
+            lines.append(f"| {name} | {row['p50']:.3f} | {row['p50'] - direct:+.3f} |")
+    if found:
+        joins, leaves = found
+        lines += ["", f"Discovery through the registry ({len(joins)} instances, 4 clients looping on the proxy): "
+                  "seconds from registration to the first request routed to the new instance, and from "
+                  "deregistration to the last request still sent to it.", "",
+                  "| | median s | max s |", "|---|---:|---:|",
+                  f"| new instance gets traffic | {statistics.median(joins):.3f} | {max(joins):.3f} |",
+                  f"| stopped instance stops getting it | {statistics.median(leaves):.3f} | {max(leaves):.3f} |"]
+    if profile_areas:
+        lines += ["", "Where the proxy's Python-level time goes (cProfile own time by area, at the largest N; "
+                  "syscalls and idle excluded):", ""]
+        lines += [f"- {area}: {share:.0f}%" for area, share in profile_areas.items()]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--instances", type=lambda s: [int(n) for n in s.split(",")], default=[2, 4])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--path", default="/healthz")
+    parser.add_argument("--profile", metavar="FILE", help="also profile the proxy at the largest N, into FILE")
+    args = parser.parse_args(argv)
+    if not ensure("wrk", "wrk"):
+        sys.exit("wrk is missing and could not be installed: nothing to measure with")
+    nginx = ensure("nginx", "nginx")
+    if not nginx:
+        print("# nginx is missing and could not be installed: its rows are skipped", file=sys.stderr)
+    load_start = os.getloadavg()[0]
+    results, low, areas, found = {}, {}, {}, ()
+    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as workdir:
+        form = Formation(workdir)
+        try:
+            redis_url = form.redis()
+            for n in args.instances:
+                backends = [form.web(redis_url, f"web{n}.{i}") for i in range(1, n + 1)]
+                targets = {"direct (1 backend)": (int(backends[0].split(":")[1]), None),
+                           "this proxy": form.proxy(backends, f"proxy{n}")}
+                if nginx:
+                    targets["nginx"] = form.nginx(nginx, backends)
+                print(f"# N={n}: {', '.join(targets)}", file=sys.stderr)
+                results[n] = measure(targets, args.path, args.connections, args.duration, args.reps)
+                if n == args.instances[0]:
+                    # Short and many, so that the machine's other load spreads evenly over the rows.
+                    low = measure(targets, args.path, 1, 2, 3 * args.reps)
+                    low = {name.split(" (")[0]: row for name, row in low.items()}
+                if args.profile and n == args.instances[-1]:
+                    areas = profile(form, backends, args.path, args.connections, args.duration, args.profile)
+            found = discovery(form)
+        finally:
+            form.stop()
+    print(report(results, low, os.cpu_count(), (load_start, os.getloadavg()[0]), args, areas, found))
+
+
+if __name__ == "__main__":
+    main()

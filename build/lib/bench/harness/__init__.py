@@ -1,0 +1,11 @@
+"""The harness wing: the formation runners behind ``scripts/check``, their hosts, and the HTML report.
+
+    $ scripts/check --web 4 --duration 60          # python -m bench.harness
+    $ python -m bench.harness.report reports/<run> # rebuild a report from a run folder
+
+Modules: ``check`` (the command: formation, Locust, verdict, report, cleanup),
+``formation`` (the local ``honcho start`` formation), ``hosts`` and ``netns``
+(the same formation on network-namespace hosts), ``report`` (report.html),
+``screenshot`` (docs/ pictures). It starts Locust as a process, so it imports
+the verdict and chaos wings' vocabulary but never the load wing.
+"""

@@ -1,0 +1,83 @@
+"""The local formation of one check: ``honcho start`` on free ports, with the check's own env file.
+
+    formation = Formation(args)       # args as bench.harness.check parses them
+    formation.start()                 # returns once N instances are registered and the proxy routes to all
+    formation.proxy_url, formation.redis_url
+    formation.stop()                  # honcho, every instance and worker
+
+HostsFormation (bench.harness.hosts) has the same interface across network
+namespaces.
+"""
+import os
+import subprocess
+
+import redis
+import requests
+
+from bench.paths import BIN, ROOT
+from bench.runfolder import FORMATION_ENV, FORMATION_LOG, REDIS_DATA
+from scaler.processes import free_port, honcho_base_port, stop_tree, wait_until
+from web.registry import Registry
+
+
+def healthy_backends(proxy_url):
+    """How many backends the proxy at ``proxy_url`` routes to."""
+    metrics = requests.get(f"{proxy_url}/_proxy/metrics", timeout=2).json()
+    return sum(1 for b in metrics["backends"] if b["state"] == "up")
+
+
+class Formation:
+    """The formation ``honcho start`` runs for one check, on free ports."""
+
+    def __init__(self, args):
+        self.args = args
+        self.redis_port, self.proxy_port = free_port(), free_port()
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.proxy_url = f"http://127.0.0.1:{self.proxy_port}"
+        self.honcho = None
+
+    def start(self, abort=None):
+        """Returns once the formation serves; ``abort`` may raise to stop waiting (see wait_until)."""
+        out = self.args.report_dir
+        env_file = out / FORMATION_ENV
+        # honcho lets its env file override the shell's, so this file is the formation's whole config.
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in {
+            "PORT_REDIS": self.redis_port, "REDIS_DATA": out / REDIS_DATA, "PROXY_PORT": self.proxy_port,
+            "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers, **self.autoscale_env(),
+        }.items()))
+        types = ["redis", "web", "proxy", "scaler"] + ["autoscale"] * bool(self.args.autoscale)
+        with open(out / FORMATION_LOG, "wb") as log:  # the child keeps its own copy of the descriptor
+            self.honcho = subprocess.Popen(
+                [BIN / "honcho", "start", "-e", env_file, "-p", str(honcho_base_port()), "-c", f"web={self.args.web}",
+                 *types],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
+                start_new_session=True,
+            )
+        client = redis.Redis.from_url(self.redis_url)
+
+        def still_running():
+            if abort:
+                abort()
+            if self.honcho.poll() is not None:
+                raise TimeoutError(f"honcho exited with {self.honcho.returncode} before the formation served")
+
+        wait_until(lambda: len(Registry(client).instances()) == self.args.web, timeout=60,
+                   what=f"{self.args.web} web instances", abort=still_running)
+        wait_until(lambda: healthy_backends(self.proxy_url) == self.args.web, timeout=30, what="the proxy",
+                   abort=still_running)
+
+    def autoscale_env(self):
+        """The autoscaler's bounds and log; its other AUTOSCALE_* settings pass through from the shell."""
+        if not self.args.autoscale:
+            return {}
+        return {"AUTOSCALE_MIN": self.args.web, "AUTOSCALE_MAX": max(self.args.autoscale, self.args.web),
+                "AUTOSCALE_LOG": self.args.report_dir / "autoscale.jsonl"}
+
+    def stop(self):
+        if self.honcho:
+            stop_tree(self.honcho.pid)
+
+    def wrap(self, command):
+        """Locust runs on this machine as it is (HostsFormation puts it in a host of its own)."""
+        return command

@@ -1,0 +1,175 @@
+"""scripts/check --hosts: the formation spread over hosts made of network namespaces on this machine.
+
+    $ scripts/check --hosts --web 4 --duration 60 --chaos-rate 1      # as root; skips (exit 0) where it cannot
+    hosts (network namespaces on 198.18.0.0/15, no route out):
+      redis  198.18.0.1  redis
+      web1   198.18.0.2  web.1 web.4 chaos
+      ...
+
+    formation = HostsFormation(args)          # args as bench.harness parses them
+    formation.start()                         # raises Unavailable where namespaces cannot be made
+    subprocess.run(formation.wrap(["locust", ...]))   # Locust runs on the load host
+    formation.stop()                          # every process, namespace, veth pair and the bridge
+
+Hosts: ``redis``; ``web1``..``web3`` (instances dealt round-robin, each its own
+gunicorn master); ``proxy``; ``load`` for Locust. Each process runs its
+Procfile command on its host (bench/netns.py) with nothing but PATH, HOME,
+LANG and its settings in its environment, and every setting that names
+another process is an address on another host. A chaos agent, the Procfile's
+``chaos`` type, runs on each web host: a process table is per machine, so
+the monkey embedded in Locust would find nothing to act on from the load host.
+
+The layout, every process's settings and the hits each instance served go to
+``<report dir>/hosts.json``; the processes' output to ``<report dir>/hosts/``.
+
+    $ python -m bench.harness.hosts instances --redis-url redis://198.18.0.1:6379/0   # run on a host: live instances
+"""
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections import defaultdict
+
+from bench.harness.formation import healthy_backends
+from bench.harness.netns import SUBNET, Network, Unavailable, remove_leftovers, unavailable
+from bench.paths import BIN, PROCFILE, ROOT
+from bench.runfolder import CHAOS, HOSTS_JSON, HOSTS_LOGS, REDIS_DATA
+from scaler.procfile import command_of
+from scaler.processes import stop_tree, wait_until
+from web.formation import live_instances
+from web.redis_client import connect
+from web.registry import Registry
+
+REDIS_PORT, WEB_PORT, PROXY_PORT = 6379, 5000, 8000  # every host has its own ports: no need to hunt for free ones
+MAX_WEB_HOSTS = 3
+PASSED_ON = ("HOME", "LANG", "LC_ALL", "TZ")  # from the machine's environment, besides PATH
+
+
+class HostsFormation:
+    """bench.harness.formation.Formation's interface, on hosts; see the module docstring."""
+
+    def __init__(self, args):
+        self.args = args
+        self.web_hosts = [f"web{n}" for n in range(1, min(MAX_WEB_HOSTS, max(1, args.web)) + 1)]
+        self.network = Network(["redis", *self.web_hosts, "proxy", "load"])
+        hosts = self.network.hosts
+        self.redis_url = f"redis://{hosts['redis'].address}:{REDIS_PORT}/0"
+        self.proxy_url = f"http://{hosts['proxy'].address}:{PROXY_PORT}"
+        self.base_env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+                         **{k: os.environ[k] for k in PASSED_ON if k in os.environ}}
+        self.layout = {"subnet": str(SUBNET), "hosts": {}}
+        self.popens = []
+        self.built = False  # set before the network is made, so that stop() removes even half of one
+
+    def start(self, abort=None):
+        reason = unavailable()
+        if reason:
+            raise Unavailable(reason)
+        remove_leftovers()
+        self.built = True
+        self.network.create()
+        self.layout["hosts"] = {name: {"address": host.address, "namespace": host.netns, "processes": {}}
+                                for name, host in self.network.hosts.items()}
+        (self.args.report_dir / HOSTS_LOGS).mkdir(parents=True, exist_ok=True)
+        redis_host = self.network.hosts["redis"].address
+        self.run("redis", "redis", command_of(PROCFILE, "redis"), REDIS_BIND=redis_host, PORT_REDIS=REDIS_PORT,
+                 REDIS_DATA=self.args.report_dir / REDIS_DATA)
+        for number in range(1, self.args.web + 1):
+            host = self.web_hosts[(number - 1) % len(self.web_hosts)]
+            self.run(host, f"web.{number}", command_of(PROCFILE, "web"), PS=f"web.{number}",
+                     PORT=WEB_PORT + (number - 1) // len(self.web_hosts),
+                     BIND_HOST=self.network.hosts[host].address, REDIS_URL=self.redis_url,
+                     HIT_MODE=self.args.mode, WEB_WORKERS=self.args.workers)
+        self.run("proxy", "proxy", command_of(PROCFILE, "proxy"), PROXY_HOST=self.network.hosts["proxy"].address,
+                 PROXY_PORT=PROXY_PORT, PROXY_ALLOW=SUBNET, REDIS_URL=self.redis_url)
+        self.layout["instances"] = self.instances("--wait-for", self.args.web, "--proxy-url", self.proxy_url)
+        if self.args.chaos_rate > 0:
+            log = shlex.quote(str(self.args.report_dir / CHAOS))
+            for offset, host in enumerate(self.web_hosts):
+                # The schedule's rate is the formation's, shared out; each host's agent gets a seed of its own.
+                self.run(host, "chaos", f"{command_of(PROCFILE, 'chaos')} --duration {self.args.duration:g} --log {log}",
+                         CHAOS_RATE=self.args.chaos_rate / len(self.web_hosts), CHAOS_MIX=self.args.chaos_mix,
+                         CHAOS_SEED=self.args.seed + offset, REDIS_URL=self.redis_url)
+        self.write_layout()
+        print(self.describe(), flush=True)
+
+    def run(self, host, name, command, **settings):
+        """Runs a Procfile command on host with only base_env and settings; output to hosts/<host>.<name>.log."""
+        settings = {key: str(value) for key, value in settings.items()}
+        with open(self.args.report_dir / HOSTS_LOGS / f"{host}.{name}.log", "wb") as log:
+            self.popens.append(subprocess.Popen(
+                self.network.hosts[host].command(["sh", "-c", command], {**self.base_env, **settings}),
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        self.layout["hosts"][host]["processes"][name] = {"command": command, "settings": settings}
+
+    def instances(self, *options, timeout=120):
+        """The registry's live instances, read from the load host (this machine has no leg on the network)."""
+        command = ["python", "-m", "bench.harness.hosts", "instances", "--redis-url", self.redis_url, *map(str, options)]
+        try:
+            done = subprocess.run(self.wrap(command), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"no answer from the registry within {timeout}s") from None
+        if done.returncode:
+            reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+            raise TimeoutError(f"{reason} (the processes' output: {self.args.report_dir / HOSTS_LOGS})")
+        return json.loads(done.stdout)
+
+    def wrap(self, command):
+        """command, run on the load host."""
+        return self.network.hosts["load"].command(command, self.base_env)
+
+    def host_of(self, address):
+        return next(name for name, host in self.network.hosts.items() if address.startswith(host.address + ":"))
+
+    def describe(self):
+        lines = [f"hosts (network namespaces on {SUBNET}, no route out):"]
+        for name, host in self.layout["hosts"].items():
+            lines.append(f"  {name:<6} {host['address']:<12} {' '.join(host['processes']) or 'Locust, started by the harness'}")
+        return "\n".join(lines)
+
+    def served_per_host(self):
+        per_host = defaultdict(dict)
+        for instance in self.layout.get("served", []):
+            per_host[self.host_of(instance["address"])][instance["name"]] = instance["served"]
+        return "; ".join(f"{host}: {sum(names.values())} ({', '.join(f'{n} {s}' for n, s in sorted(names.items()))})"
+                         for host, names in sorted(per_host.items()))
+
+    def write_layout(self):
+        (self.args.report_dir / HOSTS_JSON).write_text(json.dumps(self.layout, indent=1) + "\n")
+
+    def stop(self):
+        try:
+            if "instances" in self.layout:  # the formation came up: record what each instance served
+                self.layout["served"] = self.instances(timeout=15)
+                self.write_layout()
+                print(f"hits served per web host: {self.served_per_host()}", flush=True)
+        except (OSError, ValueError) as exc:  # TimeoutError included
+            print(f"could not read what each instance served: {exc}", flush=True)
+        finally:
+            for popen in reversed(self.popens):  # chaos agents first: they thaw what they froze
+                stop_tree(popen.pid)
+            if self.built:
+                self.network.remove()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.harness.hosts", description="Tools run on a namespace host.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("instances", help="print the registry's live instances as JSON")
+    listing.add_argument("--redis-url", required=True)
+    listing.add_argument("--wait-for", type=int, default=0, help="first wait for this many, all up in the proxy")
+    listing.add_argument("--proxy-url")
+    args = parser.parse_args(argv)
+    client = connect(args.redis_url)
+    if args.wait_for:
+        wait_until(lambda: len(Registry(client).instances()) == args.wait_for, timeout=60,
+                   what=f"{args.wait_for} web instances")
+        wait_until(lambda: healthy_backends(args.proxy_url) == args.wait_for, timeout=30, what="the proxy")
+    print(json.dumps([{"name": i.name, "address": i.address, "served": i.served} for i in live_instances(client)]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

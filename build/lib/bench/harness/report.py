@@ -1,0 +1,211 @@
+"""The HTML report of one check: the story in words, the verdict, a timeline with every chaos event, recovery.
+
+    $ python -m bench.harness.report reports/20261129-193000-atomic   # writes report.html there
+
+It opens with the settings in a sentence and the conclusion in a paragraph
+(bench.harness.story), then the verdict's categories, with the ones that are
+not failures explained and, for a wrong-on-purpose mode, the cause. It reads
+only what a run left in its folder: verdict.json, run.json, check.json (runs of
+scripts/check), proxy_metrics.json, chaos.jsonl, formation.jsonl,
+autoscale.jsonl (with ``--autoscale``) and Locust's locust_stats_history.csv,
+so a report can be rebuilt at any time after the run.
+"""
+import base64
+import csv
+import html
+import io
+import json
+import statistics
+import sys
+from collections import Counter
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: render to PNG only
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
+
+from bench.chaos.vocabulary import IN_WORDS, is_action  # noqa: E402
+from bench.harness import story  # noqa: E402
+from bench.runfolder import (AUTOSCALE, CHAOS, CHECK, FORMATION, HISTORY, LOCUST_HTML, PROXY_METRICS,  # noqa: E402
+                             REPORT_HTML, RUN, VERDICT_JSON, read_json, read_jsonl)
+from bench.verdict import render  # noqa: E402
+from bench.verdict.checker import CATEGORIES, VALID  # noqa: E402
+from web.clock import clock  # noqa: E402
+
+ACTION_COLOURS = {"kill": "tab:red", "term": "tab:orange", "reload": "tab:blue", "rolling": "tab:cyan",
+                  "freeze": "tab:purple", "scale": "tab:green"}
+RETRY_NAME = "POST /hits (retry)"
+
+
+def read_history(path):
+    """Per-second rows of Locust's stats history: {name: [(time, rps, failures/s, p99 ms, p95 ms, users)]}.
+
+    The percentiles are Locust's "current" ones, over its last 10 s."""
+    series = {}
+
+    def ms(text):
+        return float(text) if text not in ("N/A", "", None) else None
+
+    try:
+        with open(path, newline="") as file:
+            for row in csv.DictReader(file):
+                series.setdefault(row["Name"], []).append((
+                    float(row["Timestamp"]), float(row["Requests/s"]), float(row["Failures/s"]),
+                    ms(row.get("99%")), ms(row.get("95%")), int(row.get("User Count") or 0),
+                ))
+    except OSError:
+        pass
+    return series
+
+
+def recovery_times(chaos_events):
+    """{action: [seconds from the signal to a replacement worker serving]}, from the monkey's follow-ups."""
+    times = {}
+    for event in chaos_events:
+        if "recovery_s" in event:
+            times.setdefault(event.get("after"), []).append(event["recovery_s"])
+    return times
+
+
+def actions_of(chaos_events):
+    """The actions themselves, without their follow-ups (recovery, thaw)."""
+    return [e for e in chaos_events if is_action(e)]
+
+
+def scaling_of(autoscale_events):
+    """The autoscaler's start and each change, without its holds."""
+    return [e for e in autoscale_events if e.get("action") in ("start", "up", "down")]
+
+
+def timeline_png(history, formation, chaos_events, scaling=()):
+    fig, (load, latency, procs) = plt.subplots(3, 1, figsize=(11, 7.5), sharex=True,
+                                               gridspec_kw={"height_ratios": [3, 2, 1.4]})
+    total = history.get("Aggregated", [])
+    t0 = min([row[0] for row in total] + [s["time"] for s in formation] + [e["time"] for e in chaos_events]
+             or [0])
+    if total:
+        times = [row[0] - t0 for row in total]
+        load.plot(times, [row[1] for row in total], label="requests/s", color="black")
+        load.plot(times, [row[2] for row in total], label="failures/s", color="tab:red")
+        load.plot(times, [row[5] for row in total], label="users", color="tab:gray", linestyle="--")
+        latency.plot(times, [row[3] for row in total], label="p99 ms", color="tab:brown")
+        latency.plot(times, [row[4] for row in total], label="p95 ms", color="tab:pink")
+    retries = history.get(RETRY_NAME, [])
+    if retries:
+        load.plot([row[0] - t0 for row in retries], [row[1] for row in retries], label="retries/s", color="tab:olive")
+    if formation:
+        times = [s["time"] - t0 for s in formation]
+        procs.step(times, [s["instances"] for s in formation], where="post", label="instances")
+        procs.step(times, [s["workers"] for s in formation], where="post", label="workers")
+    if scaling:
+        # Extended to the end, so the last count asked for shows as a level, not a point.
+        ends = [scaling[-1]["time"] - t0] + ([formation[-1]["time"] - t0] if formation else [])
+        procs.step([e["time"] - t0 for e in scaling] + [max(ends)], [e["desired"] for e in scaling]
+                   + [scaling[-1]["desired"]], where="post", label="asked by autoscale", linestyle="--",
+                   color="tab:green")
+    for event in chaos_events:
+        for axis in (load, latency, procs):
+            axis.axvline(event["time"] - t0, color=ACTION_COLOURS.get(event.get("action"), "grey"),
+                         alpha=0.35, linewidth=1)
+    handles = [plt.Line2D([], [], color=c, alpha=0.6, label=a) for a, c in ACTION_COLOURS.items()
+               if any(e.get("action") == a for e in chaos_events)]
+    load.legend(handles=load.get_legend_handles_labels()[0] + handles, loc="upper left", fontsize=8, ncol=4)
+    latency.legend(loc="upper left", fontsize=8)
+    procs.legend(loc="upper left", fontsize=8)
+    load.set_ylabel("per second; users")
+    latency.set_ylabel("ms")
+    procs.set_ylabel("count")
+    procs.set_xlabel("seconds since start (vertical lines: chaos actions)")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def table(headers, rows):
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def verdict_section(verdict, run_id, mode=None):
+    rows = [("ok", verdict.ok, "")]
+    rows += [(name, verdict.counts[name], "; ".join(map(render.describe, getattr(verdict, name)[:5])))
+             for name in CATEGORIES]
+    reasons = "".join(f"<p class=bad>{html.escape(reason)}</p>" for reason in verdict.errors + verdict.inconclusive)
+    explained = "".join(f"<p>{html.escape(line)}</p>" for line in story.categories_explained(verdict))
+    cause = (f"<p class=cause>Wrong on purpose: {html.escape(story.MODE_CAUSES[mode])}.</p>"
+             if mode in story.MODE_CAUSES and mode != "atomic" else "")
+    return (f"<h2 class={'good' if verdict.status == VALID else 'bad'}>{html.escape(render.headline(verdict))}</h2>"
+            f"<p>run <code>{html.escape(str(run_id))}</code></p>" + cause
+            + table(("category", "count (gaps: missing numbers)", "first items"), rows) + reasons + explained)
+
+
+def scaling_section(scaling):
+    if not scaling:
+        return ""
+    return "<h2>Autoscaling</h2>" + table(("time", "decision", "instances", "why"), [
+        (clock(e["time"]), e["action"], f"{e['previous']} → {e['desired']}" if "previous" in e else e["desired"],
+         e.get("reason", "")) for e in scaling])
+
+
+def recovery_section(recoveries):
+    if not recoveries:
+        return "<p>No recovery was measured in this run.</p>"
+    return table(("after", "measured", "median s", "worst s"), [
+        (action, len(times), f"{statistics.median(times):.3f}", f"{max(times):.3f}")
+        for action, times in sorted(recoveries.items())]) + "<p>From the signal to a replacement worker serving.</p>"
+
+
+def render_html(out):
+    out = Path(out)
+    data = read_json(out / VERDICT_JSON)
+    verdict = render.from_json(data)
+    run = read_json(out / RUN, {})
+    check = read_json(out / CHECK, {})
+    chaos = read_jsonl(out / CHAOS)
+    formation = read_jsonl(out / FORMATION)
+    history = read_history(out / HISTORY)
+    scaling = scaling_of(read_jsonl(out / AUTOSCALE))
+    picture = base64.b64encode(timeline_png(history, formation, actions_of(chaos), scaling)).decode()
+    recovery = recovery_section(recovery_times(chaos))
+    actions = Counter((e.get("action"), e.get("outcome", "").partition(":")[0]) for e in actions_of(chaos))
+    mode = check.get("mode")
+    conclusion = story.conclusion(verdict, actions_of(chaos), recovery_times(chaos),
+                                  story.retries_of(read_json(out / PROXY_METRICS)), mode)
+    return f"""<!doctype html><html><head><meta charset=utf-8><title>factor6 check {html.escape(str(run.get('run', '')))}</title>
+<style>body{{font:14px sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;font-size:12px}}
+.good{{color:#186a18}} .bad{{color:#a01010}} img{{max-width:100%}}
+.conclusion{{font-size:16px;padding:10px;background:{"#e8f6e8" if verdict.status == VALID else "#f8ecec"}}}
+.cause{{font-weight:bold}}</style></head><body>
+<h1>factor6 consistency check</h1>
+<p>{html.escape(story.settings(check, run))}</p>
+<p class=conclusion>{html.escape(conclusion)}</p>
+{verdict_section(verdict, (data or {}).get("run", run.get("run")), mode)}
+<h2>Timeline</h2><img alt="throughput, users, failures, retries, p95 and p99 latency and formation over time,
+ with chaos events and the instance count the autoscaler asked for" src="data:image/png;base64,{picture}">
+{scaling_section(scaling)}
+<h2>Recovery per action</h2>{recovery}
+<h2>Chaos actions</h2>{table(("action", "what it is", "outcome", "count"), [
+    (action, IN_WORDS.get(action, (action,) * 2)[1], outcome, count) for (action, outcome), count in sorted(actions.items())])}
+{table(("time", "action", "target", "pid", "outcome", "recovery s"),
+       [(clock(e.get("time", 0)), e.get("action"), e.get("target"), e.get("pid"), e.get("outcome"),
+         e.get("recovery_s", "")) for e in chaos])}
+<p>Locust's own report: <a href="{LOCUST_HTML}">{LOCUST_HTML}</a>. Raw data: verdict.json, journal.jsonl, chaos.jsonl,
+formation.jsonl, autoscale.jsonl, locust_stats_history.csv, {PROXY_METRICS}, {CHECK}.</p>
+<details><summary>settings as recorded</summary><pre>{html.escape(json.dumps({"check": check, "run": run}, indent=1))}</pre></details>
+</body></html>
+"""
+
+
+def write(out):
+    path = Path(out) / REPORT_HTML
+    path.write_text(render_html(out), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    print(write(sys.argv[1]))

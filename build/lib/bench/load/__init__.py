@@ -1,0 +1,11 @@
+"""The load wing: the Locust plugin that journals every hit, collects, checks live and concludes.
+
+    $ locust -f bench/locustfile.py --headless -u 16 -t 60s --host http://127.0.0.1:8000 --chaos-rate 1
+
+Modules: ``journal`` (one process's events), ``collect`` (workers stream,
+the master accounts), ``live`` (formation samples and the live check),
+``conclude`` (the final check, the run-proved-nothing rules, the artifacts),
+``webui`` (the Consistency tab, the --html banner), ``shapes`` (load shapes),
+``plugin`` (the Conductor that runs it all, and ``install``). It imports the
+verdict and chaos wings and web's contract modules; the harness never imports it.
+"""

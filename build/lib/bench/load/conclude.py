@@ -1,0 +1,71 @@
+"""A run's check and conclusion: the journal against one consistent read of the ledger, then the artifacts.
+
+    source, verdict = snapshot(run)                     # live: as of now
+    verdict = conclude(run, missing_workers, proof)     # after the stop: seal, write, print
+
+``run`` is a ``bench.load.plugin.Run``. The conclusion writes verdict.json,
+verdict.txt, journal.jsonl and run.json into the run folder, and seals the
+run's record so a later check judges it as it ended. A run that proved nothing
+is ``unknown``, not valid (``inconclusive``): no hit acknowledged, too few
+tries succeeded, the users never reached the number asked for, or the chaos
+asked for did not happen.
+"""
+import json
+import time
+
+import gevent
+
+from bench.runfolder import JOURNAL, RUN, VERDICT_JSON, VERDICT_TXT, write_jsonl
+from bench.verdict import checker, render
+from bench.verdict.record import seal_run
+from bench.verdict.sources import Source, read_redis
+
+
+def snapshot(run, as_of=None):
+    """Check the journal so far against one consistent read of the ledger and counter."""
+    events = list(run.journal.events)
+    as_of = time.time() if as_of is None else as_of
+    source = Source(run=run.run_id)
+    ledger, start, end = read_redis(source, run.client)
+    ledger = list(ledger)
+    # The pure check is CPU-bound: a native thread keeps users' greenlets running meanwhile.
+    verdict = gevent.get_hub().threadpool.apply(checker.check, (events, ledger, start, end), {"as_of": as_of})
+    return source, verdict
+
+
+def inconclusive(verdict, proof):
+    """Why a run with nothing wrong still proved nothing; ``proof`` holds what was asked and what happened."""
+    reasons = []
+    if not verdict.ok:
+        reasons.append("no hit was acknowledged")
+    tries, failed = proof.get("tries", 0), proof.get("failed_tries", 0)
+    if tries and (tries - failed) / tries < proof["min_success"]:
+        reasons.append(f"only {tries - failed:,} of {tries:,} tries succeeded,"
+                       f" under the minimum share of {proof['min_success']:.0%} (--min-success)")
+    if proof.get("users_asked") and proof.get("peak_users", 0) < proof["users_asked"]:
+        reasons.append(f"the load reached {proof['peak_users']} users of the {proof['users_asked']} asked")
+    asked = proof.get("chaos_asked", 0)
+    if asked and proof.get("chaos_applied", 0) < asked / 2:
+        reasons.append(f"chaos was asked for about {asked:.0f} actions but {proof.get('chaos_applied', 0)}"
+                       f" were applied (fewer than half)")
+    return reasons
+
+
+def conclude(run, missing, proof, chaos_summary=None):
+    """The final verdict of ``run``, written to its folder and printed; ``missing`` are incomplete journals."""
+    source, verdict = snapshot(run, as_of=None)
+    source.events = len(run.journal.events)
+    source.journals = run.journal_names
+    source.errors += [f"journal of worker {w} incomplete or missing" for w in missing]
+    verdict = render.with_source(source, verdict)
+    if verdict.stats.get("counter_end") is not None:
+        seal_run(run.client, run.run_id, verdict.stats["counter_end"], source.ledger_length)
+    verdict.inconclusive += inconclusive(verdict, proof)
+    out = run.report_dir
+    render.write_json(out / VERDICT_JSON, render.report_json(source, verdict, chaos=chaos_summary, proof=proof))
+    write_jsonl(out / JOURNAL, run.journal.events)
+    (out / RUN).write_text(json.dumps(run.settings) + "\n")
+    table = render.console(source, verdict)
+    (out / VERDICT_TXT).write_text(table + "\n")
+    print(table, flush=True)
+    return verdict

@@ -1,0 +1,296 @@
+"""The consistency plugin for Locust: journals, their collection, the live view and the verdict.
+
+    from bench.load import plugin
+
+    @events.init.add_listener
+    def install(environment, **_):
+        plugin.install(environment)
+
+Roles follow Locust's runners. A worker journals its users' hits and streams
+them to the master (``collect.Streamer``). The master, or a local runner, is
+the ``Conductor`` of each run: it merges the journals (``collect.Collector``),
+runs the chaos monkey, watches the formation and checks live (``live``), and
+after the test stops it waits for every worker's complete journal (a missing
+one makes the verdict unknown), concludes (``conclude``) and shows the verdict
+in the Consistency tab, on the console, in the ``--html`` report, in the run
+folder and as the exit code: 0 valid, 1 invalid, 2 unknown.
+
+A failure in any of its event handlers (Redis away at the start, say) stops
+the run with the reason on the console in one line and exit status 2: never a
+traceback and a run that goes on forever. Bad option values are refused before
+anything starts (``options``): at start-up with exit status 2, and in the web
+UI's start form with the reason in place of Locust's ``success: true``.
+
+Folders: a headless run writes where ``--report-dir`` says (``scripts/check``
+gives each check its own); every web-UI run gets a folder of its own,
+``<report-dir or reports>/<time>-ui-<run>``, and its HTML report
+(bench.harness.report) at Stop. The proxy's metrics at the start and the end
+go in the folder too (``proxy_metrics.json``), so the report can tell how many
+requests the proxy retried during the run.
+
+Run time: Locust's ``-t`` timer quits a distributed master before its workers
+have even stopped, so in headless runs ``install`` takes ``-t`` over, once,
+before anything else reads it: the Conductor stops the run itself, and a load
+shape spreads over the same duration.
+"""
+import logging
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gevent
+import gevent.event
+import requests
+from locust.runners import MasterRunner, WorkerRunner
+
+from bench.chaos import KILLS, ChaosMonkey, parse_mix
+from bench.load import options as plugin_options
+from bench.load import shapes, webui
+from bench.load.collect import Collector, Streamer
+from bench.load.conclude import conclude
+from bench.load.journal import Journal
+from bench.load.live import LiveView
+from bench.paths import ROOT
+from bench.runfolder import CHAOS, FORMATION, PROXY_METRICS, write_jsonl
+from bench.verdict import render
+from bench.verdict.checker import Verdict
+from bench.verdict.record import start_run
+from web.config import idempotency_ttl
+from web.redis_client import connect
+
+log = logging.getLogger("factor6")
+
+
+@dataclass
+class Run:
+    """One test run as the master sees it."""
+
+    run_id: str
+    client: object  # the formation's Redis, one client for the run
+    report_dir: Path
+    journal: Journal
+    journal_names: list = field(default_factory=lambda: ["this process"])
+    settings: dict = field(default_factory=dict)
+
+
+def take_run_time(options):
+    """The headless run's duration, taken from Locust (which then sets no timer of its own); else None."""
+    if options and options.headless and options.run_time:
+        duration, options.run_time = options.run_time, None
+        return duration
+    return None
+
+
+class Conductor:
+    """The master's (or local runner's) side of each run: start, stop, conclusion, and the tab's rows."""
+
+    def __init__(self, environment, duration):
+        self.env = environment
+        self.duration = duration
+        self.given_run_id = environment.parsed_options.run_id if environment.parsed_options else ""
+        self.runs = 0
+        self.run = None
+        self.journal = Journal()  # a local runner's users write here
+        self.collector = None
+        self.live = None
+        self.chaos = None
+        self.verdict = None
+        self.started_at = None
+        self.stopper = None
+        self.concluded = gevent.event.Event()
+        self.client = None
+        self.failed = None  # the reason a handler failed: the run stops, no verdict is made
+        self.proxy_start = None
+
+    @property
+    def options(self):
+        return self.env.parsed_options
+
+    def new_run_id(self):
+        self.runs += 1
+        if not self.given_run_id:
+            return f"r{uuid.uuid4().hex[:10]}"
+        return self.given_run_id + (f".{self.runs}" if self.runs > 1 else "")
+
+    def guarded(self, what, handler):
+        """``handler`` as an event listener whose failure aborts the run (Locust's would only log it)."""
+        def listener(**kwargs):
+            try:
+                return handler(**kwargs)
+            except Exception as exc:
+                self.abort(f"{what} failed: {type(exc).__name__}: {exc}")
+        return listener
+
+    def abort(self, reason):
+        """Stop the run at once with ``reason`` as its one-line verdict; headless, quit with exit status 2."""
+        log.error("%s; the run is stopped (no verdict)", reason)
+        self.failed = reason
+        self.verdict = Verdict(errors=[reason])
+        self.env.process_exit_code = self.verdict.exit_code
+        self.concluded.set()
+        runner = self.env.runner
+        gevent.spawn(runner.quit if self.options.headless else runner.stop)
+
+    def report_dir(self, run_id):
+        """Where this run's files go: --report-dir as given headless; a folder of its own per web-UI run."""
+        given = self.options.report_dir
+        if self.options.headless and given:
+            return Path(given)
+        return Path(given or ROOT / "reports") / f"{time.strftime('%Y%m%d-%H%M%S')}-ui-{run_id}"
+
+    def on_test_start(self, **_):
+        options = self.options
+        self.failed = None
+        # Workers receive parsed_options with their spawn message: this is how they learn the run id.
+        options.run_id = self.new_run_id()
+        self.client = self.client or connect(options.redis_url)
+        self.journal = Journal(options.run_id)
+        report_dir = self.report_dir(options.run_id)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        self.run = Run(options.run_id, self.client, report_dir, self.journal, settings={
+            "run": options.run_id, "host": self.env.host, "chaos_rate": options.chaos_rate,
+            "chaos_mix": options.chaos_mix, "chaos_seed": options.chaos_seed, "users": self.users_asked(),
+        })
+        self.verdict, self.started_at = None, time.time()
+        self.concluded.clear()
+        self.collector = Collector(self.env.runner, self.journal)
+        if self.collector.workers:
+            self.run.journal_names = sorted(self.collector.workers)
+        start_run(self.client, options.run_id, idempotency_ttl(os.environ))
+        self.proxy_start = proxy_metrics(self.env.host)
+        self.chaos = None
+        if options.chaos_rate > 0:
+            self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=parse_mix(options.chaos_mix),
+                                     seed=options.chaos_seed, log_path=report_dir / CHAOS)
+            self.chaos.start()
+        self.live = LiveView(self.run, self.env.runner)
+        self.live.start()
+        if self.duration:
+            self.stopper = gevent.spawn(self.stop_after, self.duration)
+        log.info("factor6 run %s started: %s", options.run_id, report_dir)
+
+    def users_asked(self):
+        runner = self.env.runner
+        return getattr(runner, "target_user_count", 0) or self.options.num_users or 0
+
+    def on_journal(self, environment, msg, **_):
+        self.collector.on_journal(environment, msg)
+
+    def on_journal_complete(self, environment, msg, **_):
+        self.collector.on_journal_complete(environment, msg)
+
+    def stop_after(self, seconds):
+        gevent.sleep(seconds)
+        log.info("run time of %ss reached: stopping users, then checking", seconds)
+        runner = self.env.runner
+        runner.stop()
+        bound = self.env.stop_timeout + self.options.journal_timeout + 60
+        if not self.concluded.wait(bound):
+            self.abort(f"no verdict within {bound:.0f}s of the stop (stop timeout, journal timeout and 60 s)")
+        if isinstance(runner, MasterRunner):
+            # A worker reads "quit" only after its post-stop pause; were the master gone by then,
+            # the worker would hang on its last send until the heartbeat gives up a minute later.
+            deadline = time.monotonic() + self.env.stop_timeout + 10
+            while len(runner.clients.ready) < len(self.collector.workers) and time.monotonic() < deadline:
+                gevent.sleep(0.2)
+        runner.quit()
+
+    def on_test_stop(self, **_):
+        if self.live:
+            self.live.stop()
+        if self.chaos:
+            self.chaos.stop()
+        if not self.failed:
+            gevent.spawn(self.conclude)
+
+    def proof(self):
+        """What was asked of the run, and what happened: the inputs of the 'proved nothing' rules."""
+        total = self.env.runner.stats.total
+        elapsed = time.time() - self.started_at
+        summary = self.chaos.summary() if self.chaos else {"actions": {}}
+        applied = sum(counts.get("ok", 0) for counts in summary["actions"].values())
+        return {"tries": total.num_requests, "failed_tries": total.num_failures,
+                "min_success": self.options.min_success, "users_asked": self.run.settings["users"],
+                "peak_users": self.live.peak_users if self.live else 0,
+                "chaos_asked": self.options.chaos_rate * elapsed, "chaos_applied": applied,
+                "kills": sum(summary["actions"].get(action, {}).get("ok", 0) for action in KILLS)}
+
+    def conclude(self):
+        try:
+            missing = self.collector.wait(self.options.journal_timeout)
+            write_jsonl(self.run.report_dir / FORMATION, self.live.formation)
+            render.write_json(self.run.report_dir / PROXY_METRICS,
+                              {"start": self.proxy_start, "end": proxy_metrics(self.env.host)})
+            self.verdict = conclude(self.run, missing, self.proof(), self.chaos.summary() if self.chaos else None)
+        except Exception as exc:
+            log.exception("the consistency check itself failed")
+            self.verdict = Verdict(errors=[f"the check itself failed: {type(exc).__name__}: {exc}"])
+        self.env.process_exit_code = self.verdict.exit_code
+        self.concluded.set()
+        if not self.options.headless:
+            self.write_html_report()
+
+    def write_html_report(self):
+        """A web-UI run's report.html; scripts/check writes its own once the formation has stopped."""
+        from bench.harness import report  # matplotlib: loaded only by the runs that draw
+
+        try:
+            path = gevent.get_hub().threadpool.apply(report.write, (self.run.report_dir,))
+            log.info("factor6 report: %s", path)
+        except Exception as exc:
+            log.error("factor6: the HTML report could not be written: %s: %s", type(exc).__name__, exc)
+
+    def rows(self):
+        return webui.tab_rows(self.verdict, self.run.run_id if self.run else "", self.live.counts if self.live else None,
+                              self.chaos, self.live.formation if self.live else None)
+
+    def mark_html_report(self, **_):
+        webui.mark_html_report(getattr(self.options, "html_file", None), self.verdict, self.run.run_id if self.run else "")
+
+
+def proxy_metrics(host):
+    """The proxy's ``/_proxy/metrics`` at ``host``; None when it is not a factor6 proxy or does not answer."""
+    try:
+        response = requests.get(f"{host}/_proxy/metrics", timeout=2)
+        return response.json() if response.ok else None
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def journal_of(environment):
+    return environment.factor6.journal
+
+
+def refuse_bad_options(environment):
+    """The command line's bad values end Locust at start-up, one line each, with exit status 2."""
+    found = plugin_options.headless_problems(environment.parsed_options) if environment.parsed_options else []
+    for problem in found:
+        sys.stderr.write(f"factor6: {problem}\n")
+    if found:
+        sys.exit(2)
+
+
+def install(environment):
+    runner = environment.runner
+    if not isinstance(runner, WorkerRunner):
+        refuse_bad_options(environment)
+    duration = take_run_time(environment.parsed_options) if not isinstance(runner, WorkerRunner) else None
+    shapes.install(environment, duration)
+    if isinstance(runner, WorkerRunner):
+        plugin = Streamer(environment)
+    else:
+        plugin = Conductor(environment, duration)
+        environment.events.quitting.add_listener(plugin.mark_html_report)
+        if isinstance(runner, MasterRunner):
+            runner.register_message("journal", plugin.on_journal)
+            runner.register_message("journal_complete", plugin.on_journal_complete)
+        if environment.web_ui:
+            webui.install_tab(environment.web_ui, plugin.rows)
+            plugin_options.refuse_bad_starts(environment.web_ui)
+    environment.factor6 = plugin
+    guard = plugin.guarded if isinstance(plugin, Conductor) else (lambda _what, handler: handler)
+    environment.events.test_start.add_listener(guard("starting the run", plugin.on_test_start))
+    environment.events.test_stop.add_listener(guard("stopping the run", plugin.on_test_stop))

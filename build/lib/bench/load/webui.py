@@ -1,0 +1,81 @@
+"""Where people look in Locust: the Consistency tab of the web UI, and the banner on Locust's --html report.
+
+    install_tab(web_ui, rows=conductor.rows)     # the tab polls /stats/requests, which gets our rows
+    mark_html_report(html_file, verdict)         # the verdict at the top of Locust's own report
+
+``tab_rows`` builds the tab from the live counts while a run goes and from the
+final Verdict after it, with the chaos summary and the latest formation sample.
+"""
+import json
+from pathlib import Path
+
+from bench.chaos import FOLLOW_UPS
+from bench.verdict import render
+from bench.verdict.checker import CATEGORIES, VALID
+
+SHOWN = 10  # offending items listed per category in the tab
+
+
+def tab_rows(verdict=None, run_id="", live=None, chaos=None, formation=None):
+    rows = []
+    if verdict is not None:
+        rows.append({"what": "verdict", "count": render.LABELS[verdict.status], "detail": render.headline(verdict)
+                     if verdict.status != VALID else f"run {run_id}"})
+        for name, count in verdict.counts.items():
+            items = getattr(verdict, name) if name in CATEGORIES else []
+            rows.append({"what": name, "count": count, "detail": "; ".join(map(render.describe, items[:SHOWN]))})
+        for reason in verdict.errors + verdict.inconclusive:
+            rows.append({"what": "why no verdict", "count": "", "detail": reason})
+    elif live:
+        rows.append({"what": "verdict", "count": "running", "detail": "final verdict after stop"})
+        for name in ("ok", "lost", "duplicated"):
+            rows.append({"what": f"{name} so far", "count": live[name], "detail": ""})
+        rows.append({"what": "offending", "count": len(live["items"]),
+                     "detail": "; ".join(map(render.describe, live["items"]))})
+    if chaos:
+        summary = chaos.summary()
+        for action, outcomes in summary["actions"].items():
+            if action in FOLLOW_UPS:
+                continue
+            recovery = summary["recovery"].get(action)
+            detail = f"median recovery {recovery['median_s']:.3f}s, worst {recovery['max_s']:.3f}s" if recovery else ""
+            rows.append({"what": f"chaos {action}", "count": sum(outcomes.values()),
+                         "detail": ", ".join(f"{k}: {v}" for k, v in outcomes.items()) + ("; " + detail if detail else "")})
+        for event in chaos.events[-5:]:
+            rows.append({"what": "chaos event", "count": event.get("action"), "detail": json.dumps(event)})
+    if formation:
+        last = formation[-1]
+        rows.append({"what": "instances", "count": last["instances"], "detail": ", ".join(last["names"])})
+    return rows
+
+
+def install_tab(web_ui, rows):
+    web_ui.template_args.update(
+        extended_tabs=[{"title": "Consistency", "key": "consistency"}],
+        extended_tables=[{"key": "consistency", "structure": [
+            {"key": "what", "title": "What"}, {"key": "count", "title": "Count"},
+            {"key": "detail", "title": "Detail"}]}],
+    )
+
+    @web_ui.app.after_request
+    def add_consistency(response):
+        from flask import request
+
+        if request.path == "/stats/requests" and response.is_json:
+            data = response.get_json()
+            data["extended_stats"] = [{"key": "consistency", "data": rows()}]
+            response.set_data(json.dumps(data))
+        return response
+
+
+def mark_html_report(html_file, verdict, run_id):
+    """Put the verdict at the top of Locust's own --html report, which is written before quitting."""
+    if not (html_file and verdict is not None and Path(html_file).exists()):
+        return
+    counts = ", ".join(f"{name}: {count}" for name, count in verdict.counts.items())
+    colour = {"valid": "#d4f7d4", "invalid": "#f7d4d4"}.get(verdict.status, "#f7ecd4")
+    banner = (f'<div style="font:16px sans-serif;padding:12px;background:{colour}">'
+              f'<b>factor6 consistency: {render.headline(verdict)}</b> (run {run_id}; {counts})'
+              f' &mdash; details in verdict.json and report.html</div>')
+    text = Path(html_file).read_text(encoding="utf-8")
+    Path(html_file).write_text(text.replace("<body>", "<body>" + banner, 1), encoding="utf-8")

@@ -1,0 +1,375 @@
+"""The consistency checker: a client history and a server ledger in, a verdict out.
+
+The load generator journals every hit it attempts (``invoke``, then ``ok``
+with the acknowledged number, ``fail``, or ``info`` when the outcome is
+unknown); the web processes append a ledger entry for every increment they
+apply. The checker compares the two hit by hit, in the style of Jepsen's
+checkers: small pure functions, each testable on a synthetic history, no I/O.
+
+    >>> from bench.verdict.checker import check
+    >>> history = [
+    ...     {"type": "invoke", "key": "r1:c1:1", "time": 1.0},
+    ...     {"type": "ok", "key": "r1:c1:1", "time": 1.1, "number": 8},
+    ...     {"type": "invoke", "key": "r1:c1:2", "time": 1.2},
+    ...     {"type": "info", "key": "r1:c1:2", "time": 2.2},
+    ... ]
+    >>> ledger = [{"key": "r1:c1:1", "number": 8, "instance": "web.1", "time": 1.05}]
+    >>> verdict = check(history, ledger, counter_start=7, counter_end=8)
+    >>> verdict.valid, verdict.ok, verdict.not_applied
+    (True, 1, [{'key': 'r1:c1:2'}])
+
+Categories; every item is a dict naming the key(s), number(s) and a reason:
+
+- ``ok``: acknowledged and applied with the acknowledged number (a count).
+- ``lost``: acknowledged but not applied, or applied with another number.
+  Also the counter moving *less* than the ledger's applications (e.g. a
+  server counting in process memory), reported as one counter item.
+- ``duplicated``: a key applied twice; a number given to two keys; a number
+  outside the run's counter range (the shared counter hands it, or handed it,
+  to another hit too); the counter moving *more* than the applications.
+- ``unexpected``: applied but never attempted, or applied although the client
+  recorded ``fail``.
+- ``recovered`` / ``not_applied``: unknown outcome (``info``, or no completion
+  at all), found applied / not applied.
+- ``gaps``: numbers missing from the run's range, as ``{"first", "last"}``
+  ranges; the range is ``counter_start + 1 .. counter_end`` where those are
+  known, else the smallest .. largest applied number.
+
+A verdict has one of three statuses, as Jepsen's checkers do: ``invalid``
+when lost, duplicated, unexpected or gaps has an item; ``unknown`` when the
+input itself has ``errors`` (a key invoked twice, an ok without a number, a
+journal missing...), whatever was found, since nothing found in broken input
+can be trusted; ``unknown`` too when nothing is wrong but the run proved
+nothing (``inconclusive`` says why: no hit acknowledged, say); else ``valid``.
+
+    >>> verdict.status, Verdict(inconclusive=["no hit was acknowledged"]).status
+    ('valid', 'unknown')
+    >>> Verdict(lost=[{"key": "r1:c1:1"}]).status, Verdict(errors=["journal missing"]).status
+    ('invalid', 'unknown')
+    >>> EXIT_CODES
+    {'valid': 0, 'invalid': 1, 'unknown': 2}
+"""
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+PENDING = "pending"  # the status of an op invoked but never completed
+# Maps each completion type to one shared string, so a million ops hold no copies.
+COMPLETIONS = {kind: kind for kind in ("ok", "fail", "info")}
+CATEGORIES = ("lost", "duplicated", "unexpected", "recovered", "not_applied", "gaps")
+VIOLATIONS = ("lost", "duplicated", "unexpected", "gaps")  # the categories that make a run invalid
+VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
+EXIT_CODES = {VALID: 0, INVALID: 1, UNKNOWN: 2}
+
+
+@dataclass
+class History:
+    """The client's ops by key: each op's status and, when ok, its number.
+
+    A status is the type of the op's completion, or ``PENDING``.
+    """
+
+    ops: dict[str, str] = field(default_factory=dict)
+    acked: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Ledger:
+    """The server's applications, indexed by key and by number.
+
+    The first application of each key and each number is kept in a dict, the
+    rare repeats aside, so the common case costs one entry per application.
+    """
+
+    applied: dict[str, tuple[int, str]] = field(default_factory=dict)  # key -> (number, instance)
+    owner: dict[int, str] = field(default_factory=dict)  # number -> key
+    reapplied: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    shared: dict[int, list[str]] = field(default_factory=dict)
+    applications: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def applications_of(self, key: str) -> list[tuple[int, str]]:
+        """Every (number, instance) the key was applied with, in ledger order."""
+        first = self.applied.get(key)
+        return [] if first is None else [first, *self.reapplied.get(key, ())]
+
+
+@dataclass
+class Verdict:
+    """The checker's answer; ``to_dict()`` is its JSON form."""
+
+    ok: int = 0
+    lost: list[dict] = field(default_factory=list)
+    duplicated: list[dict] = field(default_factory=list)
+    unexpected: list[dict] = field(default_factory=list)
+    recovered: list[dict] = field(default_factory=list)
+    not_applied: list[dict] = field(default_factory=list)
+    gaps: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the input is broken: no verdict can be trusted
+    inconclusive: list[str] = field(default_factory=list)  # nothing wrong, but nothing proved either
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def violations(self) -> list[str]:
+        """The names of the non-empty categories that make the verdict invalid."""
+        return [name for name in VIOLATIONS if getattr(self, name)]
+
+    @property
+    def status(self) -> str:
+        if self.errors:
+            return UNKNOWN
+        if self.violations:
+            return INVALID
+        return UNKNOWN if self.inconclusive else VALID
+
+    @property
+    def valid(self) -> bool:
+        return self.status == VALID
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Items per category, except gaps: the count of missing numbers, not of ranges."""
+        counts = {"ok": self.ok} | {name: len(getattr(self, name)) for name in CATEGORIES}
+        counts["gaps"] = sum(gap["last"] - gap["first"] + 1 for gap in self.gaps)
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "violations": self.violations,
+            "counts": self.counts,
+            "stats": self.stats,
+            "ok": self.ok,
+            **{name: getattr(self, name) for name in CATEGORIES},
+            "errors": self.errors,
+            "inconclusive": self.inconclusive,
+        }
+
+
+def merge(*verdicts: Verdict) -> Verdict:
+    """One verdict holding every item of the given ones."""
+    merged = Verdict()
+    for verdict in verdicts:
+        merged.ok += verdict.ok
+        for name in CATEGORIES:
+            getattr(merged, name).extend(getattr(verdict, name))
+        merged.errors.extend(verdict.errors)
+        merged.inconclusive.extend(verdict.inconclusive)
+    return merged
+
+
+def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = None) -> History:
+    """Index journal events by key, whatever their order across journals.
+
+    With ``as_of`` (the time the ledger was read), later completions are
+    ignored: those ops were still in flight for a ledger read at that time.
+    """
+    history = History()
+    ops, acked, errors = history.ops, history.acked, history.errors
+    early: dict[str, tuple[str, Any]] = {}  # completions met before their invoke
+    for event in events:
+        key = event.get("key")
+        kind = event.get("type")
+        if type(key) is not str:
+            errors.append(f"event without a string key: {event!r}")
+        elif kind == "invoke":
+            if key in ops:
+                errors.append(f"{key}: invoked twice")
+            else:
+                ops[key] = PENDING
+        elif kind in COMPLETIONS:
+            if as_of is not None and _after(event.get("time"), as_of):
+                continue
+            number = event.get("number")
+            status = ops.get(key)
+            if kind == "ok" and type(number) is not int:
+                errors.append(f"{key}: ok without an integer number")
+            elif status == PENDING:
+                _complete(history, key, COMPLETIONS[kind], number)
+            elif status is not None or key in early:
+                errors.append(f"{key}: completed twice")
+            else:
+                early[key] = (COMPLETIONS[kind], number)
+        else:
+            errors.append(f"{key}: unknown event type {kind!r}")
+    for key, (kind, number) in early.items():
+        if key in ops:
+            _complete(history, key, kind, number)
+        else:
+            errors.append(f"{key}: completed but never invoked")
+    return history
+
+
+def _after(time: Any, as_of: float) -> bool:
+    return isinstance(time, (int, float)) and time > as_of
+
+
+def _complete(history: History, key: str, kind: str, number: int | None) -> None:
+    history.ops[key] = kind
+    if kind == "ok":
+        history.acked[key] = number
+
+
+def index_ledger(entries: Iterable[Mapping[str, Any]]) -> Ledger:
+    """Index ledger entries by key and by number, keeping every repeat."""
+    ledger = Ledger()
+    applied, owner, reapplied, shared = ledger.applied, ledger.owner, ledger.reapplied, ledger.shared
+    instances: dict[str, str] = {}  # one string per instance name, not one per entry
+    for entry in entries:
+        key = entry.get("key")
+        number = entry.get("number")
+        if type(key) is not str or type(number) is not int:
+            ledger.errors.append(f"ledger entry without a string key and an integer number: {entry!r}")
+            continue
+        instance = str(entry.get("instance"))
+        application = (number, instances.setdefault(instance, instance))
+        ledger.applications += 1
+        if key in applied:
+            reapplied.setdefault(key, []).append(application)
+        else:
+            applied[key] = application
+        if number in owner:
+            shared.setdefault(number, []).append(key)
+        else:
+            owner[number] = key
+    return ledger
+
+
+def _applied_item(ledger: Ledger, key: str, reason: str, **fields: Any) -> dict:
+    applications = ledger.applications_of(key)
+    return {
+        "reason": reason,
+        "key": key,
+        **fields,
+        "numbers": [number for number, _ in applications],
+        "instances": [instance for _, instance in applications],
+    }
+
+
+def check_outcomes(history: History, ledger: Ledger) -> Verdict:
+    """Judge each attempted hit by its outcome, and each applied key nobody attempted."""
+    verdict = Verdict()
+    applied = ledger.applied
+    for key, status in history.ops.items():
+        first = applied.get(key)
+        if status == "ok":
+            number = history.acked[key]
+            if first is None:
+                verdict.lost.append(
+                    _applied_item(ledger, key, "acknowledged but not applied", acknowledged=number))
+            elif first[0] == number or number in (n for n, _ in ledger.applications_of(key)):
+                verdict.ok += 1
+            else:
+                verdict.lost.append(_applied_item(
+                    ledger, key, "applied with another number than acknowledged", acknowledged=number))
+        elif first is None:
+            if status != "fail":
+                verdict.not_applied.append({"key": key})
+        elif status == "fail":
+            verdict.unexpected.append(_applied_item(ledger, key, "applied although the client recorded fail"))
+        else:
+            verdict.recovered.append({"key": key, "number": first[0], "instance": first[1]})
+    for key in sorted(applied.keys() - history.ops.keys()):
+        verdict.unexpected.append(_applied_item(ledger, key, "applied but never attempted"))
+    return verdict
+
+
+def check_numbers(ledger: Ledger) -> Verdict:
+    """Find keys applied more than once and numbers given to more than one key."""
+    verdict = Verdict()
+    for key, repeats in sorted(ledger.reapplied.items()):
+        verdict.duplicated.append(_applied_item(ledger, key, f"key applied {1 + len(repeats)} times"))
+    for number, repeats in sorted(ledger.shared.items()):
+        keys = sorted({ledger.owner[number], *repeats})
+        if len(keys) > 1:  # one key applied twice with one number is a reapplied key, already named
+            verdict.duplicated.append(
+                {"reason": f"number given to {len(keys)} keys", "number": number, "keys": keys})
+    return verdict
+
+
+def check_counter(
+    ledger: Ledger, counter_start: int | None = None, counter_end: int | None = None
+) -> Verdict:
+    """Reconcile the shared counter with the ledger: its delta, its range, its gaps.
+
+    The delta must equal the number of applications: above, the counter
+    counted hits nobody applied (duplicated); below, applications never moved
+    the shared counter (lost, e.g. a server counting in process memory).
+    """
+    verdict = Verdict()
+    if counter_start is not None and counter_end is not None:
+        delta = counter_end - counter_start
+        if delta != ledger.applications:
+            item = {
+                "reason": f"counter moved {delta} for {ledger.applications} applications",
+                "counter_start": counter_start,
+                "counter_end": counter_end,
+                "delta": delta,
+                "applications": ledger.applications,
+            }
+            (verdict.duplicated if delta > ledger.applications else verdict.lost).append(item)
+    numbers = sorted(ledger.owner)
+    first = counter_start + 1 if counter_start is not None else (numbers[0] if numbers else None)
+    last = counter_end if counter_end is not None else (numbers[-1] if numbers else None)
+    if first is None or last is None:
+        return verdict
+    low, high = bisect_left(numbers, first), bisect_right(numbers, last)
+    for number in numbers[:low] + numbers[high:]:
+        keys = sorted({ledger.owner[number], *ledger.shared.get(number, ())})
+        verdict.duplicated.append(
+            {"reason": "number outside the run's counter range", "number": number, "keys": keys})
+    verdict.gaps = [{"first": a, "last": b} for a, b in find_gaps(numbers[low:high], first, last)]
+    return verdict
+
+
+def find_gaps(numbers: list[int], first: int, last: int) -> list[tuple[int, int]]:
+    """The inclusive ranges of ``first .. last`` missing from ``numbers``, sorted, distinct and in range."""
+    gaps = []
+    expected = first
+    for number in numbers:
+        if number > expected:
+            gaps.append((expected, number - 1))
+        expected = number + 1
+    if expected <= last:
+        gaps.append((expected, last))
+    return gaps
+
+
+def check(
+    history_events: Iterable[Mapping[str, Any]],
+    ledger_entries: Iterable[Mapping[str, Any]],
+    counter_start: int | None = None,
+    counter_end: int | None = None,
+    *,
+    as_of: float | None = None,
+) -> Verdict:
+    """Judge one run: every check over the indexed history and ledger.
+
+    Both inputs may be generators, read once. ``as_of`` is for a run still
+    going: see ``index_history``.
+    """
+    history = index_history(history_events, as_of)
+    ledger = index_ledger(ledger_entries)
+    verdict = merge(
+        check_outcomes(history, ledger),
+        check_numbers(ledger),
+        check_counter(ledger, counter_start, counter_end),
+    )
+    verdict.errors += history.errors + ledger.errors
+    verdict.stats = {
+        "operations": len(history.ops),
+        "outcomes": dict(Counter(history.ops.values())),
+        "applications": ledger.applications,
+        "counter_start": counter_start,
+        "counter_end": counter_end,
+    }
+    return verdict

@@ -1,0 +1,98 @@
+"""The one rendering of a verdict: the console table, the JSON of verdict.json, the headline and exit status.
+
+    print(console(source, verdict))
+    write_json(path, report_json(source, verdict, chaos=summary))
+    verdict = from_json(read_json(path))              # a saved verdict, as the report and benchmarks read it
+    headline(verdict), LABELS[verdict.status], verdict.exit_code
+
+Every view (console, the Locust tab, the HTML report, the harness's exit code,
+benchmarks) reads a ``checker.Verdict`` through these functions, so all count
+alike: gaps as missing numbers, ``kills`` never standing for other actions.
+"""
+from __future__ import annotations
+
+import json
+import dataclasses
+from typing import Any
+
+from bench.verdict.checker import INVALID, UNKNOWN, VALID, Verdict
+from bench.verdict.sources import Source
+
+LABELS = {VALID: "VALID", INVALID: "INVALID", UNKNOWN: "NO VERDICT"}
+SHOWN = 3  # items per category on the console; the JSON report has them all
+
+
+def with_source(source: Source, verdict: Verdict | None) -> Verdict:
+    """The verdict, carrying what was wrong with its input; an empty unknown one when none could be made."""
+    verdict = verdict or Verdict()
+    if not source.events and not source.errors:
+        source.errors.append(f"no journal event for run {source.run!r} ({source.other_runs:,} of other runs)")
+    verdict.errors = source.errors + [e for e in verdict.errors if e not in source.errors]
+    return verdict
+
+
+def headline(verdict: Verdict) -> str:
+    """``VALID``, ``INVALID: lost, gaps`` or ``NO VERDICT: <the first reason>``, one line."""
+    if verdict.status == INVALID:
+        return f"INVALID: {', '.join(verdict.violations)}"
+    if verdict.status == UNKNOWN:
+        reasons = verdict.errors or verdict.inconclusive
+        return f"NO VERDICT: {reasons[0] if reasons else 'no check was made'}"
+    return LABELS[VALID]
+
+
+def describe(item: dict) -> str:
+    if "first" in item:
+        return str(item["first"]) if item["first"] == item["last"] else f"{item['first']}-{item['last']}"
+    fields = ", ".join(f"{name}={value}" for name, value in item.items() if name != "reason")
+    return f"{item['reason']}: {fields}" if "reason" in item else fields
+
+
+def console(source: Source, verdict: Verdict) -> str:
+    """The console table: what was read, each category's count and first items, then the verdict."""
+    lines = [f"run {source.run}: {source.events:,} events from {len(source.journals)} journal(s),"
+             f" ledger {source.ledger or '-'}"]
+    if verdict.stats:
+        stats = verdict.stats
+        outcomes = ", ".join(f"{count:,} {kind}" for kind, count in sorted(stats["outcomes"].items()))
+        lines += [
+            f"{stats['operations']:,} operations ({outcomes or 'none'}),"
+            f" {stats['applications']:,} applications,"
+            f" counter {stats['counter_start']} -> {stats['counter_end']}",
+            "",
+            f"{'category':<12}{'count':>12}  items",
+        ]
+        for name, count in verdict.counts.items():
+            items = getattr(verdict, name) if name != "ok" else []
+            shown = "; ".join(describe(item) for item in items[:SHOWN])
+            more = f"; and {len(items) - SHOWN:,} more" if len(items) > SHOWN else ""
+            lines.append(f"{name:<12}{count:>12,}  {shown}{more}".rstrip())
+        lines.append("")
+    problems = [("warning", message) for message in source.warnings]
+    problems += [("error", message) for message in verdict.errors]
+    problems += [("inconclusive", message) for message in verdict.inconclusive]
+    for kind, message in problems[:10]:
+        lines.append(f"{kind}: {message}")
+    if len(problems) > 10:
+        lines.append(f"... and {len(problems) - 10:,} more warnings and errors in the JSON report")
+    lines.append(headline(verdict))
+    return "\n".join(lines)
+
+
+def report_json(source: Source, verdict: Verdict, **extra: Any) -> dict:
+    """verdict.json: the run, what was read, the whole verdict, and whatever the caller adds (chaos...)."""
+    return {"run": source.run, "source": vars(source), **verdict.to_dict(), **extra}
+
+
+def from_json(data: dict | None) -> Verdict:
+    """A saved verdict (verdict.json) as a Verdict; a missing one is unknown."""
+    if not data:
+        return Verdict(errors=["no verdict was written"])
+    names = {f.name for f in dataclasses.fields(Verdict)}
+    return Verdict(**{name: value for name, value in data.items() if name in names})
+
+
+def write_json(path, data: dict) -> None:
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(data, file, indent=1)
+        file.write("\n")

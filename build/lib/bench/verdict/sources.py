@@ -1,0 +1,159 @@
+"""Where a check's input comes from: the clients' JSON Lines journals, and a run's ledger and counter.
+
+    source = Source(run="r1")
+    source.journals = find_journals(["reports/x/journal.jsonl"])
+    ledger, counter_start, counter_end = read_redis(source, client)    # or read_ledger_file(source, path)
+    verdict = checker.check(read_journals(source), ledger, counter_start, counter_end)
+
+The I/O edge of the pure checker. Everything that is wrong with the input is
+noted in ``source.errors`` (making the verdict unknown) or ``source.warnings``.
+A ledger file is ``{"ledger": [entries], "counter_start": int, "counter_end":
+int}``; the counters may be null when unknown.
+"""
+from __future__ import annotations
+
+import glob
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+import redis
+
+from web.schema import COUNTER, run_ledger, run_record
+
+JOURNAL_CHUNK = 1 << 20  # bytes of journal lines parsed at once: bounded memory, few Python steps a line
+LEDGER_CHUNK = 10_000  # entries per LRANGE: bounded memory and no long-blocking command
+
+
+class InputError(Exception):
+    """The check cannot be made."""
+
+
+@dataclass
+class Source:
+    """What was read for the check, and what was wrong with it."""
+
+    run: str
+    journals: list[str] = field(default_factory=list)
+    ledger: str = ""
+    ledger_length: int = 0  # entries in the ledger snapshot
+    events: int = 0
+    other_runs: int = 0  # events of other runs' keys, skipped
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def find_journals(patterns: list[str]) -> list[str]:
+    paths = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern))
+        if not matches:
+            raise InputError(f"no journal matches {pattern!r}")
+        paths += matches
+    return paths
+
+
+def read_journals(source: Source) -> Iterator[dict]:
+    """Stream the run's events from every journal; a truncated last line (a killed client) is a warning."""
+    prefix = source.run + ":"
+    for path in source.journals:
+        with open(path, encoding="utf-8") as file:
+            lineno = 1
+            lines = file.readlines(JOURNAL_CHUNK)
+            while lines:
+                following = file.readlines(JOURNAL_CHUNK)  # read ahead, to know which line is the last
+                for event in _parse_lines(source, path, lineno, lines, last=not following):
+                    key = event.get("key")
+                    if type(key) is str and not key.startswith(prefix):
+                        source.other_runs += 1
+                    else:
+                        source.events += 1
+                        yield event
+                lineno += len(lines)
+                lines = following
+
+
+def _parse_lines(source: Source, path: str, lineno: int, lines: list[str], last: bool) -> list[dict]:
+    """The JSON objects on these lines, the first of them numbered ``lineno``."""
+    try:  # one parse for the lot, in the common case where every line is sound
+        events = json.loads("[" + ",".join(lines) + "]")
+        if len(events) == len(lines) and all(type(event) is dict for event in events):
+            return events
+    except ValueError:
+        pass
+    events = []
+    for number, line in enumerate(lines, lineno):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            if last and number == lineno + len(lines) - 1:
+                source.warnings.append(f"{path}:{number}: truncated last line ignored")
+            else:
+                source.errors.append(f"{path}:{number}: not JSON")
+            continue
+        if type(event) is dict:
+            events.append(event)
+        else:
+            source.errors.append(f"{path}:{number}: not a JSON object")
+    return events
+
+
+def _ledger_entries(source: Source, items: Iterable[Any]) -> Iterator[dict]:
+    for index, item in enumerate(items):
+        if isinstance(item, (bytes, str)):
+            try:
+                item = json.loads(item)
+            except ValueError:
+                source.errors.append(f"{source.ledger}[{index}]: not JSON")
+                continue
+        if isinstance(item, dict):
+            yield item
+        else:
+            source.errors.append(f"{source.ledger}[{index}]: not a JSON object")
+
+
+def read_ledger_file(source: Source, path: str) -> tuple[Iterator[dict], int | None, int | None]:
+    source.ledger = path
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except ValueError as error:
+        raise InputError(f"{path}: not JSON ({error})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("ledger"), list):
+        raise InputError(f'{path}: expected {{"ledger": [...], "counter_start": ..., "counter_end": ...}}')
+    counters = [data.get(name) for name in ("counter_start", "counter_end")]
+    if any(value is not None and type(value) is not int for value in counters):
+        raise InputError(f"{path}: counter_start and counter_end must be integers or null")
+    return _ledger_entries(source, data["ledger"]), *counters
+
+
+def read_redis(source: Source, client: redis.Redis) -> tuple[Iterator[dict], int | None, int | None]:
+    """The run's ledger and counters, as one consistent snapshot."""
+    source.ledger = run_ledger(source.run)  # not the URL, which may hold a password
+    with client.pipeline(transaction=True) as pipe:
+        pipe.get(COUNTER).llen(source.ledger).hmget(run_record(source.run), "counter_start", "counter_end", "ledger_length")
+        hits, length, (start, end, sealed_length) = pipe.execute()
+    if end is not None:  # a concluded run: judge it as it stood then, whatever came after
+        hits, length = end, int(sealed_length)
+    source.ledger_length = length
+    if start is None:
+        source.warnings.append(f"{run_record(source.run)} has no counter_start: counter delta not checked")
+    if hits is None and start is not None:
+        hits = b"0"  # INCR treats a missing counter as 0: nothing moved it during the run
+    return _ledger_entries(source, _ledger_pages(client, source.ledger, length)), _int(start), _int(hits)
+
+
+def _ledger_pages(client: redis.Redis, key: str, length: int) -> Iterator[bytes]:
+    # Web processes only RPUSH, so the first `length` entries are exactly those
+    # the snapshot's counter counted, however long the paging takes.
+    for start in range(0, length, LEDGER_CHUNK):
+        yield from client.lrange(key, start, min(start + LEDGER_CHUNK, length) - 1)
+
+
+def _int(raw: bytes | None) -> int | None:
+    try:
+        return None if raw is None else int(raw)
+    except ValueError:
+        raise InputError(f"counter {raw!r} is not an integer") from None

@@ -1,0 +1,17 @@
+"""The proxy process type: one front door, round-robin over the web instances in the registry.
+
+    $ python -m proxy                     # 127.0.0.1:$PROXY_PORT, backends from the Redis registry
+    $ curl -si http://127.0.0.1:8000/hits | grep -i '^x-'
+    X-Served-By: web.2;pid=4242
+    X-Backend: 127.0.0.1:5101
+    X-Proxy-Tries: 1
+    X-Request-Id: 7c9e6679...
+
+It routes around dead, restarting and new processes and never turns a crash
+into a double hit: a try that may have reached a backend is repeated only
+under an ``Idempotency-Key`` (see ``proxy.forward``). Modules, one job each:
+``config`` settings, ``discovery`` registry reading, ``backends`` rotation and
+health, ``client`` the backend connections, ``headers``, ``forward`` the retry
+policy, ``metrics``, ``accesslog``, ``app`` the server and its refusals,
+``__main__`` wiring and SIGTERM.
+"""

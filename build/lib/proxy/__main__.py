@@ -1,0 +1,94 @@
+"""Entry point: wire the parts together, serve, and drain on SIGTERM.
+
+    $ PROXY_PORT=8000 REDIS_URL=redis://127.0.0.1:6379/0 python -m proxy
+    $ PROXY_BACKENDS=127.0.0.1:5100,127.0.0.1:5101 python -m proxy
+
+SIGTERM (or SIGINT): the listening socket closes at once, in-flight requests
+get up to ``PROXY_DRAIN_TIMEOUT`` to finish, then the process exits 0. A bad
+setting exits 2 with the reason.
+"""
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import redis.asyncio
+from aiohttp import web
+
+from proxy.accesslog import Lines
+from proxy.app import create_server
+from proxy.backends import Pool
+from proxy.client import create_session
+from proxy.config import Config
+from proxy.discovery import RegistryWatcher
+from proxy.forward import Forwarder
+from proxy.metrics import Totals
+
+log = logging.getLogger("proxy")
+
+
+@contextlib.asynccontextmanager
+async def discovered(config, pool):
+    """Fill ``pool`` from the static list, or from the registry for as long as the block runs."""
+    if config.static_backends:
+        pool.update({address: address for address in config.static_backends})
+        yield
+        return
+    client = redis.asyncio.Redis.from_url(config.redis_url, decode_responses=True,
+                                          socket_connect_timeout=1, socket_timeout=1)
+    watcher = RegistryWatcher(client, pool, config.allows)
+    await watcher.refresh()
+    task = asyncio.create_task(watcher.keep_refreshing(config.poll_interval))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await client.aclose()
+
+
+async def serve(config):
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    pool, totals = Pool(), Totals()
+    access_log = Lines(sys.stderr) if config.access_log else None
+    async with create_session(config) as session, discovered(config, pool):
+        background = [asyncio.create_task(pool.keep_probing(session, config.health_interval))]
+        if access_log:
+            background.append(asyncio.create_task(access_log.keep_flushing()))
+        server = create_server(config, pool, Forwarder(config, pool, session, totals), totals, access_log)
+        runner = web.ServerRunner(server, shutdown_timeout=config.drain_timeout)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, config.host, config.port, reuse_address=True).start()
+            log.info("listening on http://%s:%d/ with backends %s", config.host, config.port,
+                     ", ".join(pool.addresses()) or "none yet")
+            await stop.wait()
+            log.info("stopping: no new connections, draining %d in-flight requests", totals.in_flight)
+        finally:
+            # Closes the listener, then waits for the handlers in flight; the
+            # health task and registry keep running meanwhile, so retries still work.
+            await runner.cleanup()
+            for task in background:
+                task.cancel()
+            if access_log:
+                access_log.flush()
+    log.info("stopped")
+
+
+def main():
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = Config.from_env()
+    except ValueError as exc:
+        log.error("bad setting: %s", exc)
+        return 2
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

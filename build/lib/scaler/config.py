@@ -1,0 +1,118 @@
+"""The scaler's and the autoscaler's settings, read from the environment in one place.
+
+    >>> ScalerConfig.from_env({"SCALER_MAX": "12"}).max_instances
+    12
+    >>> AutoscaleConfig.from_env({"AUTOSCALE_MAX": "6", "PROXY_PORT": "9000"}).metrics_url
+    'http://127.0.0.1:9000/_proxy/metrics'
+    >>> AutoscaleConfig.from_env({}).enabled       # off unless AUTOSCALE_MAX is set
+    False
+
+=========================  ============  ===================================================
+Variable                   Default       Meaning
+=========================  ============  ===================================================
+``SCALER_PROCFILE``        ``Procfile``  where the ``web`` command is read from
+``SCALER_MAX``             ``16``        most web instances in all, the scaler's and others
+``SCALER_SETTLE``          ``3``         seconds the count of instances the scaler did not
+                                         start must hold still before it adds or removes any
+``SCALER_DRAIN_TIMEOUT``   ``15``        seconds a removed instance may drain before SIGKILL
+``SCALER_STOP_TIMEOUT``    ``4``         seconds its instances get to drain when the scaler
+                                         stops (under honcho's 5 s before it SIGKILLs)
+``AUTOSCALE_MIN``          ``1``         fewest web instances the autoscaler asks for
+``AUTOSCALE_MAX``          (unset: off)  most; setting it turns the autoscaler on
+``AUTOSCALE_TARGET``       ``8``         in-flight requests per instance to aim at
+``AUTOSCALE_TOLERANCE``    ``0.2``       hysteresis: up above target*(1+t), down only to a
+                                         count that stays under target*(1-t)
+``AUTOSCALE_COOLDOWN``     ``5``         seconds after a change before scaling up again
+``AUTOSCALE_DOWN_DELAY``   ``15``        seconds the load must stay low (and since the last
+                                         change) before scaling down
+``AUTOSCALE_WINDOW``       ``3``         seconds of in-flight samples averaged
+``AUTOSCALE_P95_MS``       ``0`` (off)   also scale up, one at a time, while the proxy's p95
+                                         is above this
+``AUTOSCALE_INTERVAL``     ``0.5``       seconds between samples
+``AUTOSCALE_LOG``          (none)        also append every decision to this JSON-lines file
+``AUTOSCALE_METRICS_URL``  the proxy's   ``http://127.0.0.1:$PROXY_PORT/_proxy/metrics``
+=========================  ============  ===================================================
+"""
+import os
+from dataclasses import dataclass
+
+from web.config import redis_url
+
+
+def numbers(env, fields, least):
+    """{field: value} for each ``field: (variable, type)`` set in env; ValueError names a bad one."""
+    values = {}
+    for field, (variable, kind) in fields.items():
+        text = env.get(variable, "").strip()
+        if not text:
+            continue
+        try:
+            values[field] = kind(text)
+        except ValueError:
+            raise ValueError(f"{variable} must be a number, not {text!r}") from None
+        if values[field] < least.get(field, 0):
+            raise ValueError(f"{variable} must be at least {least.get(field, 0)}, not {text!r}")
+    return values
+
+
+@dataclass(frozen=True)
+class ScalerConfig:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    procfile: str = "Procfile"
+    max_instances: int = 16
+    settle_s: float = 3.0
+    drain_timeout: float = 15.0
+    stop_timeout: float = 4.0
+
+    @classmethod
+    def from_env(cls, env=None):
+        env = os.environ if env is None else env
+        values = numbers(env, {
+            "max_instances": ("SCALER_MAX", int), "settle_s": ("SCALER_SETTLE", float),
+            "drain_timeout": ("SCALER_DRAIN_TIMEOUT", float), "stop_timeout": ("SCALER_STOP_TIMEOUT", float),
+        }, least={"max_instances": 1})
+        return cls(redis_url=redis_url(env), procfile=env.get("SCALER_PROCFILE", "").strip() or cls.procfile,
+                   **values)
+
+
+@dataclass(frozen=True)
+class AutoscaleConfig:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    metrics_url: str = "http://127.0.0.1:8000/_proxy/metrics"
+    minimum: int = 1
+    maximum: int = 0  # 0: off
+    target: float = 8.0
+    tolerance: float = 0.2
+    cooldown: float = 5.0
+    down_delay: float = 15.0
+    window: float = 3.0
+    p95_ms: float = 0.0
+    interval: float = 0.5
+    log_path: str = ""
+
+    @property
+    def enabled(self):
+        return self.maximum > 0
+
+    @classmethod
+    def from_env(cls, env=None):
+        env = os.environ if env is None else env
+        values = numbers(env, {
+            "minimum": ("AUTOSCALE_MIN", int), "maximum": ("AUTOSCALE_MAX", int),
+            "target": ("AUTOSCALE_TARGET", float), "tolerance": ("AUTOSCALE_TOLERANCE", float),
+            "cooldown": ("AUTOSCALE_COOLDOWN", float), "down_delay": ("AUTOSCALE_DOWN_DELAY", float),
+            "window": ("AUTOSCALE_WINDOW", float), "p95_ms": ("AUTOSCALE_P95_MS", float),
+            "interval": ("AUTOSCALE_INTERVAL", float),
+        }, least={"minimum": 1, "target": 0.001, "window": 0.001, "interval": 0.01})
+        config = cls(
+            redis_url=redis_url(env),
+            metrics_url=env.get("AUTOSCALE_METRICS_URL", "").strip()
+            or f"http://127.0.0.1:{env.get('PROXY_PORT', '').strip() or 8000}/_proxy/metrics",
+            log_path=env.get("AUTOSCALE_LOG", "").strip(),
+            **values,
+        )
+        if config.enabled and config.maximum < config.minimum:
+            raise ValueError(f"AUTOSCALE_MAX ({config.maximum}) is below AUTOSCALE_MIN ({config.minimum})")
+        if not 0 <= config.tolerance < 1:
+            raise ValueError(f"AUTOSCALE_TOLERANCE must be in [0, 1), not {config.tolerance}")
+        return config

@@ -1,0 +1,103 @@
+"""The web process type: a Flask hit counter that keeps no state between requests.
+
+    $ REDIS_URL=redis://127.0.0.1:6379/0 gunicorn -c web/gunicorn_conf.py 'web:create_app()'
+    $ curl -X POST -H 'Idempotency-Key: run1:u1:1' http://127.0.0.1:8000/hits
+    {"hits": 1, "replayed": false, "served_by": {"instance": "web.1", "pid": 4242}}
+
+Routes: ``GET /`` (the seed's page), ``POST /hits`` (the API), ``GET /hits``
+(read only), ``GET /healthz`` (alive), ``GET /readyz`` (Redis answers).
+Everything a request needs lives in Redis; the app object holds only the
+configuration and a client.
+"""
+import os
+import re
+import time
+
+import redis
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from web.config import Config
+from web.hits import make_counter
+from web.redis_client import connect
+
+# The IETF draft's sf-string form ("...") or a bare token.
+KEY_PATTERN = re.compile(r'"([A-Za-z0-9._:-]{1,255})"|([A-Za-z0-9._:-]{1,255})')
+
+
+class BadRequest(Exception):
+    """A request we refuse with 400 and a one-line reason."""
+
+
+def idempotency_key():
+    values = request.headers.getlist("Idempotency-Key")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadRequest("send one Idempotency-Key header, not several")
+    match = KEY_PATTERN.fullmatch(values[0].strip())
+    if not match:
+        raise BadRequest("Idempotency-Key must be 1-255 characters of [A-Za-z0-9._:-], bare or in double quotes")
+    return match.group(1) or match.group(2)
+
+
+def create_app(config=None):
+    config = config or Config.from_env()
+    app = Flask(__name__)
+    client = connect(config.redis_url)
+    counter = make_counter(config.hit_mode, client, config.instance, config.idempotency_ttl)
+
+    def served_by():
+        return {"instance": config.instance, "pid": os.getpid()}
+
+    def hit():
+        key = idempotency_key()
+        if config.work_ms:
+            time.sleep(config.work_ms / 1000)
+        return counter.hit(key)
+
+    @app.after_request
+    def tag(response):
+        response.headers["X-Served-By"] = f"{config.instance};pid={os.getpid()}"
+        return response
+
+    @app.errorhandler(BadRequest)
+    def bad_request(exc):
+        return jsonify(error=str(exc)), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        return jsonify(error=f"{exc.code} {exc.name}: {exc.description}"), exc.code
+
+    @app.errorhandler(redis.RedisError)
+    def backing_service_down(exc):
+        # The process stays up; the next request reconnects by itself.
+        app.logger.warning("redis unavailable: %s", exc)
+        return jsonify(error=f"backing service unavailable: {type(exc).__name__}"), 503
+
+    @app.get("/")
+    def hello():
+        return f"Hello World! {hit().number} times.\n"
+
+    @app.post("/hits")
+    def post_hit():
+        result = hit()
+        response = jsonify(hits=result.number, replayed=result.replayed, served_by=served_by())
+        if result.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    @app.get("/hits")
+    def get_hits():
+        return jsonify(hits=counter.count(), served_by=served_by())
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="alive", served_by=served_by())
+
+    @app.get("/readyz")
+    def readyz():
+        client.ping()  # a RedisError here becomes the 503 above
+        return jsonify(status="ready", served_by=served_by())
+
+    return app

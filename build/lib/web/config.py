@@ -1,0 +1,59 @@
+"""Configuration of a web process, read from the environment in one place.
+
+    >>> cfg = Config.from_env({"HOST_REDIS": "10.0.0.7", "PORT_REDIS": "6390"})
+    >>> cfg.redis_url
+    'redis://10.0.0.7:6390/0'
+
+``REDIS_URL`` wins; without it the seed's ``HOST_REDIS``/``PORT_REDIS`` are honoured.
+"""
+import os
+import socket
+from dataclasses import dataclass
+
+HIT_MODES = ("atomic", "seed", "local")
+
+
+def instance_name(env):
+    """honcho names each process ``web.1``, ``web.2`` ...; ``PS`` is the Heroku-style fallback.
+
+    Without either (a container, a bare gunicorn) the host name tells instances apart.
+    """
+    return env.get("HONCHO_PROCESS_NAME") or env.get("PS") or socket.gethostname()
+
+
+def idempotency_ttl(env):
+    """Seconds a key, a run's ledger and its record are kept; a retry after that counts again."""
+    return int(env.get("IDEMPOTENCY_TTL", 24 * 3600))
+
+
+def redis_url(env):
+    if env.get("REDIS_URL"):
+        return env["REDIS_URL"]
+    host = env.get("HOST_REDIS", "127.0.0.1")
+    port = env.get("PORT_REDIS", "6379")
+    return f"redis://{host}:{port}/0"
+
+
+@dataclass(frozen=True)
+class Config:
+    redis_url: str
+    instance: str
+    hit_mode: str = "atomic"
+    # How long an Idempotency-Key is remembered; a retry after that counts again.
+    idempotency_ttl: int = 24 * 3600
+    # Simulated work per hit, so demos and drain tests have requests that take a while.
+    work_ms: int = 0
+
+    @classmethod
+    def from_env(cls, env=None):
+        env = os.environ if env is None else env
+        mode = env.get("HIT_MODE", "atomic")
+        if mode not in HIT_MODES:
+            raise ValueError(f"HIT_MODE must be one of {', '.join(HIT_MODES)}, not {mode!r}")
+        return cls(
+            redis_url=redis_url(env),
+            instance=instance_name(env),
+            hit_mode=mode,
+            idempotency_ttl=idempotency_ttl(env),
+            work_ms=int(env.get("WORK_MS", 0)),
+        )

@@ -1,0 +1,80 @@
+"""gunicorn settings for one web instance, and the hooks that keep it in the registry.
+
+    $ PORT=5100 REDIS_URL=redis://127.0.0.1:6379/0 gunicorn -c web/gunicorn_conf.py 'web:create_app()'
+
+The master registers the instance once it listens and renews the entry; it
+deregisters *before* draining on SIGTERM, so the proxy stops sending new work
+while in-flight requests finish. gunicorn's own signals do the rest: TERM
+graceful, QUIT/INT fast, HUP reload workers, TTIN/TTOU one worker more/less.
+Every log line names the instance (``[web.3:4242]``), so the instances the
+scaler starts, whose output comes out under ``scaler.1`` in honcho's terminal,
+can be told apart.
+"""
+import ipaddress
+import os
+import socket
+import time
+
+from gunicorn.glogging import Logger
+
+from web.config import instance_name, redis_url
+from web.redis_client import connect
+from web.registry import Heartbeat, Registry
+
+bind = f"{os.environ.get('BIND_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_WORKERS", 2))
+threads = int(os.environ.get("WEB_THREADS", 4))
+graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", 10))
+timeout = int(os.environ.get("WEB_TIMEOUT", 30))
+keepalive = 5
+# Several masters on one machine would fight over gunicorn's default control socket path.
+control_socket_disable = True
+proc_name = instance_name(os.environ)
+accesslog = os.environ.get("WEB_ACCESS_LOG") or None
+
+
+class NamedLogger(Logger):
+    """gunicorn's log lines, each with the instance's name: the scaler's instances share its terminal."""
+
+    error_fmt = f"%(asctime)s [{proc_name.replace('%', '%%')}:%(process)d] [%(levelname)s] %(message)s"
+
+
+logger_class = NamedLogger
+
+REGISTRY_TTL = float(os.environ.get("REGISTRY_TTL", 3))
+
+
+def advertised_host(bound):
+    """What other hosts dial: ADVERTISE_HOST if set; for a wildcard bind (as in a container) the
+    address this host's own name resolves to, e.g. the container's IP; else the bound address."""
+    if os.environ.get("ADVERTISE_HOST"):
+        return os.environ["ADVERTISE_HOST"]
+    if ipaddress.ip_address(bound).is_unspecified:
+        return socket.gethostbyname(socket.gethostname())
+    return bound
+
+
+def when_ready(server):
+    host, port = server.LISTENERS[0].sock.getsockname()[:2]
+    entry = {
+        "name": instance_name(os.environ),
+        "address": f"{advertised_host(host)}:{port}",
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.time(),
+    }
+    server.heartbeat = Heartbeat(Registry(connect(redis_url(os.environ)), REGISTRY_TTL), entry, server.log).start()
+    graceful_stop = server.handle_term
+
+    def deregister_then_drain():
+        server.heartbeat.stop()
+        graceful_stop()
+
+    # The arbiter looks its handlers up by name on the instance, so this wraps SIGTERM alone.
+    server.handle_term = deregister_then_drain
+
+
+def on_exit(server):
+    if getattr(server, "heartbeat", None):
+        server.heartbeat.stop()
