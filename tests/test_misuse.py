@@ -117,6 +117,15 @@ def test_the_web_ui_start_form_answers_the_error_instead_of_starting(procs, tmp_
     assert locust.poll() is None
 
 
+@pytest.mark.parametrize("env, words", [({"HIT_MODE": "atomc"}, "HIT_MODE must be one of atomic, seed, local"),
+                                         ({"WEB_WORKERS": "0"}, "WEB_WORKERS must be a whole number of at least 1")])
+def test_the_web_process_type_refuses_bad_settings_before_forking(env, words):
+    result = subprocess.run([str(VENV_BIN / "gunicorn"), "-c", "web/gunicorn_conf.py", "web:create_app()"],
+                            env=process_env(PORT=free_port(), **env), cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1 and len(refused_in_one_line(result, words)) == 1, result.stderr
+
+
 def test_scripts_ps_without_redis_says_so_in_one_line():
     result = subprocess.run([str(ROOT / "scripts/ps"), "--redis-url", f"redis://127.0.0.1:{free_port()}/0"],
                             env=process_env(), capture_output=True, text=True, timeout=60)
