@@ -83,8 +83,8 @@ def conclusion(verdict, actions, recoveries, retries, mode=None):
         if times:
             parts.append(f"{words} in {duration(statistics.median(times))} median (worst {duration(max(times))})")
     if retries:
-        parts.append(f"the proxy retried {retries:,} tries on another instance: requests in flight when theirs"
-                     " went away")
+        parts.append(f"the proxy retried {counted(retries, ('try', 'tries'))} on another instance: requests in"
+                     " flight when theirs went away")
     elif retries == 0:
         parts.append("the proxy had nothing to retry")
     text = "; ".join(parts) + "."
