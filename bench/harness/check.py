@@ -24,7 +24,6 @@ from pathlib import Path
 
 from bench.arguments import OneLineParser, chaos_mix, number, share, writable_folder
 from bench.chaos.vocabulary import ACTIONS, KILLS, is_action
-from bench.harness import report
 from bench.harness.formation import Formation
 from bench.harness.hosts import HostsFormation, Unavailable
 from bench.paths import BIN, ROOT
@@ -173,6 +172,8 @@ def run(args, signals):
     if not (out / VERDICT_JSON).exists():
         print(f"Locust exited with {locust.returncode} without a verdict: {locust_reason(out)}")
     print((out / VERDICT_TXT).read_text() if (out / VERDICT_TXT).exists() else render.headline(verdict))
+    from bench.harness import report  # matplotlib: not loaded by a check refused while parsing
+
     report.write(out)
     print(f"report: {out / REPORT_HTML}")
     return verdict.exit_code
