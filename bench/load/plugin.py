@@ -22,9 +22,9 @@ anything starts (``options``): at start-up with exit status 2, and in the web
 UI's start form with the reason in place of Locust's ``success: true``.
 
 Folders: a headless run writes where ``--report-dir`` says (``scripts/check``
-gives each check its own); every web-UI run gets a folder of its own,
-``<report-dir or reports>/<time>-ui-<run>``, and its HTML report
-(bench.harness.report) at Stop. The proxy's metrics at the start and the end
+gives each check its own), or in ``reports/<time>-locust-<run>``; every web-UI
+run gets a folder of its own, ``<report-dir or reports>/<time>-ui-<run>``, and
+its HTML report (bench.harness.report) at Stop. The proxy's metrics at the start and the end
 go in the folder too (``proxy_metrics.json``), so the report can tell how many
 requests the proxy retried during the run.
 
@@ -135,11 +135,12 @@ class Conductor:
         gevent.spawn(runner.quit if self.options.headless else runner.stop)
 
     def report_dir(self, run_id):
-        """Where this run's files go: --report-dir as given headless; a folder of its own per web-UI run."""
-        given = self.options.report_dir
-        if self.options.headless and given:
+        """Where this run's files go: --report-dir as given headless; else a folder of its own per run."""
+        given, headless = self.options.report_dir, self.options.headless
+        if headless and given:
             return Path(given)
-        return Path(given or ROOT / "reports") / f"{time.strftime('%Y%m%d-%H%M%S')}-ui-{run_id}"
+        kind = "locust" if headless else "ui"
+        return Path(given or ROOT / "reports") / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{run_id}"
 
     def on_test_start(self, **_):
         options = self.options
