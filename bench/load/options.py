@@ -6,11 +6,12 @@
     >>> problems({"chaos_rate": "1", "chaos_mix": "kill=2,term", "num_users": "8"})
     []
 
-It imports no Locust, so it is checked in-process. Values may be strings (the UI's start form sends strings) or parsed ones; only
-the names given are checked. ``refuse_bad_starts`` answers the UI's ``/swarm``
-with ``{"success": false, "message": ...}`` before Locust starts anything, as
-Locust itself does for a bad user count; ``headless_problems`` is what
-``install`` refuses at start-up, with exit status 2.
+It imports no Locust, so its checks run in-process. Values may be strings
+(the UI's start form sends strings) or parsed ones; only the names given are
+checked. ``refuse_bad_starts`` answers the UI's ``/swarm`` with
+``{"success": false, "message": ...}`` before Locust starts anything, as Locust
+itself does for a bad user count; ``command_line_problems`` is what ``install``
+refuses at start-up, with exit status 2.
 """
 import argparse
 import os
@@ -69,7 +70,7 @@ def problems(values):
     return [line for line in found if line]
 
 
-def headless_problems(options):
+def command_line_problems(options):
     """The problems of a parsed command line: its values, and a run time of zero or less."""
     values = {name: getattr(options, name) for name in (*NUMBERS, "chaos_mix", "report_dir")
               if getattr(options, name, None) is not None}

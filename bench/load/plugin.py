@@ -24,9 +24,9 @@ UI's start form with the reason in place of Locust's ``success: true``.
 Folders: a headless run writes where ``--report-dir`` says (``scripts/check``
 gives each check its own), or in ``reports/<time>-locust-<run>``; every web-UI
 run gets a folder of its own, ``<report-dir or reports>/<time>-ui-<run>``, and
-its HTML report (bench.harness.report) at Stop. The proxy's metrics at the start and the end
-go in the folder too (``proxy_metrics.json``), so the report can tell how many
-requests the proxy retried during the run.
+its HTML report (bench.harness.report) at Stop. The proxy's metrics at the
+start and the end go in the folder too (``proxy_metrics.json``), so the report
+can tell how many requests the proxy retried during the run.
 
 Run time: Locust's ``-t`` timer quits a distributed master before its workers
 have even stopped, so in headless runs ``install`` takes ``-t`` over, once,
@@ -191,6 +191,7 @@ class Conductor:
         bound = self.env.stop_timeout + self.options.journal_timeout + 60
         if not self.concluded.wait(bound):
             self.abort(f"no verdict within {bound:.0f}s of the stop (stop timeout, journal timeout and 60 s)")
+            return
         if isinstance(runner, MasterRunner):
             # A worker reads "quit" only after its post-stop pause; were the master gone by then,
             # the worker would hang on its last send until the heartbeat gives up a minute later.
@@ -267,7 +268,7 @@ def journal_of(environment):
 
 def refuse_bad_options(environment):
     """The command line's bad values end Locust at start-up, one line each, with exit status 2."""
-    found = plugin_options.headless_problems(environment.parsed_options) if environment.parsed_options else []
+    found = plugin_options.command_line_problems(environment.parsed_options) if environment.parsed_options else []
     for problem in found:
         sys.stderr.write(f"factor6: {problem}\n")
     if found:

@@ -1,1 +1,0 @@
-"""Load, chaos and consistency checking: the bench process types."""
