@@ -6,17 +6,21 @@ its web UI's start form, scripts/ps without Redis, a Locust whose Redis is away.
 The in-process cases (argument parsing) are the fast tier; the others run the
 real commands and time them.
 """
+import os
+import signal
 import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 import requests
 
 from bench.chaos import __main__ as chaos_main
 from bench.harness.check import parse_args
 from bench.load.options import problems
-from tests.procs import ROOT, VENV_BIN, free_port, process_env, wait_until
+from bench.runfolder import FORMATION_ENV, LOCUST_LOG
+from tests.procs import ROOT, VENV_BIN, free_port, kill_tree, process_env, wait_until
 
 # The issue asks for 10 s; idle, a refusal takes 1-2 s (it happens before any process is started). Tests
 # share two cores with other suites, where an interpreter start alone has taken 10 s: they allow 30.
@@ -147,3 +151,22 @@ def test_a_formation_whose_redis_cannot_start_ends_the_check_at_once(tmp_path):
     assert result.returncode == 2
     [line] = [line for line in result.stdout.splitlines() if line.startswith("the formation did not come up")]
     assert "honcho exited" in line and "formation.log" in line
+
+
+def test_a_formation_that_dies_during_the_run_ends_the_check_at_once(tmp_path):
+    """Redis SIGKILLed mid-run: honcho stops the formation, and the check stops waiting for Locust's 120 s."""
+    command = [str(ROOT / "scripts/check"), "--web", "1", "--workers", "1", "--users", "2", "--chaos-rate", "0",
+               "--duration", "120", "--report-dir", str(tmp_path)]
+    with subprocess.Popen(command, env=process_env(), stdout=subprocess.PIPE, text=True,
+                          start_new_session=True) as check:
+        try:
+            wait_until(lambda: (tmp_path / LOCUST_LOG).exists(), timeout=120, what="the formation, then Locust")
+            port = int(dict(line.split("=", 1) for line in (tmp_path / FORMATION_ENV).read_text().split())["PORT_REDIS"])
+            [redis] = [c.pid for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port]
+            os.kill(redis, signal.SIGKILL)
+            began = time.monotonic()
+            out, _ = check.communicate(timeout=120)
+        finally:
+            kill_tree(check.pid)
+    assert time.monotonic() - began < 45, "noticed when honcho stopped, not at the end of the 120 s run"
+    assert check.returncode == 2 and "the formation stopped during the run (honcho exited" in out, out

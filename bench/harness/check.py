@@ -156,6 +156,10 @@ def run(args, signals):
         started = time.monotonic()
         while locust.poll() is None:
             signals.check()
+            exited = getattr(formation, "exited", lambda: None)()  # the hosts formation is not watched
+            if exited is not None:
+                raise GaveUp(f"the formation stopped during the run (honcho exited with {exited});"
+                             f" see {out / FORMATION_LOG}")
             if time.monotonic() - started > locust_deadline(args):
                 raise GaveUp(f"Locust had not finished {locust_deadline(args):.0f}s after starting a"
                              f" {args.duration:g}s run; see {out / LOCUST_LOG}")
