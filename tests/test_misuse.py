@@ -161,7 +161,8 @@ def test_a_formation_that_dies_during_the_run_ends_the_check_at_once(tmp_path):
                           start_new_session=True) as check:
         try:
             wait_until(lambda: (tmp_path / LOCUST_LOG).exists(), timeout=120, what="the formation, then Locust")
-            port = int(dict(line.split("=", 1) for line in (tmp_path / FORMATION_ENV).read_text().split())["PORT_REDIS"])
+            settings = dict(line.split("=", 1) for line in (tmp_path / FORMATION_ENV).read_text().split())
+            port = int(settings["PORT_REDIS"])
             [redis] = [c.pid for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port]
             os.kill(redis, signal.SIGKILL)
             began = time.monotonic()

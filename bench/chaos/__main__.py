@@ -36,10 +36,13 @@ def parse_args(argv, env):
                         help=f"action weights, 'kill=3,term=1' or 'kill,term' (default: CHAOS_MIX, else {DEFAULT_MIX})")
     parser.add_argument("--seed", type=int, default=env.get("CHAOS_SEED") or None,
                         help="random seed, for a reproducible run (default: CHAOS_SEED, else random)")
-    parser.add_argument("--duration", type=number(float, above=0), help="seconds to run (default: until SIGTERM or Ctrl-C)")
+    parser.add_argument("--duration", type=number(float, above=0),
+                        help="seconds to run (default: until SIGTERM or Ctrl-C)")
     parser.add_argument("--log", metavar="PATH", help="append every event to PATH as a JSON line")
-    parser.add_argument("--freeze-s", type=number(float, above=0), default=3.0, help="how long a freeze lasts (default: 3)")
-    parser.add_argument("--max-workers", type=number(int, least=1), default=4, help="scale never goes above this per instance")
+    parser.add_argument("--freeze-s", type=number(float, above=0), default=3.0,
+                        help="how long a freeze lasts (default: 3)")
+    parser.add_argument("--max-workers", type=number(int, least=1), default=4,
+                        help="scale never goes above this per instance")
     parser.add_argument("--dry-run", action="store_true", help="choose actions and targets, send no signal")
     parser.add_argument("--redis-url", default=redis_url(env), help="the formation's Redis (default from env)")
     commands = parser.add_subparsers(dest="command", metavar="once", help="one action instead of a schedule")

@@ -22,7 +22,8 @@ FOLLOW_UPS = ("recovery", "thaw")
 KILLS = ("kill",)  # a crash: SIGKILL; ``term`` is a graceful stop, counted apart
 DEFAULT_MIX = "kill,term,reload,freeze"
 # How a report names an action in words: (one, many).
-IN_WORDS = {"kill": ("SIGKILL to a worker", "SIGKILLs to workers"), "term": ("SIGTERM to a worker", "SIGTERMs to workers"),
+IN_WORDS = {"kill": ("SIGKILL to a worker", "SIGKILLs to workers"),
+            "term": ("SIGTERM to a worker", "SIGTERMs to workers"),
             "reload": ("reload (SIGHUP)", "reloads (SIGHUP)"),
             "rolling": ("rolling reload", "rolling reloads"),
             "freeze": ("freeze (SIGSTOP, then SIGCONT)", "freezes (SIGSTOP, then SIGCONT)"),

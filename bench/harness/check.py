@@ -142,7 +142,8 @@ class Signals:
 def run(args, signals):
     args.report_dir.mkdir(parents=True, exist_ok=True)
     out = args.report_dir
-    (out / CHECK).write_text(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}) + "\n")
+    settings = {name: str(value) if isinstance(value, Path) else value for name, value in vars(args).items()}
+    (out / CHECK).write_text(json.dumps(settings) + "\n")
     formation = HostsFormation(args) if args.hosts else Formation(args)
     locust = None
     try:

@@ -190,13 +190,15 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;
 {scaling_section(scaling)}
 <h2>Recovery per action</h2>{recovery}
 <h2>Chaos actions</h2>{table(("action", "what it is", "outcome", "count"), [
-    (action, IN_WORDS.get(action, (action,) * 2)[1], outcome, count) for (action, outcome), count in sorted(actions.items())])}
+    (action, IN_WORDS.get(action, (action,) * 2)[1], outcome, count)
+    for (action, outcome), count in sorted(actions.items())])}
 {table(("time", "action", "target", "pid", "outcome", "recovery s"),
        [(clock(e.get("time", 0)), e.get("action"), e.get("target"), e.get("pid"), e.get("outcome"),
          e.get("recovery_s", "")) for e in chaos])}
 <p>Locust's own report: <a href="{LOCUST_HTML}">{LOCUST_HTML}</a>. Raw data: verdict.json, journal.jsonl, chaos.jsonl,
 formation.jsonl, autoscale.jsonl, locust_stats_history.csv, {PROXY_METRICS}, {CHECK}.</p>
-<details><summary>settings as recorded</summary><pre>{html.escape(json.dumps({"check": check, "run": run}, indent=1))}</pre></details>
+<details><summary>settings as recorded</summary>
+<pre>{html.escape(json.dumps({"check": check, "run": run}, indent=1))}</pre></details>
 </body></html>
 """
 
