@@ -21,6 +21,7 @@ COPY backing ./backing
 COPY proxy ./proxy
 COPY scaler ./scaler
 COPY bench ./bench
+COPY LICENSE ./
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /app factor6 \
     && mkdir reports && chown factor6 reports

@@ -12,13 +12,11 @@ journaled before the request is sent, so a user killed mid-request leaves an
 (bench/load/plugin.py) turns the journals into the verdict.
 """
 import itertools
-import os
 
 from locust import FastHttpUser, constant, events, task
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from bench.load import plugin, shapes
-from web.config import redis_url
+from bench.load import options, plugin
 
 HIT = "POST /hits"
 RETRY = "POST /hits (retry)"
@@ -30,20 +28,7 @@ class Retryable(Exception):
 
 @events.init_command_line_parser.add_listener
 def add_arguments(parser):
-    # Locust's own parser, not an argument group: only it knows include_in_web_ui.
-    parser.add_argument("--run-id", default="", help="prefix of every key; generated when empty")
-    parser.add_argument("--report-dir", default="reports/latest", help="where the journal and verdict go")
-    parser.add_argument("--redis-url", default=redis_url(os.environ), include_in_web_ui=False,
-                       help="the formation's Redis, read for the ledger (not for hits)")
-    parser.add_argument("--hit-tries", type=int, default=8, help="tries per hit before its outcome is unknown")
-    parser.add_argument("--chaos-rate", type=float, default=0.0, help="chaos actions per second (0: off)")
-    parser.add_argument("--chaos-mix", default="kill,term,reload,freeze", help="actions, optionally weighted")
-    parser.add_argument("--chaos-seed", type=int, default=1, help="seed of the chaos schedule")
-    parser.add_argument("--journal-timeout", type=float, default=30.0, include_in_web_ui=False,
-                       help="seconds the master waits for every worker's journal")
-    parser.add_argument("--min-success", type=float, default=0.5, include_in_web_ui=False,
-                       help="least share of tries that must succeed, else the run proved nothing (unknown)")
-    shapes.add_arguments(parser)
+    options.add_arguments(parser)
 
 
 @events.init.add_listener

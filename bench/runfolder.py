@@ -5,7 +5,7 @@
     write_jsonl(out / JOURNAL, events)
 
 Locust's plugin writes the journal, verdict and samples; the chaos engine
-appends chaos.jsonl; the harness writes the formation's env and logs; the
+appends chaos.jsonl; the plugin saves the proxy's metrics; the harness writes the formation's env and logs; the
 report reads them all, so a report can be rebuilt from the folder alone.
 """
 import json
@@ -15,6 +15,7 @@ VERDICT_JSON = "verdict.json"  # the whole verdict (bench.verdict.render.report_
 VERDICT_TXT = "verdict.txt"  # the console table
 LIVE = "live.json"  # the live check's latest counts, rewritten while the run goes
 RUN = "run.json"  # the run's settings
+CHECK = "check.json"  # scripts/check's own settings (mode, instances, duration...), when a check made the run
 JOURNAL = "journal.jsonl"  # every client event, merged
 CHAOS = "chaos.jsonl"  # every chaos action and follow-up
 FORMATION = "formation.jsonl"  # the formation sampled once a second
@@ -28,6 +29,7 @@ FORMATION_LOG = "formation.log"
 HOSTS_JSON = "hosts.json"  # with --hosts: the layout and every process's settings
 HOSTS_LOGS = "hosts"  # with --hosts: a folder of per-process output
 REPORT_HTML = "report.html"
+PROXY_METRICS = "proxy_metrics.json"  # the proxy's /_proxy/metrics at the run's start and end: {"start", "end"}
 REDIS_DATA = "redis"  # the formation's Redis data folder
 
 

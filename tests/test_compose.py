@@ -46,8 +46,10 @@ def dockerfile_instructions():
 
 
 def procfile_argv(process_type):
-    """The Procfile entry as the argv it execs."""
+    """The Procfile entry as the argv it execs, without the defaults it sets first (``VAR=${VAR:-0} exec``)."""
     argv = shlex.split(PROCFILE[process_type])
+    while argv and re.fullmatch(r"[A-Z_]+=.*", argv[0]):
+        argv = argv[1:]
     return argv[1:] if argv[0] == "exec" else argv
 
 

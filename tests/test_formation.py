@@ -1,9 +1,10 @@
 """scripts/ps's view of a live formation: registry entries joined with real processes."""
+import signal
 import subprocess
 
 import requests
 
-from tests.procs import ROOT, process_env
+from tests.procs import ROOT, free_port, process_env, wait_until
 from web.formation import live_instances
 
 
@@ -28,3 +29,23 @@ def test_scripts_ps_prints_one_row_per_instance(procs, redis_url):
     assert backing.startswith("backing: ") and "server pid" in backing
     assert header.split()[:3] == ["INSTANCE", "ADDRESS", "MASTER"]
     assert len(rows) == 1 and rows[0].split()[:3] == ["web.7", web.address, str(web.popen.pid)]
+
+
+def test_honcho_start_takes_its_ports_from_the_shell_and_stays_quiet(procs, tmp_path):
+    """.env sets nothing, so the shell's PROXY_PORT and PORT_REDIS win; no access log, no start/stop alarms."""
+    proxy_port, redis_port, log = free_port(), free_port(), tmp_path / "honcho.log"
+    honcho = procs.honcho("web=1", {"PROXY_PORT": proxy_port, "PORT_REDIS": redis_port,
+                                    "REDIS_DATA": tmp_path / "redis"}, log, processes=("redis", "web", "proxy"))
+    url = f"http://127.0.0.1:{proxy_port}"
+    wait_until(lambda: honcho.poll() is not None or any(b["state"] == "up" for b in
+               requests.get(url + "/_proxy/metrics", timeout=2).json()["backends"]), timeout=60,
+               what=f"the proxy on the shell's PROXY_PORT {proxy_port}")
+    assert honcho.poll() is None, log.read_text()
+    assert all(requests.post(url + "/hits", timeout=10).ok for _ in range(20))
+    honcho.send_signal(signal.SIGTERM)
+    honcho.wait(timeout=60)
+    lines = log.read_text().splitlines()
+    assert not [line for line in lines if "/hits" in line], "the proxy's access log is off by default"
+    ours = [line for line in lines if " web.1 " in line or " proxy.1 " in line]  # redis warns about the host
+    assert not [line for line in ours if "WARNING" in line or "heartbeat failed" in line], ours
+    assert any("[web.1:" in line and "Booting worker" in line for line in lines), "gunicorn names its instance"

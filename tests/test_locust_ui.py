@@ -40,4 +40,8 @@ def test_tab_shows_live_counts_then_the_final_verdict_and_chaos(procs, redis_url
     assert final["verdict"]["count"] == "VALID", final
     assert final["ok"]["count"] > 50 and final["lost"]["count"] == 0 and final["duplicated"]["count"] == 0
     assert {"chaos kill", "chaos reload"} & set(final)
+    # A UI run gets a folder of its own under --report-dir, and its HTML report at Stop.
+    [page] = wait_until(lambda: list((tmp_path / "report").glob("*-ui-r*/report.html")), timeout=60,
+                        what="the UI run's report.html")
+    assert "A Locust web-UI run against" in page.read_text() and "hits acknowledged" in page.read_text()
     assert locust.poll() is None  # the UI process stays up for the next run

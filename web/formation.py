@@ -10,9 +10,11 @@
     ['web.1', 'web.2']
 
 ``scripts/ps``, the chaos monkey and the report all look at processes this way.
+Without a Redis to ask, ``scripts/ps`` says so in one line and exits 2.
 """
 import argparse
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -151,14 +153,15 @@ def main(argv=None):
         print(backing_line(client, args.redis_url))
         print(table(live_instances(client)))
     except RedisError as exc:
-        print(f"backing: Redis at {args.redis_url} unavailable ({type(exc).__name__}: {exc}); no registry to list")
+        sys.stderr.write(f"scripts/ps: the formation's Redis at {args.redis_url} does not answer ({exc});"
+                         f" is the formation running? (--redis-url, or REDIS_URL / PORT_REDIS)\n")
         port = client.connection_pool.connection_kwargs.get("port")
         for supervisor, servers in local_supervisors(port):
             state = f"server pid {servers[0]}" if servers else "no server running (restarting, or gave up)"
             print(f"backing: supervisor pid {supervisor} (python -m backing) for port {port} here: {state}")
-        return 1
+        return 2
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

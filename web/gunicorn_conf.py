@@ -6,27 +6,61 @@ The master registers the instance once it listens and renews the entry; it
 deregisters *before* draining on SIGTERM, so the proxy stops sending new work
 while in-flight requests finish. gunicorn's own signals do the rest: TERM
 graceful, QUIT/INT fast, HUP reload workers, TTIN/TTOU one worker more/less.
+Bad settings (``HIT_MODE=atomc``, ``WEB_WORKERS=0``) end the master at
+start-up with one line and exit status 1. Every log line names the instance (``[web.3:4242]``), so the instances the
+scaler starts, whose output comes out under ``scaler.1`` in honcho's terminal,
+can be told apart.
 """
 import ipaddress
 import os
 import socket
+import sys
 import time
 
-from web.config import instance_name, redis_url
+from gunicorn.glogging import Logger
+
+from web.config import Config, instance_name, redis_url
 from web.redis_client import connect
 from web.registry import Heartbeat, Registry
 
-bind = f"{os.environ.get('BIND_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+
+def whole_number(variable, default, least):
+    """An integer setting; a bad one ends the master before it forks, in one line (no worker tracebacks)."""
+    text = os.environ.get(variable, "").strip() or str(default)
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < least:
+        sys.exit(f"web: {variable} must be a whole number of at least {least}, not {text!r}")
+    return value
+
+
+try:
+    Config.from_env()  # HIT_MODE and the rest, checked once here rather than in every worker
+except ValueError as exc:
+    sys.exit(f"web: {exc}")
+
+bind = f"{os.environ.get('BIND_HOST', '127.0.0.1')}:{whole_number('PORT', 8000, 1)}"
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_WORKERS", 2))
-threads = int(os.environ.get("WEB_THREADS", 4))
-graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", 10))
-timeout = int(os.environ.get("WEB_TIMEOUT", 30))
+workers = whole_number("WEB_WORKERS", 2, 1)
+threads = whole_number("WEB_THREADS", 4, 1)
+graceful_timeout = whole_number("WEB_GRACEFUL_TIMEOUT", 10, 0)
+timeout = whole_number("WEB_TIMEOUT", 30, 1)
 keepalive = 5
 # Several masters on one machine would fight over gunicorn's default control socket path.
 control_socket_disable = True
 proc_name = instance_name(os.environ)
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
+
+
+class NamedLogger(Logger):
+    """gunicorn's log lines, each with the instance's name: the scaler's instances share its terminal."""
+
+    error_fmt = f"%(asctime)s [{proc_name.replace('%', '%%')}:%(process)d] [%(levelname)s] %(message)s"
+
+
+logger_class = NamedLogger
 
 REGISTRY_TTL = float(os.environ.get("REGISTRY_TTL", 3))
 

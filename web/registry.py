@@ -46,6 +46,10 @@ class Heartbeat:
     Redis being away is not fatal: the beat keeps trying, and the entry comes back
     within one beat of Redis returning. Each beat SETs the whole entry (not only its
     TTL), so a Redis restarted empty (``REDIS_PERSISTENCE=none``) has it again too.
+    Harmless races are not warnings: beats before the first success (Redis
+    starting alongside, as under honcho) and a lone failed beat or deregistration
+    while the formation stops (Redis went first; the entry expires by itself) are
+    logged at info; two failed beats in a row after a success are a warning.
     """
 
     def __init__(self, registry, entry, log=None):
@@ -53,7 +57,8 @@ class Heartbeat:
         self._stopped = threading.Event()
         # Without the lock a beat in flight could re-register right after stop() deregistered.
         self._lock = threading.Lock()
-        self._failing = False  # log the first failure of a streak, not every beat
+        self._failures = 0  # failed beats in a row: the streak is logged once, not every beat
+        self._registered = False  # a beat has succeeded once
         self._thread = threading.Thread(target=self._run, name="registry-heartbeat", daemon=True)
 
     def start(self):
@@ -72,14 +77,16 @@ class Heartbeat:
             with self._lock:
                 if not self._stopped.is_set():
                     self.registry.register(self.entry)
-            if self._failing and self.log:
-                self.log.warning("registry heartbeat: Redis answers again; %s registered", self.entry["address"])
-            self._failing = False
+            if self._failures and self._registered and self.log:
+                self.log.info("registry heartbeat back after %d failed beat(s)", self._failures)
+            self._failures, self._registered = 0, True
         except Exception as exc:  # any Redis or network error: keep beating
-            if not self._failing and self.log:
-                self.log.warning("registry heartbeat failed, retrying every %.1fs (hits answer 503 until Redis"
-                                 " answers): %s: %s", self.registry.ttl / 3, type(exc).__name__, exc)
-            self._failing = True
+            self._failures += 1
+            if self.log and not self._registered and self._failures == 1:
+                self.log.info("registry: Redis does not answer yet (%s); retrying every %.1fs", exc,
+                              self.registry.ttl / 3)
+            elif self.log and self._registered and self._failures == 2:
+                self.log.warning("registry heartbeat failed twice in a row: %s", exc)
 
     def _run(self):
         while not self._stopped.wait(self.registry.ttl / 3):
@@ -93,4 +100,5 @@ class Heartbeat:
                 self.registry.deregister(self.entry["address"])
             except Exception as exc:
                 if self.log:
-                    self.log.warning("registry deregister failed: %s", exc)
+                    self.log.info("registry deregister skipped (%s): the entry expires within %.0fs",
+                                  exc, self.registry.ttl)

@@ -7,44 +7,42 @@
     $ python -m bench.chaos once freeze --target web.1     # one action, then wait for its follow-up
     $ CHAOS_RATE=1 CHAOS_SEED=7 honcho start -c web=4      # the Procfile's chaos type, idle without CHAOS_RATE
 
+Bad settings (``--rate -1``, ``CHAOS_MIX=kil``) end it at once with the reason in
+one line and exit status 2, so a formation is never started with chaos it cannot do.
 SIGTERM and SIGINT only set an event; the main thread then stops the engine,
 which thaws every frozen worker first.
 """
-import argparse
 import json
 import os
 import signal
 import sys
 import threading
 
+from bench.arguments import OneLineParser, chaos_mix, number
 from bench.chaos.engine import DRY_RUN, POLL_S, ChaosMonkey
-from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, format_event, parse_mix
+from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, format_event
 from web.config import redis_url
 from web.redis_client import connect
 
 
-def mix_argument(text):
-    try:
-        return parse_mix(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def parse_args(argv, env):
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m bench.chaos", description="Kill, freeze, reload and rescale the formation's web processes.",
         epilog="CHAOS_RATE, CHAOS_MIX and CHAOS_SEED give the defaults; with a rate of 0 the monkey "
                "only idles until SIGTERM (the Procfile's chaos type relies on that).")
-    parser.add_argument("--rate", type=float, default=env.get("CHAOS_RATE") or "0",
+    parser.add_argument("--rate", type=number(float, least=0, hint=" (0: off)"), default=env.get("CHAOS_RATE") or "0",
                         help="actions per second, at fixed intervals (default: CHAOS_RATE, else 0 = off)")
-    parser.add_argument("--mix", type=mix_argument, default=env.get("CHAOS_MIX") or DEFAULT_MIX,
+    parser.add_argument("--mix", type=chaos_mix, default=env.get("CHAOS_MIX") or DEFAULT_MIX,
                         help=f"action weights, 'kill=3,term=1' or 'kill,term' (default: CHAOS_MIX, else {DEFAULT_MIX})")
     parser.add_argument("--seed", type=int, default=env.get("CHAOS_SEED") or None,
                         help="random seed, for a reproducible run (default: CHAOS_SEED, else random)")
-    parser.add_argument("--duration", type=float, help="seconds to run (default: until SIGTERM or Ctrl-C)")
+    parser.add_argument("--duration", type=number(float, above=0),
+                        help="seconds to run (default: until SIGTERM or Ctrl-C)")
     parser.add_argument("--log", metavar="PATH", help="append every event to PATH as a JSON line")
-    parser.add_argument("--freeze-s", type=float, default=3.0, help="how long a freeze lasts (default: 3)")
-    parser.add_argument("--max-workers", type=int, default=4, help="scale never goes above this per instance")
+    parser.add_argument("--freeze-s", type=number(float, above=0), default=3.0,
+                        help="how long a freeze lasts (default: 3)")
+    parser.add_argument("--max-workers", type=number(int, least=1), default=4,
+                        help="scale never goes above this per instance")
     parser.add_argument("--dry-run", action="store_true", help="choose actions and targets, send no signal")
     parser.add_argument("--redis-url", default=redis_url(env), help="the formation's Redis (default from env)")
     commands = parser.add_subparsers(dest="command", metavar="once", help="one action instead of a schedule")

@@ -7,10 +7,11 @@
     ...
     ValueError: unknown chaos action(s) kil (did you mean kill?); choose from kill, term, reload, rolling, freeze, scale
 
-The engine performs ACTIONS; FOLLOW_UPS are events that report on an action
-rather than act (``recovery`` after kill, term and reload; ``thaw`` after a
-freeze). The report, the Locust tab and the harness count actions by these
-names, and the console's "kills" are ``KILLS`` only.
+The engine performs ACTIONS, which ``IN_WORDS`` says in words ("3 SIGKILLs
+to workers"); FOLLOW_UPS are events that report on an action rather than act
+(``recovery`` after kill, term and reload; ``thaw`` after a freeze). The
+report, the Locust tab and the harness count actions by these names, and the
+console's "kills" are ``KILLS`` only.
 """
 import difflib
 
@@ -20,6 +21,13 @@ ACTIONS = ("kill", "term", "reload", "rolling", "freeze", "scale")
 FOLLOW_UPS = ("recovery", "thaw")
 KILLS = ("kill",)  # a crash: SIGKILL; ``term`` is a graceful stop, counted apart
 DEFAULT_MIX = "kill,term,reload,freeze"
+# How a report names an action in words: (one, many).
+IN_WORDS = {"kill": ("SIGKILL to a worker", "SIGKILLs to workers"),
+            "term": ("SIGTERM to a worker", "SIGTERMs to workers"),
+            "reload": ("reload (SIGHUP)", "reloads (SIGHUP)"),
+            "rolling": ("rolling reload", "rolling reloads"),
+            "freeze": ("freeze (SIGSTOP, then SIGCONT)", "freezes (SIGSTOP, then SIGCONT)"),
+            "scale": ("worker added or removed (TTIN/TTOU)", "workers added or removed (TTIN/TTOU)")}
 EVENT_FIELDS = ("time", "action", "target", "pid", "outcome")
 
 

@@ -14,6 +14,7 @@ HTML report is written from what they left in the report folder. Exit status:
 Every process started here is stopped on the way out, also on Ctrl-C.
 """
 import argparse
+import json
 import signal
 import subprocess
 import sys
@@ -21,42 +22,69 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.chaos.vocabulary import KILLS, is_action
-from bench.harness import report
+from bench.arguments import OneLineParser, chaos_mix, number, share, writable_folder
+from bench.chaos.vocabulary import ACTIONS, KILLS, is_action
 from bench.harness.formation import Formation
 from bench.harness.hosts import HostsFormation, Unavailable
 from bench.paths import BIN, ROOT
-from bench.runfolder import (CHAOS, CSV_PREFIX, FORMATION_LOG, LIVE, LOCUST_HTML, LOCUST_LOG, REPORT_HTML, VERDICT_JSON,
-                             VERDICT_TXT, read_json, read_jsonl)
+from bench.runfolder import (CHAOS, CHECK, CSV_PREFIX, FORMATION_LOG, LIVE, LOCUST_HTML, LOCUST_LOG, REPORT_HTML,
+                             VERDICT_JSON, VERDICT_TXT, read_json, read_jsonl)
 from bench.verdict import render
 from scaler.processes import free_port, stop_tree
 from web.config import HIT_MODES
 
+LOCUST_STOP_TIMEOUT = 10  # seconds Locust gives its users to finish after the run time
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="scripts/check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--web", type=int, default=4, help="web instances (default %(default)s)")
-    parser.add_argument("--duration", type=float, default=30, help="seconds of load (default %(default)s)")
-    parser.add_argument("--users", type=int, default=16, help="Locust users (default %(default)s)")
-    parser.add_argument("--processes", type=int, default=0, help="Locust worker processes (0: one process)")
-    parser.add_argument("--chaos-rate", type=float, default=1.0, help="chaos actions per second (0: none)")
-    parser.add_argument("--chaos-mix", default="kill,term,reload,freeze,scale", help="actions, optionally weighted")
+    """The check's settings; a bad value ends here, in one line with exit status 2, before anything starts."""
+    parser = OneLineParser(prog="scripts/check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--web", type=number(int, least=1, hint=" (a check of no instances proves nothing)"),
+                        default=4, help="web instances (default %(default)s)")
+    parser.add_argument("--duration", type=number(float, above=0), default=30,
+                        help="seconds of load (default %(default)s)")
+    parser.add_argument("--users", type=number(int, least=1), default=16, help="Locust users (default %(default)s)")
+    parser.add_argument("--processes", type=number(int, least=0), default=0,
+                        help="Locust worker processes (0: one process)")
+    parser.add_argument("--chaos-rate", type=number(float, least=0, hint=" (0: no chaos)"), default=1.0,
+                        help="chaos actions per second (0: none)")
+    parser.add_argument("--chaos-mix", type=chaos_mix, default="kill,term,reload,freeze,scale",
+                        help=f"actions, optionally weighted, of {', '.join(ACTIONS)}")
     parser.add_argument("--seed", type=int, default=1, help="seed of the chaos schedule")
     parser.add_argument("--mode", choices=HIT_MODES, default="atomic",
                         help="HIT_MODE of the web instances; seed and local are wrong on purpose")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
-    parser.add_argument("--report-dir", type=Path, help="default: reports/<time>-<mode>")
+    parser.add_argument("--workers", type=number(int, least=1), default=2, help="gunicorn workers per instance")
+    parser.add_argument("--min-success", type=share, default=0.5,
+                        help="least share of tries that must succeed, else no verdict (default %(default)s)")
+    parser.add_argument("--report-dir", type=writable_folder, help="default: reports/<time>-<mode>-<random>")
     parser.add_argument("--shape", help="a Locust load shape from bench/shapes.py instead of steady users: spike")
-    parser.add_argument("--autoscale", type=int, nargs="?", const=8, metavar="MAX",
+    parser.add_argument("--autoscale", type=number(int, least=1), nargs="?", const=8, metavar="MAX",
                         help="run the autoscaler, between --web and MAX (default 8) instances")
     parser.add_argument("--hosts", action="store_true",
                         help="one host per role, made of network namespaces (root); skipped where impossible")
     parser.add_argument("--require-hosts", action="store_true", help="--hosts, failing where it cannot run")
     args = parser.parse_args(argv)
     args.hosts = args.hosts or args.require_hosts
-    # A random part too: two checks started in the same second must not share a folder.
-    args.report_dir = args.report_dir or ROOT / "reports" / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}-{uuid.uuid4().hex[:6]}"
+    if not args.report_dir:
+        # A random part too: two checks started in the same second must not share a folder.
+        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}-{uuid.uuid4().hex[:6]}"
+        try:
+            args.report_dir = writable_folder(ROOT / "reports" / name)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"the report folder {exc}; give another with --report-dir")
     return args
+
+
+def locust_deadline(args):
+    """Seconds Locust may take in all: the run, its stop timeout, the journal wait, and a minute to conclude."""
+    return args.duration + LOCUST_STOP_TIMEOUT + 30 + 60
+
+
+def locust_reason(out):
+    """Why a Locust that wrote no verdict stopped: its first error line, else its last line."""
+    lines = [line.strip() for line in (out / LOCUST_LOG).read_text(errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if "/ERROR/" in line or line.startswith(("factor6:", "locust: error"))]
+    return (errors or lines or ["(no output)"])[0]
 
 
 def locust_command(args, formation):
@@ -68,7 +96,8 @@ def locust_command(args, formation):
         # With --hosts a chaos agent runs on each web host: from the load host, no process would be local.
         "--report-dir", out, "--chaos-rate", str(0 if args.hosts else args.chaos_rate), "--chaos-mix", args.chaos_mix,
         "--chaos-seed", str(args.seed), "--csv", out / CSV_PREFIX, "--csv-full-history",
-        "--html", out / LOCUST_HTML, "--stop-timeout", "10", "--only-summary",
+        "--html", out / LOCUST_HTML, "--stop-timeout", str(LOCUST_STOP_TIMEOUT), "--only-summary",
+        "--min-success", str(args.min_success),
     ]
     if args.shape:
         command += ["--shape", args.shape]
@@ -93,6 +122,10 @@ class Interrupted(Exception):
     """A signal asked the check to stop: clean up and exit 130."""
 
 
+class GaveUp(Exception):
+    """A bounded wait ran out (its message says what for): clean up and exit 2."""
+
+
 class Signals:
     """Handlers only note the signal; the check's loops call ``check()`` and act, as gunicorn's arbiter does."""
 
@@ -109,6 +142,8 @@ class Signals:
 def run(args, signals):
     args.report_dir.mkdir(parents=True, exist_ok=True)
     out = args.report_dir
+    settings = {name: str(value) if isinstance(value, Path) else value for name, value in vars(args).items()}
+    (out / CHECK).write_text(json.dumps(settings) + "\n")
     formation = HostsFormation(args) if args.hosts else Formation(args)
     locust = None
     try:
@@ -122,6 +157,13 @@ def run(args, signals):
         started = time.monotonic()
         while locust.poll() is None:
             signals.check()
+            exited = getattr(formation, "exited", lambda: None)()  # the hosts formation is not watched
+            if exited is not None:
+                raise GaveUp(f"the formation stopped during the run (honcho exited with {exited});"
+                             f" see {out / FORMATION_LOG}")
+            if time.monotonic() - started > locust_deadline(args):
+                raise GaveUp(f"Locust had not finished {locust_deadline(args):.0f}s after starting a"
+                             f" {args.duration:g}s run; see {out / LOCUST_LOG}")
             if sys.stdout.isatty():
                 print(progress_line(args, started, out), end="", flush=True)
             time.sleep(1)
@@ -132,7 +174,11 @@ def run(args, signals):
             stop_tree(locust.pid)
         formation.stop()
     verdict = render.from_json(read_json(out / VERDICT_JSON))
+    if not (out / VERDICT_JSON).exists():
+        print(f"Locust exited with {locust.returncode} without a verdict: {locust_reason(out)}")
     print((out / VERDICT_TXT).read_text() if (out / VERDICT_TXT).exists() else render.headline(verdict))
+    from bench.harness import report  # matplotlib: not loaded by a check refused while parsing
+
     report.write(out)
     print(f"report: {out / REPORT_HTML}")
     return verdict.exit_code
@@ -151,6 +197,9 @@ def main(argv=None):
         return 2 if args.require_hosts else 0
     except TimeoutError as exc:
         print(f"\nthe formation did not come up: {exc}; see {args.report_dir / FORMATION_LOG}")
+        return 2
+    except GaveUp as exc:
+        print(f"\ngave up: {exc}")
         return 2
 
 

@@ -3,6 +3,7 @@
     formation = Formation(args)       # args as bench.harness.check parses them
     formation.start()                 # returns once N instances are registered and the proxy routes to all
     formation.proxy_url, formation.redis_url
+    formation.exited()                # None while honcho runs: the check stops at once when it does not
     formation.stop()                  # honcho, every instance and worker
 
 HostsFormation (bench.harness.hosts) has the same interface across network
@@ -73,6 +74,10 @@ class Formation:
             return {}
         return {"AUTOSCALE_MIN": self.args.web, "AUTOSCALE_MAX": max(self.args.autoscale, self.args.web),
                 "AUTOSCALE_LOG": self.args.report_dir / "autoscale.jsonl"}
+
+    def exited(self):
+        """honcho's exit status once it has stopped (it stops the whole formation when one process exits), else None."""
+        return self.honcho.poll() if self.honcho else None
 
     def stop(self):
         if self.honcho:

@@ -1,11 +1,14 @@
-"""The HTML report of one check: verdict, a timeline picture with every chaos event, recovery times, scaling.
+"""The HTML report of one check: the story in words, the verdict, a timeline with every chaos event, recovery.
 
     $ python -m bench.harness.report reports/20261129-193000-atomic   # writes report.html there
 
-It reads only what a run left in its folder: verdict.json, run.json,
-chaos.jsonl, formation.jsonl, autoscale.jsonl (with ``--autoscale``) and
-Locust's locust_stats_history.csv, so a report can be rebuilt at any time after
-the run.
+It opens with the settings in a sentence and the conclusion in a paragraph
+(bench.harness.story), then the verdict's categories, with the ones that are
+not failures explained and, for a wrong-on-purpose mode, the cause. It reads
+only what a run left in its folder: verdict.json, run.json, check.json (runs of
+scripts/check), proxy_metrics.json, chaos.jsonl, formation.jsonl,
+autoscale.jsonl (with ``--autoscale``) and Locust's locust_stats_history.csv,
+so a report can be rebuilt at any time after the run.
 """
 import base64
 import csv
@@ -22,9 +25,10 @@ import matplotlib
 matplotlib.use("Agg")  # no display: render to PNG only
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 
-from bench.chaos.vocabulary import is_action  # noqa: E402
-from bench.runfolder import (AUTOSCALE, CHAOS, FORMATION, HISTORY, LOCUST_HTML, REPORT_HTML, RUN,  # noqa: E402
-                             VERDICT_JSON, read_json, read_jsonl)
+from bench.chaos.vocabulary import IN_WORDS, is_action  # noqa: E402
+from bench.harness import story  # noqa: E402
+from bench.runfolder import (AUTOSCALE, CHAOS, CHECK, FORMATION, HISTORY, LOCUST_HTML, PROXY_METRICS,  # noqa: E402
+                             REPORT_HTML, RUN, VERDICT_JSON, read_json, read_jsonl)
 from bench.verdict import render  # noqa: E402
 from bench.verdict.checker import CATEGORIES, VALID  # noqa: E402
 from web.clock import clock  # noqa: E402
@@ -126,14 +130,17 @@ def table(headers, rows):
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def verdict_section(verdict, run_id):
+def verdict_section(verdict, run_id, mode=None):
     rows = [("ok", verdict.ok, "")]
     rows += [(name, verdict.counts[name], "; ".join(map(render.describe, getattr(verdict, name)[:5])))
              for name in CATEGORIES]
     reasons = "".join(f"<p class=bad>{html.escape(reason)}</p>" for reason in verdict.errors + verdict.inconclusive)
+    explained = "".join(f"<p>{html.escape(line)}</p>" for line in story.categories_explained(verdict))
+    cause = (f"<p class=cause>Wrong on purpose: {html.escape(story.MODE_CAUSES[mode])}.</p>"
+             if mode in story.MODE_CAUSES and mode != "atomic" else "")
     return (f"<h2 class={'good' if verdict.status == VALID else 'bad'}>{html.escape(render.headline(verdict))}</h2>"
-            f"<p>run <code>{html.escape(str(run_id))}</code></p>"
-            + table(("category", "count (gaps: missing numbers)", "first items"), rows) + reasons)
+            f"<p>run <code>{html.escape(str(run_id))}</code></p>" + cause
+            + table(("category", "count (gaps: missing numbers)", "first items"), rows) + reasons + explained)
 
 
 def scaling_section(scaling):
@@ -157,30 +164,41 @@ def render_html(out):
     data = read_json(out / VERDICT_JSON)
     verdict = render.from_json(data)
     run = read_json(out / RUN, {})
+    check = read_json(out / CHECK, {})
     chaos = read_jsonl(out / CHAOS)
     formation = read_jsonl(out / FORMATION)
     history = read_history(out / HISTORY)
     scaling = scaling_of(read_jsonl(out / AUTOSCALE))
     picture = base64.b64encode(timeline_png(history, formation, actions_of(chaos), scaling)).decode()
     recovery = recovery_section(recovery_times(chaos))
-    actions = Counter(f"{e.get('action')} {e.get('outcome', '').partition(':')[0]}" for e in actions_of(chaos))
+    actions = Counter((e.get("action"), e.get("outcome", "").partition(":")[0]) for e in actions_of(chaos))
+    mode = check.get("mode")
+    conclusion = story.conclusion(verdict, actions_of(chaos), recovery_times(chaos),
+                                  story.retries_of(read_json(out / PROXY_METRICS)), mode)
     return f"""<!doctype html><html><head><meta charset=utf-8><title>factor6 check {html.escape(str(run.get('run', '')))}</title>
 <style>body{{font:14px sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;font-size:12px}}
-.good{{color:#186a18}} .bad{{color:#a01010}} img{{max-width:100%}}</style></head><body>
+.good{{color:#186a18}} .bad{{color:#a01010}} img{{max-width:100%}}
+.conclusion{{font-size:16px;padding:10px;background:{"#e8f6e8" if verdict.status == VALID else "#f8ecec"}}}
+.cause{{font-weight:bold}}</style></head><body>
 <h1>factor6 consistency check</h1>
-<p>{html.escape(json.dumps(run))}</p>
-{verdict_section(verdict, (data or {}).get("run", run.get("run")))}
+<p>{html.escape(story.settings(check, run))}</p>
+<p class=conclusion>{html.escape(conclusion)}</p>
+{verdict_section(verdict, (data or {}).get("run", run.get("run")), mode)}
 <h2>Timeline</h2><img alt="throughput, users, failures, retries, p95 and p99 latency and formation over time,
  with chaos events and the instance count the autoscaler asked for" src="data:image/png;base64,{picture}">
 {scaling_section(scaling)}
 <h2>Recovery per action</h2>{recovery}
-<h2>Chaos actions</h2>{table(("action and outcome", "count"), sorted(actions.items()))}
+<h2>Chaos actions</h2>{table(("action", "what it is", "outcome", "count"), [
+    (action, IN_WORDS.get(action, (action,) * 2)[1], outcome, count)
+    for (action, outcome), count in sorted(actions.items())])}
 {table(("time", "action", "target", "pid", "outcome", "recovery s"),
        [(clock(e.get("time", 0)), e.get("action"), e.get("target"), e.get("pid"), e.get("outcome"),
          e.get("recovery_s", "")) for e in chaos])}
 <p>Locust's own report: <a href="{LOCUST_HTML}">{LOCUST_HTML}</a>. Raw data: verdict.json, journal.jsonl, chaos.jsonl,
-formation.jsonl, autoscale.jsonl, locust_stats_history.csv.</p>
+formation.jsonl, autoscale.jsonl, locust_stats_history.csv, {PROXY_METRICS}, {CHECK}.</p>
+<details><summary>settings as recorded</summary>
+<pre>{html.escape(json.dumps({"check": check, "run": run}, indent=1))}</pre></details>
 </body></html>
 """
 

@@ -1,10 +1,15 @@
-"""Makes docs/consistency-tab.png: Locust's web UI, after a run under chaos, seen by a real browser.
+"""Makes the pictures in docs/, seen by a real browser: the Consistency tab, and the HTML report.
 
-    $ .venv/bin/python -m bench.harness.screenshot            # needs chromium (apt-get install chromium)
+    $ .venv/bin/python -m bench.harness.screenshot                  # docs/consistency-tab.png
+    $ .venv/bin/python -m bench.harness.screenshot report           # docs/report.png, after a 30 s check
+    $ .venv/bin/python -m bench.harness.screenshot report reports/<run>   # docs/report.png of that run
 
-It starts a formation the way scripts/check does, runs Locust with its web UI,
-starts a test with chaos through the UI's own form endpoint, stops it, waits for
-the verdict, and has headless Chromium photograph ``/?tab=consistency``.
+Both need chromium (``apt-get install chromium``); without it they say so in
+one line and exit 2. The tab: a formation started the way scripts/check does,
+Locust with its web UI, a test with chaos started through the UI's own form
+endpoint, stopped, and ``/?tab=consistency`` photographed once the verdict
+shows. The report: scripts/check's report.html of a run folder, or of a fresh
+check of 4 instances under 30 s of chaos.
 """
 import shutil
 import subprocess
@@ -12,14 +17,18 @@ import sys
 import tempfile
 import time
 
+from pathlib import Path
+
 import requests
 
-from bench.harness.check import parse_args
+from bench.harness import check
 from bench.harness.formation import Formation
 from bench.paths import BIN, ROOT
+from bench.runfolder import REPORT_HTML
 from scaler.processes import free_port, stop_tree, wait_until
 
 OUTPUT = ROOT / "docs" / "consistency-tab.png"
+REPORT_OUTPUT = ROOT / "docs" / "report.png"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -30,11 +39,39 @@ def verdict_shown(ui):
     return any(r["what"] == "verdict" and r["count"] != "running" for r in rows)
 
 
-def main():
+def photograph(chromium, url, output, size="1400,1000"):
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
+                        "--virtual-time-budget=5000", f"--screenshot={output}", url],
+                       check=True, capture_output=True, timeout=120)
+    print(output)
+
+
+def report_picture(chromium, folder=None):
+    """docs/report.png: the report of ``folder``, or of a fresh check (its own exit status is not ours)."""
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="factor6-report-"))
+        check.main(["--web", "4", "--duration", "30", "--chaos-rate", "1", "--seed", "7",
+                    "--report-dir", str(folder)])
+    page = Path(folder) / REPORT_HTML
+    if not page.exists():
+        sys.exit(f"no {REPORT_HTML} in {folder}")
+    photograph(chromium, page.resolve().as_uri(), REPORT_OUTPUT, size="1200,1500")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     chromium = shutil.which("chromium")
     if not chromium:
-        sys.exit("chromium is not installed: apt-get install chromium")
-    args = parse_args(["--web", "3", "--report-dir", tempfile.mkdtemp(prefix="factor6-ui-")])
+        sys.stderr.write("screenshot skipped: chromium is not installed (apt-get install chromium)\n")
+        sys.exit(2)
+    if argv[:1] == ["report"]:
+        return report_picture(chromium, argv[1] if len(argv) > 1 else None)
+    tab_picture(chromium)
+
+
+def tab_picture(chromium):
+    args = check.parse_args(["--web", "3", "--report-dir", tempfile.mkdtemp(prefix="factor6-ui-")])
     args.report_dir.mkdir(parents=True, exist_ok=True)
     formation, locust = Formation(args), None
     ui = f"http://127.0.0.1:{free_port()}"
@@ -51,11 +88,7 @@ def main():
         time.sleep(20)
         requests.post(ui + "/stop", timeout=60)
         wait_until(lambda: verdict_shown(ui), timeout=60, what="the verdict")
-        with tempfile.TemporaryDirectory() as profile:
-            subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1400,1000",
-                            "--virtual-time-budget=5000", f"--screenshot={OUTPUT}", f"{ui}/?tab=consistency"],
-                           check=True, capture_output=True, timeout=120)
-        print(OUTPUT)
+        photograph(chromium, f"{ui}/?tab=consistency", OUTPUT)
     finally:
         if locust:
             stop_tree(locust.pid)

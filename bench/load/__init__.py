@@ -2,10 +2,12 @@
 
     $ locust -f bench/locustfile.py --headless -u 16 -t 60s --host http://127.0.0.1:8000 --chaos-rate 1
 
-Modules: ``journal`` (one process's events), ``collect`` (workers stream,
+Modules: ``options`` (the plugin's options, refused up front when bad),
+``journal`` (one process's events), ``collect`` (workers stream,
 the master accounts), ``live`` (formation samples and the live check),
 ``conclude`` (the final check, the run-proved-nothing rules, the artifacts),
 ``webui`` (the Consistency tab, the --html banner), ``shapes`` (load shapes),
 ``plugin`` (the Conductor that runs it all, and ``install``). It imports the
-verdict and chaos wings and web's contract modules; the harness never imports it.
+verdict and chaos wings and web's contract modules, and, for a web-UI run's
+report.html at Stop, bench.harness.report; the harness never imports it.
 """

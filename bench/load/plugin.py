@@ -15,6 +15,19 @@ one makes the verdict unknown), concludes (``conclude``) and shows the verdict
 in the Consistency tab, on the console, in the ``--html`` report, in the run
 folder and as the exit code: 0 valid, 1 invalid, 2 unknown.
 
+A failure in any of its event handlers (Redis away at the start, say) stops
+the run with the reason on the console in one line and exit status 2: never a
+traceback and a run that goes on forever. Bad option values are refused before
+anything starts (``options``): at start-up with exit status 2, and in the web
+UI's start form with the reason in place of Locust's ``success: true``.
+
+Folders: a headless run writes where ``--report-dir`` says (``scripts/check``
+gives each check its own), or in ``reports/<time>-locust-<run>``; every web-UI
+run gets a folder of its own, ``<report-dir or reports>/<time>-ui-<run>``, and
+its HTML report (bench.harness.report) at Stop. The proxy's metrics at the
+start and the end go in the folder too (``proxy_metrics.json``), so the report
+can tell how many requests the proxy retried during the run.
+
 Run time: Locust's ``-t`` timer quits a distributed master before its workers
 have even stopped, so in headless runs ``install`` takes ``-t`` over, once,
 before anything else reads it: the Conductor stops the run itself, and a load
@@ -22,6 +35,7 @@ shape spreads over the same duration.
 """
 import logging
 import os
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,15 +43,19 @@ from pathlib import Path
 
 import gevent
 import gevent.event
+import requests
 from locust.runners import MasterRunner, WorkerRunner
 
 from bench.chaos import KILLS, ChaosMonkey, parse_mix
+from bench.load import options as plugin_options
 from bench.load import shapes, webui
 from bench.load.collect import Collector, Streamer
 from bench.load.conclude import conclude
 from bench.load.journal import Journal
 from bench.load.live import LiveView
-from bench.runfolder import CHAOS, FORMATION, write_jsonl
+from bench.paths import ROOT
+from bench.runfolder import CHAOS, FORMATION, PROXY_METRICS, write_jsonl
+from bench.verdict import render
 from bench.verdict.checker import Verdict
 from bench.verdict.record import start_run
 from web.config import idempotency_ttl
@@ -84,6 +102,8 @@ class Conductor:
         self.stopper = None
         self.concluded = gevent.event.Event()
         self.client = None
+        self.failed = None  # the reason a handler failed: the run stops, no verdict is made
+        self.proxy_start = None
 
     @property
     def options(self):
@@ -95,13 +115,41 @@ class Conductor:
             return f"r{uuid.uuid4().hex[:10]}"
         return self.given_run_id + (f".{self.runs}" if self.runs > 1 else "")
 
+    def guarded(self, what, handler):
+        """``handler`` as an event listener whose failure aborts the run (Locust's would only log it)."""
+        def listener(**kwargs):
+            try:
+                return handler(**kwargs)
+            except Exception as exc:
+                self.abort(f"{what} failed: {type(exc).__name__}: {exc}")
+        return listener
+
+    def abort(self, reason):
+        """Stop the run at once with ``reason`` as its one-line verdict; headless, quit with exit status 2."""
+        log.error("%s; the run is stopped (no verdict)", reason)
+        self.failed = reason
+        self.verdict = Verdict(errors=[reason])
+        self.env.process_exit_code = self.verdict.exit_code
+        self.concluded.set()
+        runner = self.env.runner
+        gevent.spawn(runner.quit if self.options.headless else runner.stop)
+
+    def report_dir(self, run_id):
+        """Where this run's files go: --report-dir as given headless; else a folder of its own per run."""
+        given, headless = self.options.report_dir, self.options.headless
+        if headless and given:
+            return Path(given)
+        kind = "locust" if headless else "ui"
+        return Path(given or ROOT / "reports") / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{run_id}"
+
     def on_test_start(self, **_):
         options = self.options
+        self.failed = None
         # Workers receive parsed_options with their spawn message: this is how they learn the run id.
         options.run_id = self.new_run_id()
         self.client = self.client or connect(options.redis_url)
         self.journal = Journal(options.run_id)
-        report_dir = Path(options.report_dir)
+        report_dir = self.report_dir(options.run_id)
         report_dir.mkdir(parents=True, exist_ok=True)
         self.run = Run(options.run_id, self.client, report_dir, self.journal, settings={
             "run": options.run_id, "host": self.env.host, "chaos_rate": options.chaos_rate,
@@ -113,6 +161,7 @@ class Conductor:
         if self.collector.workers:
             self.run.journal_names = sorted(self.collector.workers)
         start_run(self.client, options.run_id, idempotency_ttl(os.environ))
+        self.proxy_start = proxy_metrics(self.env.host)
         self.chaos = None
         if options.chaos_rate > 0:
             self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=parse_mix(options.chaos_mix),
@@ -139,7 +188,10 @@ class Conductor:
         log.info("run time of %ss reached: stopping users, then checking", seconds)
         runner = self.env.runner
         runner.stop()
-        self.concluded.wait()
+        bound = self.env.stop_timeout + self.options.journal_timeout + 60
+        if not self.concluded.wait(bound):
+            self.abort(f"no verdict within {bound:.0f}s of the stop (stop timeout, journal timeout and 60 s)")
+            return
         if isinstance(runner, MasterRunner):
             # A worker reads "quit" only after its post-stop pause; were the master gone by then,
             # the worker would hang on its last send until the heartbeat gives up a minute later.
@@ -153,7 +205,8 @@ class Conductor:
             self.live.stop()
         if self.chaos:
             self.chaos.stop()
-        gevent.spawn(self.conclude)
+        if not self.failed:
+            gevent.spawn(self.conclude)
 
     def proof(self):
         """What was asked of the run, and what happened: the inputs of the 'proved nothing' rules."""
@@ -171,12 +224,26 @@ class Conductor:
         try:
             missing = self.collector.wait(self.options.journal_timeout)
             write_jsonl(self.run.report_dir / FORMATION, self.live.formation)
+            render.write_json(self.run.report_dir / PROXY_METRICS,
+                              {"start": self.proxy_start, "end": proxy_metrics(self.env.host)})
             self.verdict = conclude(self.run, missing, self.proof(), self.chaos.summary() if self.chaos else None)
         except Exception as exc:
             log.exception("the consistency check itself failed")
             self.verdict = Verdict(errors=[f"the check itself failed: {type(exc).__name__}: {exc}"])
         self.env.process_exit_code = self.verdict.exit_code
         self.concluded.set()
+        if not self.options.headless:
+            self.write_html_report()
+
+    def write_html_report(self):
+        """A web-UI run's report.html; scripts/check writes its own once the formation has stopped."""
+        from bench.harness import report  # matplotlib: loaded only by the runs that draw
+
+        try:
+            path = gevent.get_hub().threadpool.apply(report.write, (self.run.report_dir,))
+            log.info("factor6 report: %s", path)
+        except Exception as exc:
+            log.error("factor6: the HTML report could not be written: %s: %s", type(exc).__name__, exc)
 
     def rows(self):
         return webui.tab_rows(self.verdict, self.run.run_id if self.run else "", self.live.counts if self.live else None,
@@ -186,12 +253,32 @@ class Conductor:
         webui.mark_html_report(getattr(self.options, "html_file", None), self.verdict, self.run.run_id if self.run else "")
 
 
+def proxy_metrics(host):
+    """The proxy's ``/_proxy/metrics`` at ``host``; None when it is not a factor6 proxy or does not answer."""
+    try:
+        response = requests.get(f"{host}/_proxy/metrics", timeout=2)
+        return response.json() if response.ok else None
+    except (requests.RequestException, ValueError):
+        return None
+
+
 def journal_of(environment):
     return environment.factor6.journal
 
 
+def refuse_bad_options(environment):
+    """The command line's bad values end Locust at start-up, one line each, with exit status 2."""
+    found = plugin_options.command_line_problems(environment.parsed_options) if environment.parsed_options else []
+    for problem in found:
+        sys.stderr.write(f"factor6: {problem}\n")
+    if found:
+        sys.exit(2)
+
+
 def install(environment):
     runner = environment.runner
+    if not isinstance(runner, WorkerRunner):
+        refuse_bad_options(environment)
     duration = take_run_time(environment.parsed_options) if not isinstance(runner, WorkerRunner) else None
     shapes.install(environment, duration)
     if isinstance(runner, WorkerRunner):
@@ -204,6 +291,8 @@ def install(environment):
             runner.register_message("journal_complete", plugin.on_journal_complete)
         if environment.web_ui:
             webui.install_tab(environment.web_ui, plugin.rows)
+            plugin_options.refuse_bad_starts(environment.web_ui)
     environment.factor6 = plugin
-    environment.events.test_start.add_listener(plugin.on_test_start)
-    environment.events.test_stop.add_listener(plugin.on_test_stop)
+    guard = plugin.guarded if isinstance(plugin, Conductor) else (lambda _what, handler: handler)
+    environment.events.test_start.add_listener(guard("starting the run", plugin.on_test_start))
+    environment.events.test_stop.add_listener(guard("stopping the run", plugin.on_test_stop))
