@@ -6,7 +6,9 @@
 Each logical hit is one ``POST /hits`` with a fresh ``Idempotency-Key``
 (``<run>:<process>.<user>:<seq>``). A connection error or a 5xx is retried
 with the same key after a jittered back-off, so a retry can never count twice;
-retries show in Locust's statistics under their own name. The invoke is
+retries show in Locust's statistics under their own name (``--keyless``
+sends hits and retries with no key: wrong on purpose, a negative control;
+the journal still names each hit). The invoke is
 journaled before the request is sent, so a user killed mid-request leaves an
 ``info`` (unknown) operation, never a silent gap. The consistency plugin
 (bench/load/plugin.py) turns the journals into the verdict.
@@ -36,6 +38,8 @@ def add_arguments(parser):
     parser.add_argument("--redis-url", default=redis_url(os.environ), include_in_web_ui=False,
                        help="the formation's Redis, read for the ledger (not for hits)")
     parser.add_argument("--hit-tries", type=int, default=8, help="tries per hit before its outcome is unknown")
+    parser.add_argument("--keyless", action="store_true", default=False,
+                        help="send no Idempotency-Key: a retry may count twice; judged by numbers and the counter")
     parser.add_argument("--chaos-rate", type=float, default=0.0, help="chaos actions per second (0: off)")
     parser.add_argument("--chaos-mix", default="kill,term,reload,freeze", help="actions, optionally weighted")
     parser.add_argument("--chaos-seed", type=int, default=1, help="seed of the chaos schedule")
@@ -82,7 +86,7 @@ class HitUser(FastHttpUser):
 
     def try_hit(self, key, attempt):
         """The acknowledged number, None when refused for good; Retryable when unknown."""
-        headers = {"Idempotency-Key": key}
+        headers = {} if self.environment.parsed_options.keyless else {"Idempotency-Key": key}
         with self.client.post("/hits", headers=headers, name=HIT if attempt == 1 else RETRY,
                               catch_response=True) as response:
             status = response.status_code or 0

@@ -21,7 +21,8 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.chaos.vocabulary import KILLS, is_action
+from bench.chaos.network import DEFAULT_PARTITIONS, Refused
+from bench.chaos.vocabulary import KILLS, is_action, network_refusal, parse_mix
 from bench.harness import report
 from bench.harness.formation import Formation
 from bench.harness.hosts import HostsFormation, Unavailable
@@ -52,8 +53,15 @@ def parse_args(argv=None):
     parser.add_argument("--hosts", action="store_true",
                         help="one host per role, made of network namespaces (root); skipped where impossible")
     parser.add_argument("--require-hosts", action="store_true", help="--hosts, failing where it cannot run")
+    parser.add_argument("--fault-s", type=float, default=5.0, help="seconds a network fault lasts (--hosts)")
+    parser.add_argument("--partitions", default=DEFAULT_PARTITIONS, help="host pairs a partition cuts (--hosts)")
+    parser.add_argument("--keyless", action="store_true",
+                        help="hits and their retries carry no key, and the proxy stamps none: wrong on purpose")
     args = parser.parse_args(argv)
     args.hosts = args.hosts or args.require_hosts
+    refusal = not args.hosts and network_refusal(parse_mix(args.chaos_mix))
+    if refusal:
+        parser.error(refusal)
     # A random part too: two checks started in the same second must not share a folder.
     args.report_dir = args.report_dir or ROOT / "reports" / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}-{uuid.uuid4().hex[:6]}"
     return args
@@ -72,6 +80,8 @@ def locust_command(args, formation):
     ]
     if args.shape:
         command += ["--shape", args.shape]
+    if args.keyless:
+        command += ["--keyless"]
     if args.processes:
         # A port of its own: workers left over from another run must not join this master.
         port = str(free_port())
@@ -149,6 +159,9 @@ def main(argv=None):
     except Unavailable as exc:
         print(f"\n--hosts skipped: {exc}")
         return 2 if args.require_hosts else 0
+    except Refused as exc:
+        print(f"\nchaos refused: {exc}")
+        return 2
     except TimeoutError as exc:
         print(f"\nthe formation did not come up: {exc}; see {args.report_dir / FORMATION_LOG}")
         return 2
