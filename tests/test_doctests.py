@@ -14,7 +14,7 @@ PURE_MODULES = [
     "web.config", "web.schema", "web.clock",
     "proxy.config", "proxy.metrics", "proxy.headers",
     "scaler.config", "scaler.policy", "scaler.procfile",
-    "bench.chaos.vocabulary", "bench.verdict.checker", "bench.benchmarks.stats",
+    "bench.chaos.vocabulary", "bench.verdict.checker", "bench.verdict.sources", "bench.benchmarks.stats",
 ]
 
 

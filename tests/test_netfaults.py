@@ -87,6 +87,7 @@ def test_network_actions_are_refused_without_hosts(tmp_path):
         ChaosMonkey(None, mix="latency")
 
 
+@pytest.mark.fast
 def test_the_choice_of_hosts_is_seeded_and_the_commands_undo_themselves():
     layout = {"switch": "f6-1-switch",
               "hosts": {name: {"namespace": f"f6-1-{name}"} for name in ("redis", "web1", "web2", "web3", "proxy")}}
