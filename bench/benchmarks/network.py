@@ -6,15 +6,18 @@ Runs ``scripts/check --hosts`` back to back with the same settings (4 web
 instances over 3 web hosts, keyed load), one row each: no fault; 50 ± 20 ms
 of latency on one web host; 5 % packet loss on one web host; a web host
 partitioned from Redis. Each fault lasts ``--fault-s`` of every ``--every``
-seconds, on a web host the seed picks. A row whose fault this machine cannot
-make (no netem in the kernel, say) says so instead of figures.
+seconds, on a web host the seed picks; ``--runs`` repeats the four,
+interleaved, and each figure is the median over the repeats. A row whose fault
+this machine cannot make (no netem in the kernel, say) says so instead.
 
 Per row: the verdict, client-visible failed hits (``fail`` or ``info`` after
 every retry), p50/p99 of the hit latency (invoke to acknowledgement, retries
 included) over the run and over the hits invoked while a fault held, and for
 the partition the seconds from the cut until the proxy stopped sending the
 host requests, and from the heal until it sent it one again, read from the
-proxy's ``/_proxy/metrics`` polled every ``POLL_S`` from the load host.
+proxy's ``/_proxy/metrics`` polled every ``POLL_S`` from the load host (every
+partition that held its full time, in every run; one the run's end cut short
+is left out).
 
     $ python -m bench.benchmarks.network poll http://198.18.0.4:8000 proxy.jsonl 70   # run on the load host
 """
@@ -88,6 +91,28 @@ def start_poller(out, process, seconds):
     return None
 
 
+def heal_of(fault, heals):
+    """The heal event that ended fault."""
+    return next(e for e in heals if e["after"] == fault["action"] and e["target"] == fault["target"]
+                and e["time"] >= fault["time"])
+
+
+def summarize(label, rows):
+    """One table row: each figure the median over the runs, the routing times of every run listed."""
+    refused = [r["refused"] for r in rows if "refused" in r]
+    if refused:
+        return {"label": label, "refused": refused[0]}
+    numbers = ("hits", "failed", "faults", "p50_ms", "p99_ms", "fault_p50_ms", "fault_p99_ms")
+    row = {"label": label, "status": "/".join(sorted({r["status"] for r in rows})), "runs": len(rows),
+           "failed_total": sum(r["failed"] for r in rows)}
+    for name in numbers:
+        values = [r[name] for r in rows if r[name] is not None]
+        row[name] = statistics.median(values) if values else None
+    for name in ("stop_s", "serve_s"):
+        row[name] = sorted(t for r in rows for t in r.get(name, []) if t is not None)
+    return row
+
+
 def measure(label, out, check_args, duration):
     out.mkdir(parents=True)
     check = subprocess.Popen([ROOT / "scripts/check", "--require-hosts", "--report-dir", out, *check_args],
@@ -102,7 +127,8 @@ def measure(label, out, check_args, duration):
     verdict = render.from_json(read_json(out / VERDICT_JSON))
     journal = read_jsonl(out / JOURNAL)
     chaos = read_jsonl(out / CHAOS)
-    windows = [(e["time"], e["time"] + e["duration_s"]) for e in chaos if e.get("duration_s") and e["outcome"] == "ok"]
+    heals = [e for e in chaos if e["action"] == "heal"]
+    windows = [(e["time"], heal_of(e, heals)["time"]) for e in chaos if e.get("duration_s") and e["outcome"] == "ok"]
     during = {e["key"] for e in journal if e["type"] == "invoke" and any(a <= e["time"] < b for a, b in windows)}
     latencies = hit_latencies(journal)
     faulted = hit_latencies([e for e in journal if e["key"] in during])
@@ -112,16 +138,12 @@ def measure(label, out, check_args, duration):
            "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99),
            "fault_p50_ms": 1000 * percentile(faulted, 0.5) if faulted else None,
            "fault_p99_ms": 1000 * percentile(faulted, 0.99) if faulted else None}
-    cuts = [e for e in chaos if e["action"] == "partition" and e["outcome"] == "ok"]
+    cuts = [(e, heal_of(e, heals)) for e in chaos if e["action"] == "partition" and e["outcome"] == "ok"]
     if cuts:
         hosts = read_json(out / HOSTS_JSON)["hosts"]
         polls = read_jsonl(out / POLLS)
-        times = []
-        for cut in cuts:
-            heal = next((e for e in chaos if e["action"] == "heal" and e.get("after") == "partition"
-                         and e["target"] == cut["target"] and e["time"] > cut["time"]), None)
-            if heal:
-                times.append(routing_times(polls, cut["time"], heal["time"], hosts[cut["hosts"][0]]["address"]))
+        times = [routing_times(polls, cut["time"], heal["time"], hosts[cut["hosts"][0]]["address"])
+                 for cut, heal in cuts if heal.get("lasted_s", 0) >= 0.9 * cut["duration_s"]]
         row["stop_s"] = [round(stop, 2) for stop, _ in times]
         row["serve_s"] = [None if serve is None else round(serve, 2) for _, serve in times]
     return row
@@ -140,32 +162,42 @@ def main(argv=None):
     parser.add_argument("--every", type=float, default=15, help="seconds between the starts of two faults")
     parser.add_argument("--fault-s", type=float, default=5, help="seconds each fault lasts")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=1, help="repeats of the four runs, interleaved")
     args = parser.parse_args(argv)
     common = ["--web", str(args.web), "--duration", f"{args.duration:g}", "--users", str(args.users),
               "--seed", str(args.seed), "--fault-s", f"{args.fault_s:g}"]
     fault = ["--chaos-rate", f"{1 / args.every:g}"]
+    plans = [("no fault", "calm", ["--chaos-rate", "0"]),
+             ("latency 50 ± 20 ms, one web host", "latency", [*fault, "--chaos-mix", "latency"]),
+             ("loss 5 %, one web host", "loss", [*fault, "--chaos-mix", "loss"]),
+             ("web host partitioned from Redis", "partition", [*fault, "--chaos-mix", "partition", "--partitions",
+                                                               "web-redis"])]
     base = Path(tempfile.mkdtemp(prefix="factor6-bench-network-"))
-    runs = [measure("no fault", base / "calm", [*common, "--chaos-rate", "0"], args.duration),
-            measure("latency 50 ± 20 ms, one web host", base / "latency", [*common, *fault, "--chaos-mix", "latency"],
-                    args.duration),
-            measure("loss 5 %, one web host", base / "loss", [*common, *fault, "--chaos-mix", "loss"], args.duration),
-            measure("web host partitioned from Redis", base / "partition",
-                    [*common, *fault, "--chaos-mix", "partition", "--partitions", "web-redis"], args.duration)]
-    print(f"{args.duration:g} s runs, {args.web} web instances, faults of {args.fault_s:g} s every {args.every:g} s\n")
-    print("| run | verdict | hits | failed hits | faults | p50 ms | p99 ms | p50 ms in fault | p99 ms in fault |"
+    results = {label: [] for label, _, _ in plans}
+    for run in range(args.runs):  # interleaved, so that a busier spell of the machine spreads over every row
+        for label, name, extra in plans:
+            results[label].append(measure(label, base / f"{name}-{run + 1}", [*common, *extra], args.duration))
+    rows = [summarize(label, results[label]) for label, _, _ in plans]
+    print(f"{args.duration:g} s runs x {args.runs}, {args.web} web instances, faults of {args.fault_s:g} s"
+          f" every {args.every:g} s; medians over the runs\n")
+    print("| run | verdict | hits | failed hits (all runs) | faults | p50 ms | p99 ms | p50 ms in fault | p99 ms in fault |"
           " proxy stops sending, s | serves again after heal, s |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
-    for r in runs:
+    for r in rows:
         if "refused" in r:
             print(f"| {r['label']} | refused: {r['refused']} |" + " - |" * 9)
             continue
-        times = [" ".join(cell(t, 2) for t in r.get(name, [])) or "-" for name in ("stop_s", "serve_s")]
-        print(f"| {r['label']} | {r['status']} | {r['hits']} | {r['failed']} | {r['faults']} | {cell(r['p50_ms'])}"
-              f" | {cell(r['p99_ms'])} | {cell(r['fault_p50_ms'])} | {cell(r['fault_p99_ms'])} | {times[0]} | {times[1]} |")
-    stops = [t for r in runs for t in r.get("stop_s", [])]
+        times = [" ".join(cell(t, 2) for t in r[name]) or "-" for name in ("stop_s", "serve_s")]
+        print(f"| {r['label']} | {r['status']} | {cell(r['hits'])} | {r['failed_total']} | {cell(r['faults'])}"
+              f" | {cell(r['p50_ms'])} | {cell(r['p99_ms'])} | {cell(r['fault_p50_ms'])} | {cell(r['fault_p99_ms'])}"
+              f" | {times[0]} | {times[1]} |")
+    stops = [t for r in rows for t in r.get("stop_s", [])]
+    serves = [t for r in rows for t in r.get("serve_s", [])]
     if stops:
-        print(f"\nmedian stop {statistics.median(stops):.2f} s (reports in {base})")
-    return 0 if all(r.get("status", "valid") == "valid" for r in runs) else 1
+        print(f"\npartition: proxy stops sending after a median {statistics.median(stops):.2f} s (max {max(stops):.2f}),"
+              f" serves again a median {statistics.median(serves):.2f} s (max {max(serves):.2f}) after the heal")
+    print(f"reports in {base}")
+    return 0 if all(r.get("status", "valid") == "valid" for r in rows) else 1
 
 
 if __name__ == "__main__":
