@@ -24,7 +24,8 @@ Actions, each on a random target:
 The schedule fires one action every 1/rate seconds (a fixed interval, so a run of
 d seconds makes d*rate actions). The seed drives two random streams, one for the
 sequence of actions and one for the targets, so a seed replays the same actions,
-and the same targets on a formation of the same shape.
+and the same targets on a formation of the same shape. Network faults pick
+their hosts from a third stream, the network's own (bench/chaos/network.py).
 
 Targets are found through the registry and the process tree (``targets``);
 workers are the master's children. Masters only
