@@ -6,7 +6,9 @@
 Each logical hit is one ``POST /hits`` with a fresh ``Idempotency-Key``
 (``<run>:<process>.<user>:<seq>``). A connection error or a 5xx is retried
 with the same key after a jittered back-off, so a retry can never count twice;
-retries show in Locust's statistics under their own name. The invoke is
+retries show in Locust's statistics under their own name (``--keyless``
+sends hits and retries with no key: wrong on purpose, a negative control;
+the journal still names each hit). The invoke is
 journaled before the request is sent, so a user killed mid-request leaves an
 ``info`` (unknown) operation, never a silent gap. The consistency plugin
 (bench/load/plugin.py) turns the journals into the verdict.
@@ -67,7 +69,7 @@ class HitUser(FastHttpUser):
 
     def try_hit(self, key, attempt):
         """The acknowledged number, None when refused for good; Retryable when unknown."""
-        headers = {"Idempotency-Key": key}
+        headers = {} if self.environment.parsed_options.keyless else {"Idempotency-Key": key}
         with self.client.post("/hits", headers=headers, name=HIT if attempt == 1 else RETRY,
                               catch_response=True) as response:
             status = response.status_code or 0

@@ -14,7 +14,8 @@ PURE_MODULES = [
     "backing.config", "web.config", "web.schema", "web.clock",
     "proxy.config", "proxy.metrics", "proxy.headers",
     "scaler.config", "scaler.policy", "scaler.procfile",
-    "bench.chaos.vocabulary", "bench.verdict.checker", "bench.load.options", "bench.harness.story", "bench.arguments", "bench.benchmarks.stats",
+    "bench.chaos.vocabulary", "bench.verdict.checker", "bench.verdict.sources", "bench.load.options",
+    "bench.harness.story", "bench.arguments", "bench.benchmarks.stats",
 ]
 
 

@@ -6,23 +6,39 @@
     12:00:01.391 recovery web.2 pid 4251 ok after=kill recovery_s=0.389 replacement=[4263] served_by=4263
     $ python -m bench.chaos once freeze --target web.1     # one action, then wait for its follow-up
     $ CHAOS_RATE=1 CHAOS_SEED=7 honcho start -c web=4      # the Procfile's chaos type, idle without CHAOS_RATE
+    $ python -m bench.chaos --layout reports/x/hosts.json --rate 0.2 --mix partition,loss --fault-s 5   # as root
+    $ python -m bench.chaos --layout reports/x/hosts.json once partition --target web2   # heals after --fault-s
+
+With ``--layout`` (the hosts.json of a ``scripts/check --hosts`` run) it is
+the network agent: it runs in the machine's own namespace and makes the
+network actions (bench/chaos/network.py) between that run's hosts.
 
 Bad settings (``--rate -1``, ``CHAOS_MIX=kil``) end it at once with the reason in
 one line and exit status 2, so a formation is never started with chaos it cannot do.
 SIGTERM and SIGINT only set an event; the main thread then stops the engine,
 which thaws every frozen worker first.
 """
+import argparse
 import json
 import os
+import random
 import signal
 import sys
 import threading
 
 from bench.arguments import OneLineParser, chaos_mix, number
 from bench.chaos.engine import DRY_RUN, POLL_S, ChaosMonkey
+from bench.chaos.network import DEFAULT_PARTITIONS, NetworkFaults, partition_pairs
 from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, format_event
 from web.config import redis_url
 from web.redis_client import connect
+
+
+def pairs_argument(text):
+    try:
+        return partition_pairs(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(argv, env):
@@ -45,11 +61,19 @@ def parse_args(argv, env):
                         help="scale never goes above this per instance")
     parser.add_argument("--dry-run", action="store_true", help="choose actions and targets, send no signal")
     parser.add_argument("--redis-url", default=redis_url(env), help="the formation's Redis (default from env)")
+    parser.add_argument("--layout", metavar="HOSTS_JSON", help="a --hosts run's hosts.json: make network faults there")
+    parser.add_argument("--fault-s", type=number(float, above=0), default=5.0, help="how long a network fault lasts (default: 5)")
+    parser.add_argument("--partitions", type=pairs_argument, default=DEFAULT_PARTITIONS,
+                        help=f"host pairs a partition cuts (default: {DEFAULT_PARTITIONS})")
     commands = parser.add_subparsers(dest="command", metavar="once", help="one action instead of a schedule")
     once = commands.add_parser("once", help="perform one action, wait for its follow-up, and exit")
     once.add_argument("action", choices=ACTIONS)
-    once.add_argument("--target", metavar="NAME", help="the instance, e.g. web.2 (default: a random one)")
-    return parser.parse_args(argv)
+    once.add_argument("--target", metavar="NAME", help="the instance, e.g. web.2, or the web host, e.g. web2"
+                      " (default: a random one)")
+    args = parser.parse_args(argv)
+    if isinstance(args.partitions, str):  # argparse does not type-convert a default
+        args.partitions = partition_pairs(args.partitions)
+    return args
 
 
 def say(text):
@@ -61,9 +85,16 @@ def main(argv=None, env=os.environ):
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
-    monkey = ChaosMonkey(connect(args.redis_url), rate=args.rate, mix=args.mix, seed=args.seed, log_path=args.log,
-                         freeze_s=args.freeze_s, max_workers=args.max_workers, dry_run=args.dry_run,
-                         on_event=lambda event: say(format_event(event)))
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    network = NetworkFaults.from_layout(args.layout, seed, fault_s=args.fault_s, partitions=args.partitions,
+                                        dry_run=args.dry_run) if args.layout else None
+    try:
+        monkey = ChaosMonkey(connect(args.redis_url), rate=args.rate, mix=args.mix, seed=seed, log_path=args.log,
+                             freeze_s=args.freeze_s, max_workers=args.max_workers, dry_run=args.dry_run,
+                             on_event=lambda event: say(format_event(event)), network=network)
+    except ValueError as exc:
+        say(f"chaos: refused: {exc}")
+        return 2
     mix = ",".join(f"{name}={weight:g}" for name, weight in monkey.mix.items())
     if args.command == "once":
         event = monkey.act(args.action, args.target)

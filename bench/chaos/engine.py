@@ -17,11 +17,15 @@ Actions, each on a random target:
 - ``freeze``: SIGSTOP a worker for ``freeze_s`` (longer than the proxy's timeout),
   then SIGCONT. ``stop()`` and Ctrl-C thaw every frozen worker first.
 - ``scale``: SIGTTIN or SIGTTOU a master: one worker more or less, within 1..``max_workers``.
+- ``partition``, ``oneway``, ``latency``, ``loss``, ``reset``: network faults between
+  ``--hosts`` hosts, given a ``network`` (bench/chaos/network.py); each lasting one is
+  healed after its ``duration_s`` and by ``stop()``, with a ``heal`` follow-up.
 
 The schedule fires one action every 1/rate seconds (a fixed interval, so a run of
 d seconds makes d*rate actions). The seed drives two random streams, one for the
 sequence of actions and one for the targets, so a seed replays the same actions,
-and the same targets on a formation of the same shape.
+and the same targets on a formation of the same shape. Network faults pick
+their hosts from a third stream, the network's own (bench/chaos/network.py).
 
 Targets are found through the registry and the process tree (``targets``);
 workers are the master's children. Masters only
@@ -50,7 +54,7 @@ from collections import Counter, defaultdict
 import psutil
 
 from bench.chaos.targets import healthz_pid, local_master
-from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, checked_mix, parse_mix
+from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, NETWORK_ACTIONS, checked_mix, network_refusal, parse_mix
 from scaler.processes import is_alive
 from web.formation import live_instances, workers_of
 
@@ -69,9 +73,12 @@ class ChaosMonkey:
     """
 
     def __init__(self, client, rate=1.0, mix=DEFAULT_MIX, seed=None, log_path=None, freeze_s=3.0,
-                 max_workers=4, recovery_timeout=30.0, dry_run=False, on_event=None):
-        self.client, self.rate, self.log_path = client, rate, log_path
+                 max_workers=4, recovery_timeout=30.0, dry_run=False, on_event=None, network=None):
+        self.client, self.rate, self.log_path, self.network = client, rate, log_path, network
         self.mix = parse_mix(mix) if isinstance(mix, str) else checked_mix(mix)
+        refusal = network_refusal(self.mix) if network is None else network.refusal(self.mix)
+        if refusal:
+            raise ValueError(refusal)
         self.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
         self.freeze_s, self.max_workers, self.recovery_timeout = freeze_s, max_workers, recovery_timeout
         self.dry_run, self.on_event = dry_run, on_event
@@ -107,6 +114,8 @@ class ChaosMonkey:
         if self._scheduler:
             self._scheduler.join()
         self._thaw_all()
+        for fault in self.network.active() if self.network else ():
+            self._heal(fault)
         for thread in self._pending():
             thread.join(self.recovery_timeout)
 
@@ -121,6 +130,8 @@ class ChaosMonkey:
         if action not in ACTIONS:
             raise ValueError(f"unknown chaos action {action!r}; choose from {', '.join(ACTIONS)}")
         try:
+            if action in NETWORK_ACTIONS:
+                return self._network_fault(action, target)
             return getattr(self, f"_{action}")(target)
         except Exception as exc:  # Redis away, a process gone mid-way...: note it, keep the schedule going
             return self._record(action, None, None, f"error: {type(exc).__name__}: {exc}")
@@ -151,7 +162,8 @@ class ChaosMonkey:
             due = max(due + interval, time.monotonic())  # after a slow action, carry on rather than burst
 
     def _record(self, action, instance, pid, outcome, **extra):
-        event = {"time": time.time(), "action": action, "target": instance.name if instance else None,
+        target = instance if isinstance(instance, str) else instance.name if instance else None  # str: hosts
+        event = {"time": time.time(), "action": action, "target": target,
                  "pid": pid, "outcome": outcome, **extra}
         with self._lock:
             self._events.append(event)
@@ -304,6 +316,30 @@ class ChaosMonkey:
         if not directions:
             return self._record("scale", inst, inst.master, f"skipped: max_workers={self.max_workers} leaves no room")
         return self._signal("scale", inst, master, self._target_rng.choice(directions), workers=count)
+
+    def _network_fault(self, action, target):
+        fault = self.network.plan(action, target)
+        if isinstance(fault, str):
+            return self._record(action, None, None, f"skipped: {fault}")
+        started = time.monotonic()
+        outcome = self.network.apply(fault)
+        lasting = {"duration_s": fault.duration_s} if fault.undo else {}
+        event = self._record(action, fault.target, None, outcome, hosts=fault.hosts, **lasting, **fault.details,
+                             commands=fault.commands, undo=fault.undo)
+        if outcome == "ok" and fault.undo:
+            self._in_background(self._heal_later, fault, started)
+        return event
+
+    def _heal_later(self, fault, started):
+        self._stopping.wait(fault.duration_s)  # stop() cuts a fault short
+        self._heal(fault, started)
+
+    def _heal(self, fault, started=None):
+        outcome = self.network.heal(fault)
+        if outcome != "skipped: already healed":
+            lasted = {"lasted_s": round(time.monotonic() - started, 3)} if started else {}
+            self._record("heal", fault.target, None, outcome, after=fault.action, hosts=fault.hosts, **lasted,
+                         commands=fault.undo)
 
     # -- recovery ---------------------------------------------------------------------------
 

@@ -5,20 +5,29 @@
     >>> parse_mix("kil")
     Traceback (most recent call last):
     ...
-    ValueError: unknown chaos action(s) kil (did you mean kill?); choose from kill, term, reload, rolling, freeze, scale
+    ValueError: unknown chaos action(s) kil (did you mean kill?); choose from kill, term, reload, ...
+    >>> split_mix(parse_mix("kill=3,partition,loss"))
+    ({'kill': 3.0}, {'partition': 1.0, 'loss': 1.0})
+    >>> network_refusal({"kill": 1.0, "loss": 1.0})
+    'chaos action loss acts on the network between hosts: it needs --hosts'
 
 The engine performs ACTIONS, which ``IN_WORDS`` says in words ("3 SIGKILLs
 to workers"); FOLLOW_UPS are events that report on an action rather than act
-(``recovery`` after kill, term and reload; ``thaw`` after a freeze). The
-report, the Locust tab and the harness count actions by these names, and the
-console's "kills" are ``KILLS`` only.
+(``recovery`` after kill, term and reload; ``thaw`` after a freeze; ``heal``
+after a lasting network fault, whose own event carries ``duration_s``).
+NETWORK_ACTIONS act on the links between ``--hosts`` hosts
+(bench/chaos/network.py), from the machine's own namespace, not on processes.
+The report, the Locust tab and the harness count actions by these names, and
+the console's "kills" are ``KILLS`` only.
 """
 import difflib
 
 from web.clock import clock
 
-ACTIONS = ("kill", "term", "reload", "rolling", "freeze", "scale")
-FOLLOW_UPS = ("recovery", "thaw")
+PROCESS_ACTIONS = ("kill", "term", "reload", "rolling", "freeze", "scale")
+NETWORK_ACTIONS = ("partition", "oneway", "latency", "loss", "reset")
+ACTIONS = PROCESS_ACTIONS + NETWORK_ACTIONS
+FOLLOW_UPS = ("recovery", "thaw", "heal")
 KILLS = ("kill",)  # a crash: SIGKILL; ``term`` is a graceful stop, counted apart
 DEFAULT_MIX = "kill,term,reload,freeze"
 # How a report names an action in words: (one, many).
@@ -52,6 +61,22 @@ def checked_mix(mix):
     if any(weight < 0 for weight in mix.values()) or not any(mix.values()):
         raise ValueError("mix weights must be >= 0, and at least one > 0")
     return dict(mix)
+
+
+def split_mix(mix):
+    """(the process actions' part, the network actions' part) of a mix; either may be empty."""
+    return ({name: weight for name, weight in mix.items() if name in PROCESS_ACTIONS},
+            {name: weight for name, weight in mix.items() if name in NETWORK_ACTIONS})
+
+
+def network_refusal(mix):
+    """The one-line reason a mix cannot run without --hosts, or None when it can."""
+    network = [name for name, weight in split_mix(mix)[1].items() if weight > 0]
+    if not network:
+        return None
+    many = len(network) > 1
+    return (f"chaos action{'s' * many} {', '.join(network)} act{'s' * (not many)} on the network between hosts:"
+            f" {'they need' if many else 'it needs'} --hosts")
 
 
 def is_action(event):

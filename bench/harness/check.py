@@ -23,7 +23,8 @@ import uuid
 from pathlib import Path
 
 from bench.arguments import OneLineParser, chaos_mix, number, share, writable_folder
-from bench.chaos.vocabulary import ACTIONS, KILLS, is_action
+from bench.chaos.network import DEFAULT_PARTITIONS, Refused
+from bench.chaos.vocabulary import ACTIONS, KILLS, is_action, network_refusal, parse_mix
 from bench.harness.formation import Formation
 from bench.harness.hosts import HostsFormation, Unavailable
 from bench.paths import BIN, ROOT
@@ -63,8 +64,16 @@ def parse_args(argv=None):
     parser.add_argument("--hosts", action="store_true",
                         help="one host per role, made of network namespaces (root); skipped where impossible")
     parser.add_argument("--require-hosts", action="store_true", help="--hosts, failing where it cannot run")
+    parser.add_argument("--fault-s", type=number(float, above=0), default=5.0,
+                        help="seconds a network fault lasts (--hosts)")
+    parser.add_argument("--partitions", default=DEFAULT_PARTITIONS, help="host pairs a partition cuts (--hosts)")
+    parser.add_argument("--keyless", action="store_true",
+                        help="hits and their retries carry no key, and the proxy stamps none: wrong on purpose")
     args = parser.parse_args(argv)
     args.hosts = args.hosts or args.require_hosts
+    refusal = not args.hosts and network_refusal(parse_mix(args.chaos_mix))
+    if refusal:
+        parser.error(refusal)
     if not args.report_dir:
         # A random part too: two checks started in the same second must not share a folder.
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}-{uuid.uuid4().hex[:6]}"
@@ -101,6 +110,8 @@ def locust_command(args, formation):
     ]
     if args.shape:
         command += ["--shape", args.shape]
+    if args.keyless:
+        command += ["--keyless"]
     if args.processes:
         # A port of its own: workers left over from another run must not join this master.
         port = str(free_port())
@@ -195,6 +206,9 @@ def main(argv=None):
     except Unavailable as exc:
         print(f"\n--hosts skipped: {exc}")
         return 2 if args.require_hosts else 0
+    except Refused as exc:
+        print(f"\nchaos refused: {exc}")
+        return 2
     except TimeoutError as exc:
         print(f"\nthe formation did not come up: {exc}; see {args.report_dir / FORMATION_LOG}")
         return 2

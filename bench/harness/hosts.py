@@ -18,6 +18,11 @@ LANG and its settings in its environment, and every setting that names
 another process is an address on another host. A chaos agent, the Procfile's
 ``chaos`` type, runs on each web host: a process table is per machine, so
 the monkey embedded in Locust would find nothing to act on from the load host.
+The network actions of the mix (partition, oneway, latency, loss, reset) go to
+one more agent, ``python -m bench.chaos --layout hosts.json``, run in this
+machine's own namespace, where it reaches the switch; the rate is split
+between the two kinds by their weights. It gets SIGTERM should the harness die,
+and heals what it applied; the namespaces' removal takes any fault left with it.
 
 The layout, every process's settings and the hits each instance served go to
 ``<report dir>/hosts.json``; the processes' output to ``<report dir>/hosts/``.
@@ -32,10 +37,13 @@ import subprocess
 import sys
 from collections import defaultdict
 
+from bench.chaos.network import NetworkFaults, Refused
+from bench.chaos.vocabulary import parse_mix, split_mix
 from bench.harness.formation import healthy_backends
 from bench.harness.netns import SUBNET, Network, Unavailable, remove_leftovers, unavailable
 from bench.paths import BIN, PROCFILE, ROOT
-from bench.runfolder import CHAOS, HOSTS_JSON, HOSTS_LOGS, REDIS_DATA
+from bench.runfolder import CHAOS, HOSTS_JSON, HOSTS_LOGS, REDIS_DATA, read_jsonl
+from scaler.instances import die_with_parent
 from scaler.procfile import command_of
 from scaler.processes import stop_tree, wait_until
 from web.formation import live_instances
@@ -44,6 +52,7 @@ from web.registry import Registry
 
 REDIS_PORT, WEB_PORT, PROXY_PORT = 6379, 5000, 8000  # every host has its own ports: no need to hunt for free ones
 MAX_WEB_HOSTS = 3
+PROXY_TIMEOUT_S = 2  # a web host cut off mid-request costs a keyed hit 2 s and a retry, not the default 30 s
 PASSED_ON = ("HOME", "LANG", "LC_ALL", "TZ")  # from the machine's environment, besides PATH
 
 
@@ -70,8 +79,13 @@ class HostsFormation:
         remove_leftovers()
         self.built = True
         self.network.create()
+        self.layout["switch"] = self.network.switch
         self.layout["hosts"] = {name: {"address": host.address, "namespace": host.netns, "processes": {}}
                                 for name, host in self.network.hosts.items()}
+        processes_mix, network_mix = split_mix(parse_mix(self.args.chaos_mix))
+        refusal = self.args.chaos_rate > 0 and NetworkFaults(self.layout, self.args.seed).refusal(network_mix)
+        if refusal:
+            raise Refused(refusal)
         (self.args.report_dir / HOSTS_LOGS).mkdir(parents=True, exist_ok=True)
         redis_host = self.network.hosts["redis"].address
         self.run("redis", "redis", command_of(PROCFILE, "redis"), REDIS_BIND=redis_host, PORT_REDIS=REDIS_PORT,
@@ -83,16 +97,21 @@ class HostsFormation:
                      BIND_HOST=self.network.hosts[host].address, REDIS_URL=self.redis_url,
                      HIT_MODE=self.args.mode, WEB_WORKERS=self.args.workers)
         self.run("proxy", "proxy", command_of(PROCFILE, "proxy"), PROXY_HOST=self.network.hosts["proxy"].address,
-                 PROXY_PORT=PROXY_PORT, PROXY_ALLOW=SUBNET, REDIS_URL=self.redis_url)
+                 PROXY_PORT=PROXY_PORT, PROXY_ALLOW=SUBNET, REDIS_URL=self.redis_url, PROXY_TIMEOUT=PROXY_TIMEOUT_S,
+                 PROXY_STAMP_KEYS=int(not self.args.keyless))
         self.layout["instances"] = self.instances("--wait-for", self.args.web, "--proxy-url", self.proxy_url)
-        if self.args.chaos_rate > 0:
+        total = sum(processes_mix.values()) + sum(network_mix.values())
+        if self.args.chaos_rate > 0 and processes_mix:
             log = shlex.quote(str(self.args.report_dir / CHAOS))
+            rate = self.args.chaos_rate * sum(processes_mix.values()) / total
             for offset, host in enumerate(self.web_hosts):
                 # The schedule's rate is the formation's, shared out; each host's agent gets a seed of its own.
                 self.run(host, "chaos", f"{command_of(PROCFILE, 'chaos')} --duration {self.args.duration:g} --log {log}",
-                         CHAOS_RATE=self.args.chaos_rate / len(self.web_hosts), CHAOS_MIX=self.args.chaos_mix,
+                         CHAOS_RATE=rate / len(self.web_hosts), CHAOS_MIX=mix_text(processes_mix),
                          CHAOS_SEED=self.args.seed + offset, REDIS_URL=self.redis_url)
         self.write_layout()
+        if self.args.chaos_rate > 0 and network_mix:
+            self.run_network_agent(self.args.chaos_rate * sum(network_mix.values()) / total, mix_text(network_mix))
         print(self.describe(), flush=True)
 
     def run(self, host, name, command, **settings):
@@ -103,6 +122,19 @@ class HostsFormation:
                 self.network.hosts[host].command(["sh", "-c", command], {**self.base_env, **settings}),
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         self.layout["hosts"][host]["processes"][name] = {"command": command, "settings": settings}
+
+    def run_network_agent(self, rate, mix):
+        """The network chaos agent, in this machine's namespace: it reads hosts.json, so that goes first."""
+        args = self.args
+        command = [sys.executable, "-m", "bench.chaos", "--layout", args.report_dir / HOSTS_JSON, "--rate", f"{rate:g}",
+                   "--mix", mix, "--seed", args.seed, "--duration", f"{args.duration:g}", "--log",
+                   args.report_dir / CHAOS, "--fault-s", f"{args.fault_s:g}", "--partitions", args.partitions]
+        with open(args.report_dir / HOSTS_LOGS / "machine.chaos-network.log", "wb") as log:
+            self.popens.append(subprocess.Popen(list(map(str, command)), cwd=ROOT, stdout=log,
+                                                stderr=subprocess.STDOUT, start_new_session=True,
+                                                preexec_fn=die_with_parent()))
+        self.layout["network_agent"] = shlex.join(map(str, command))
+        self.write_layout()
 
     def instances(self, *options, timeout=120):
         """The registry's live instances, read from the load host (this machine has no leg on the network)."""
@@ -148,10 +180,17 @@ class HostsFormation:
         except (OSError, ValueError) as exc:  # TimeoutError included
             print(f"could not read what each instance served: {exc}", flush=True)
         finally:
-            for popen in reversed(self.popens):  # chaos agents first: they thaw what they froze
+            for popen in reversed(self.popens):  # chaos agents first: they thaw what they froze, heal what they cut
                 stop_tree(popen.pid)
+            if "instances" in self.layout:  # what the network agent applied and undid, command by command
+                self.layout["faults"] = [e for e in read_jsonl(self.args.report_dir / CHAOS) if "commands" in e]
+                self.write_layout()
             if self.built:
                 self.network.remove()
+
+
+def mix_text(mix):
+    return ",".join(f"{name}={weight:g}" for name, weight in mix.items())
 
 
 def main(argv=None):

@@ -102,11 +102,12 @@ class Network:
 
     def __init__(self, names, owner=None):
         self.prefix = f"{PREFIX}{owner or os.getpid()}-"
+        self.switch = self.prefix + SWITCH  # the bridge's namespace; its ports are named after the hosts
         self.hosts = {name: Host(name, self.prefix + name, str(address))
                       for name, address in zip(names, SUBNET.hosts())}
 
     def create(self):
-        switch = self.prefix + SWITCH
+        switch = self.switch
         ip("netns", "add", switch)
         ip("-n", switch, "link", "add", "br0", "type", "bridge")
         ip("-n", switch, "link", "set", "dev", "br0", "up")
