@@ -1,4 +1,4 @@
-"""Locust load for factor6: every user makes exactly-once hits through the proxy and journals them.
+"""Locust load for factor6: every user makes exactly-once requests through the proxy and journals them.
 
     $ locust -f bench/locustfile.py --headless -u 20 -r 20 -t 60s \\
           --host http://127.0.0.1:8000 --report-dir reports/run1 --chaos-rate 1
@@ -10,22 +10,25 @@ retries show in Locust's statistics under their own name. The invoke is
 journaled before the request is sent, so a user killed mid-request leaves an
 ``info`` (unknown) operation, never a silent gap. The consistency plugin
 (bench/load/plugin.py) turns the journals into the verdict.
+
+``--workload hits,session,upload`` picks the user classes: HitUser here,
+VisitorUser (bench/load/visitors.py) and UploadUser (bench/load/uploaders.py);
+each journals typed events for its workload's checker (bench/verdict/workloads.py).
 """
 import itertools
 import os
 
 from locust import FastHttpUser, constant, events, task
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from bench.load import plugin, shapes
+from bench.load.tries import Retryable, retrying
+from bench.load.uploaders import UploadUser  # noqa: F401 - Locust finds user classes in this module
+from bench.load.visitors import VisitorUser  # noqa: F401
+from bench.verdict.workloads import WORKLOADS
 from web.config import redis_url
 
 HIT = "POST /hits"
 RETRY = "POST /hits (retry)"
-
-
-class Retryable(Exception):
-    """The outcome of this try is unknown or transient: try again with the same key."""
 
 
 @events.init_command_line_parser.add_listener
@@ -43,6 +46,9 @@ def add_arguments(parser):
                        help="seconds the master waits for every worker's journal")
     parser.add_argument("--min-success", type=float, default=0.5, include_in_web_ui=False,
                        help="least share of tries that must succeed, else the run proved nothing (unknown)")
+    parser.add_argument("--workload", default="hits", include_in_web_ui=False,
+                       help=f"comma-separated workloads, each with its user class and checker: {', '.join(WORKLOADS)}")
+    parser.add_argument("--upload-size", default="1M", help="bytes per upload of the upload workload: 1048576, 512K, 10M")
     shapes.add_arguments(parser)
 
 
@@ -52,19 +58,14 @@ def install(environment, **_):
 
 
 class HitUser(FastHttpUser):
+    workload = "hits"
     wait_time = constant(0.01)
     _user_numbers = itertools.count(1)
 
     def on_start(self):
         self.sequence = itertools.count(1)
         self.number = next(self._user_numbers)
-        options = self.environment.parsed_options
-        self.retrying = Retrying(
-            stop=stop_after_attempt(options.hit_tries),
-            wait=wait_random_exponential(multiplier=0.05, max=1.0),
-            retry=retry_if_exception_type(Retryable),
-            reraise=True,
-        )
+        self.retrying = retrying(self.environment.parsed_options)
 
     @task
     def hit(self):

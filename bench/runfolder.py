@@ -29,6 +29,7 @@ HOSTS_JSON = "hosts.json"  # with --hosts: the layout and every process's settin
 HOSTS_LOGS = "hosts"  # with --hosts: a folder of per-process output
 REPORT_HTML = "report.html"
 REDIS_DATA = "redis"  # the formation's Redis data folder
+SCRATCH = "scratch"  # the web processes' scratch folders (SCRATCH_DIR), removed when the formation stops
 
 
 def read_json(path, default=None):

@@ -4,6 +4,8 @@
     $ scripts/check --mode seed      # a negative control: must end INVALID
     $ scripts/check --hosts          # the same across network namespace hosts (bench/hosts.py; root)
     $ scripts/check --shape spike --autoscale --duration 120   # 16 -> 200 -> 16 users, web between 4 and 8
+    $ scripts/check --workload session --session-store memory  # a negative control: visitors' sessions vanish
+    $ scripts/check --workload hits,upload --scratch keep      # another: uploads kept on one process's disk
 
 Steps: ``honcho start`` runs redis, N web instances, the proxy and the scaler
 (so ``scripts/scale`` works on it; with ``--autoscale`` the autoscaler too) on
@@ -30,7 +32,9 @@ from bench.runfolder import (CHAOS, CSV_PREFIX, FORMATION_LOG, LIVE, LOCUST_HTML
                              VERDICT_TXT, read_json, read_jsonl)
 from bench.verdict import render
 from scaler.processes import free_port, stop_tree
-from web.config import HIT_MODES
+from bench.verdict.workloads import WORKLOADS
+from bench.verdict.workloads import parse as parse_workloads
+from web.config import HIT_MODES, SCRATCH_MODES, SESSION_STORES
 
 
 def parse_args(argv=None):
@@ -52,7 +56,18 @@ def parse_args(argv=None):
     parser.add_argument("--hosts", action="store_true",
                         help="one host per role, made of network namespaces (root); skipped where impossible")
     parser.add_argument("--require-hosts", action="store_true", help="--hosts, failing where it cannot run")
+    parser.add_argument("--workload", default="hits",
+                        help=f"comma-separated workloads to run and check: {', '.join(WORKLOADS)} (default %(default)s)")
+    parser.add_argument("--session-store", choices=SESSION_STORES, default="redis",
+                        help="SESSION_STORE of the web instances; memory is wrong on purpose")
+    parser.add_argument("--scratch", choices=SCRATCH_MODES, default="delete",
+                        help="SCRATCH of the web instances; keep is wrong on purpose")
+    parser.add_argument("--upload-size", default="1M", help="bytes per upload of the upload workload: 512K, 10M ...")
     args = parser.parse_args(argv)
+    try:
+        args.workload = ",".join(parse_workloads(args.workload))
+    except ValueError as exc:
+        parser.error(f"--workload: {exc}")
     args.hosts = args.hosts or args.require_hosts
     # A random part too: two checks started in the same second must not share a folder.
     args.report_dir = args.report_dir or ROOT / "reports" / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}-{uuid.uuid4().hex[:6]}"
@@ -69,6 +84,7 @@ def locust_command(args, formation):
         "--report-dir", out, "--chaos-rate", str(0 if args.hosts else args.chaos_rate), "--chaos-mix", args.chaos_mix,
         "--chaos-seed", str(args.seed), "--csv", out / CSV_PREFIX, "--csv-full-history",
         "--html", out / LOCUST_HTML, "--stop-timeout", "10", "--only-summary",
+        "--workload", args.workload, "--upload-size", args.upload_size,
     ]
     if args.shape:
         command += ["--shape", args.shape]
@@ -112,7 +128,8 @@ def run(args, signals):
     formation = HostsFormation(args) if args.hosts else Formation(args)
     locust = None
     try:
-        print(f"factor6 check: {args.web} web instances in {args.mode} mode, {args.duration:.0f}s,"
+        print(f"factor6 check: {args.workload} on {args.web} web instances ({args.mode} hits, {args.session_store}"
+              f" sessions, scratch {args.scratch}), {args.duration:.0f}s,"
               f" chaos {args.chaos_rate}/s ({args.chaos_mix}), seed {args.seed}; report in {out}")
         formation.start(abort=signals.check)
         command = locust_command(args, formation)

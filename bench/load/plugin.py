@@ -15,6 +15,10 @@ one makes the verdict unknown), concludes (``conclude``) and shows the verdict
 in the Consistency tab, on the console, in the ``--html`` report, in the run
 folder and as the exit code: 0 valid, 1 invalid, 2 unknown.
 
+Workloads: ``--workload hits,session`` keeps only the user classes whose
+``workload`` is named (a name not in bench.verdict.workloads.WORKLOADS stops
+Locust with the list), and the conclusion composes those workloads' checkers.
+
 Run time: Locust's ``-t`` timer quits a distributed master before its workers
 have even stopped, so in headless runs ``install`` takes ``-t`` over, once,
 before anything else reads it: the Conductor stops the run itself, and a load
@@ -38,6 +42,8 @@ from bench.load.conclude import conclude
 from bench.load.journal import Journal
 from bench.load.live import LiveView
 from bench.runfolder import CHAOS, FORMATION, write_jsonl
+from bench.verdict import render
+from bench.verdict import workloads as checked_workloads
 from bench.verdict.checker import Verdict
 from bench.verdict.record import start_run
 from web.config import idempotency_ttl
@@ -56,6 +62,7 @@ class Run:
     journal: Journal
     journal_names: list = field(default_factory=lambda: ["this process"])
     settings: dict = field(default_factory=dict)
+    workloads: tuple = ("hits",)
 
 
 def take_run_time(options):
@@ -103,10 +110,12 @@ class Conductor:
         self.journal = Journal(options.run_id)
         report_dir = Path(options.report_dir)
         report_dir.mkdir(parents=True, exist_ok=True)
+        workloads = checked_workloads.parse(options.workload)
         self.run = Run(options.run_id, self.client, report_dir, self.journal, settings={
             "run": options.run_id, "host": self.env.host, "chaos_rate": options.chaos_rate,
             "chaos_mix": options.chaos_mix, "chaos_seed": options.chaos_seed, "users": self.users_asked(),
-        })
+            "workloads": list(workloads),
+        }, workloads=workloads)
         self.verdict, self.started_at = None, time.time()
         self.concluded.clear()
         self.collector = Collector(self.env.runner, self.journal)
@@ -179,8 +188,13 @@ class Conductor:
         self.concluded.set()
 
     def rows(self):
-        return webui.tab_rows(self.verdict, self.run.run_id if self.run else "", self.live.counts if self.live else None,
+        rows = webui.tab_rows(self.verdict, self.run.run_id if self.run else "", self.live.counts if self.live else None,
                               self.chaos, self.live.formation if self.live else None)
+        if self.verdict is not None:  # after the verdict's row: what each workload's checker saw
+            rows[1:1] = [{"what": f"workload {name}", "count": render.LABELS[part["status"]],
+                          "detail": ", ".join(f"{k}: {v:,}" for k, v in part["counts"].items() if v)}
+                         for name, part in self.verdict.stats.get("workloads", {}).items()]
+        return rows
 
     def mark_html_report(self, **_):
         webui.mark_html_report(getattr(self.options, "html_file", None), self.verdict, self.run.run_id if self.run else "")
@@ -190,8 +204,19 @@ def journal_of(environment):
     return environment.factor6.journal
 
 
+def keep_workloads(environment):
+    """Only the user classes of the workloads asked for; a name no checker knows stops Locust, with the list."""
+    try:
+        names = checked_workloads.parse(environment.parsed_options.workload)
+    except ValueError as exc:
+        raise SystemExit(f"--workload: {exc}") from None
+    environment.user_classes = [c for c in environment.user_classes if getattr(c, "workload", None) in names]
+
+
 def install(environment):
     runner = environment.runner
+    if environment.parsed_options:
+        keep_workloads(environment)
     duration = take_run_time(environment.parsed_options) if not isinstance(runner, WorkerRunner) else None
     shapes.install(environment, duration)
     if isinstance(runner, WorkerRunner):
