@@ -6,6 +6,8 @@ Modules: ``journal`` (one process's events), ``collect`` (workers stream,
 the master accounts), ``live`` (formation samples and the live check),
 ``conclude`` (the final check, the run-proved-nothing rules, the artifacts),
 ``webui`` (the Consistency tab, the --html banner), ``shapes`` (load shapes),
-``plugin`` (the Conductor that runs it all, and ``install``). It imports the
+``plugin`` (the Conductor that runs it all, and ``install``), ``visitors`` and
+``uploaders`` (the session and upload workloads' users), ``tries`` (a keyed
+request tried until its answer is final). It imports the
 verdict and chaos wings and web's contract modules; the harness never imports it.
 """
