@@ -149,7 +149,7 @@ def test_redis_sessions_and_uploads_are_shared_by_every_process(redis_url, tmp_p
     other.set_cookie("session", "b" * 43)  # a session id no store knows
     assert "unknown or expired" in one_line_error(other.get("/cart"), 401)
 
-    chunked = b"7 " * 700_000 + b"12345"  # numbers cut across the 1 MiB chunks
+    chunked = b"7 " * 700_000 + b"12345"  # numbers cut across the 256 KiB chunks
     posted = one.post("/uploads", data=chunked, headers={"Idempotency-Key": "r1:u:1"}).get_json()
     assert posted["sum"] == 7 * 700_000 + 12345 and posted["bytes"] == len(chunked)
     got = other.get(f"/uploads/{posted['id']}").get_json()

@@ -34,7 +34,7 @@ from flask import Blueprint, abort, jsonify, request
 from web import BadRequest, idempotency_key
 from web.schema import upload_id, upload_result
 
-CHUNK = 1 << 20  # bytes read, written and parsed at a time: memory stays at a few chunks whatever the size
+CHUNK = 1 << 18  # bytes read, written and parsed at a time: memory stays at a few chunks whatever the size
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 

@@ -102,7 +102,8 @@ def progress_line(args, started, out):
     actions = [event for event in read_jsonl(out / CHAOS) if is_action(event)]
     kills = sum(1 for event in actions if event.get("action") in KILLS)
     return (f"\r{elapsed:5.0f}/{args.duration:.0f}s  {live.get('rps', 0):7.1f} rps  {len(actions)} chaos actions"
-            f" ({kills} SIGKILLs)  violations so far: {live.get('lost', 0) + live.get('duplicated', 0)}   ")
+            f" ({kills} SIGKILLs)  violations so far:"
+            f" {live.get('lost', 0) + live.get('duplicated', 0) + live.get('vanished', 0)}   ")
 
 
 class Interrupted(Exception):
