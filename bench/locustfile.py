@@ -21,14 +21,13 @@ import os
 from locust import FastHttpUser, constant, events, task
 
 from bench.load import plugin, shapes
-from bench.load.tries import Retryable, retrying
+from bench.load.tries import Retryable, call, retrying
 from bench.load.uploaders import UploadUser  # noqa: F401 - Locust finds user classes in this module
 from bench.load.visitors import VisitorUser  # noqa: F401
 from bench.verdict.workloads import WORKLOADS
 from web.config import redis_url
 
-HIT = "POST /hits"
-RETRY = "POST /hits (retry)"
+HIT = "POST /hits"  # its retries are "POST /hits (retry)"
 
 
 @events.init_command_line_parser.add_listener
@@ -73,28 +72,9 @@ class HitUser(FastHttpUser):
         key = journal.key(self.number, next(self.sequence))
         journal.invoke(key)
         try:
-            for attempt in self.retrying:
-                with attempt:
-                    number = self.try_hit(key, attempt.retry_state.attempt_number)
+            answer = call(self, "POST", "/hits", HIT, key=key, expect=lambda data: type(data.get("hits")) is int)
         except Retryable:
             journal.complete(key, "info")
         else:
-            journal.complete(key, "ok" if number is not None else "fail", number)
-
-    def try_hit(self, key, attempt):
-        """The acknowledged number, None when refused for good; Retryable when unknown."""
-        headers = {"Idempotency-Key": key}
-        with self.client.post("/hits", headers=headers, name=HIT if attempt == 1 else RETRY,
-                              catch_response=True) as response:
-            status = response.status_code or 0
-            if status == 200:
-                try:
-                    return int(response.json()["hits"])
-                except (ValueError, KeyError, TypeError):
-                    response.failure("200 without a hit count")
-                    raise Retryable() from None
-            response.failure(f"{status or 'no response'}: {(response.text or str(response.error))[:80]}")
-            # 4xx means the request itself was refused, so nothing was applied; 408/429 are transient.
-            if 400 <= status < 500 and status not in (408, 429):
-                return None
-            raise Retryable()
+            # A 4xx means the request itself was refused, so nothing was applied.
+            journal.complete(key, "ok" if answer.ok else "fail", answer.data["hits"] if answer.ok else None)

@@ -42,20 +42,18 @@ def test_sessions_in_redis_or_a_signed_cookie_and_results_in_redis_survive_kills
     assert not (out / SCRATCH).exists()  # the formation's scratch folders go with it
 
 
-def test_sessions_in_process_memory_vanish_and_the_checker_names_the_visitors(tmp_path):
-    result, verdict, _ = check(tmp_path, "--workload", "session", "--session-store", "memory", "--duration", "6")
+def test_sessions_in_process_memory_vanish_and_uploads_on_its_disk_are_lost_each_named(tmp_path):
+    # Both negative controls in one formation; each workload's part must fail on its own.
+    result, verdict, _ = check(tmp_path, "--workload", "session,upload", "--session-store", "memory",
+                               "--scratch", "keep", "--duration", "8")
     assert result.returncode == 1, result.stdout[-3000:]
-    assert verdict["status"] == "invalid" and verdict["violations"] == ["vanished"], verdict["counts"]
+    parts = verdict["stats"]["workloads"]
+    assert "vanished" in parts["session"]["violations"] and parts["upload"]["violations"] == ["lost"], verdict["counts"]
     assert all(item["visitor"] and "401" in item["reason"] for item in verdict["vanished"])
-    assert "INVALID: session: vanished" in result.stdout
-
-
-def test_uploads_kept_on_a_process_disk_are_lost_and_the_checker_names_them(tmp_path):
-    result, verdict, _ = check(tmp_path, "--workload", "upload", "--scratch", "keep", "--duration", "6")
-    assert result.returncode == 1, result.stdout[-3000:]
-    assert verdict["status"] == "invalid" and verdict["violations"] == ["lost"], verdict["counts"]
-    assert all(len(item["upload"]) == 32 and item["reason"] == "acknowledged but not found" for item in verdict["lost"])
-    assert "INVALID: upload: lost" in result.stdout
+    lost_uploads = [item for item in verdict["lost"] if item["workload"] == "upload"]
+    assert lost_uploads and all(len(item["upload"]) == 32 and item["reason"] == "acknowledged but not found"
+                                for item in lost_uploads)
+    assert "INVALID: session: vanished; upload: lost" in result.stdout
 
 
 def test_an_unknown_workload_is_refused_up_front_with_the_list():

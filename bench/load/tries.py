@@ -2,6 +2,7 @@
 
     answer = call(user, "POST", "/cart/items", "POST /cart/items", key=key, json={"item": "i1"})
     answer.status, answer.data, answer.instance         # raises Retryable when the outcome stays unknown
+    call(user, "POST", "/hits", "POST /hits", key=key, expect=lambda data: type(data.get("hits")) is int)
 
 A connection error, a 5xx, a 408 or a 429 is transient: tried again after a
 jittered back-off, under the name ``"<name> (retry)"`` in Locust's statistics,
@@ -44,17 +45,20 @@ def retrying(options):
     )
 
 
-def call(user, method, path, name, key=None, headers=None, **request):
-    """The final Answer to one logical request; Retryable when every try was transient or unknown."""
+def call(user, method, path, name, key=None, headers=None, expect=None, **request):
+    """The final Answer to one logical request; Retryable when every try was transient or unknown.
+
+    ``expect(data)`` says whether a 2xx answer's JSON is whole; one that is not is tried again.
+    """
     headers = {**(headers or {}), **({"Idempotency-Key": key} if key else {})}
     for attempt in user.retrying:
         with attempt:
             answer = try_once(user, method, path, name if attempt.retry_state.attempt_number == 1 else f"{name} (retry)",
-                              headers, request)
+                              headers, expect, request)
     return answer
 
 
-def try_once(user, method, path, name, headers, request):
+def try_once(user, method, path, name, headers, expect, request):
     with user.client.request(method, path, name=name, headers=headers, catch_response=True, **request) as response:
         status = response.status_code or 0
         try:
@@ -66,6 +70,9 @@ def try_once(user, method, path, name, headers, request):
         if not 200 <= status < 300:
             response.failure(f"{status or 'no response'}: {(response.text or str(response.error))[:80]}")
         if status == 0 or status >= 500 or status in TRANSIENT:
+            raise Retryable()
+        if 200 <= status < 300 and expect and not expect(data):
+            response.failure(f"{status} without what it must hold: {response.text[:80]}")
             raise Retryable()
         served_by = response.headers.get("X-Served-By") or ""
         return Answer(status, data, served_by.split(";")[0])

@@ -79,8 +79,7 @@ class UploadUser(FastHttpUser):
             journal.complete(key, "info", op=name)
             return
         if answer.ok:
-            result = {name: answer.data.get(name) for name in ("upload", "sum", "sha256")}
-            result["upload"] = answer.data.get("id")
+            result = {"upload": answer.data.get("id"), "sum": answer.data.get("sum"), "sha256": answer.data.get("sha256")}
         else:
             result = {"status": answer.status, "error": answer.error}
         journal.complete(key, "ok" if answer.ok else "fail", op=name, instance=answer.instance, **result)
