@@ -31,6 +31,7 @@ HOSTS_LOGS = "hosts"  # with --hosts: a folder of per-process output
 REPORT_HTML = "report.html"
 PROXY_METRICS = "proxy_metrics.json"  # the proxy's /_proxy/metrics at the run's start and end: {"start", "end"}
 REDIS_DATA = "redis"  # the formation's Redis data folder
+SCRATCH = "scratch"  # the web processes' scratch folders (SCRATCH_DIR), removed when the formation stops
 
 
 def read_json(path, default=None):

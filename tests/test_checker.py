@@ -287,7 +287,7 @@ def run_cli(tmp_path, *extra):
 def test_cli_passes_a_valid_run_and_warns_of_a_truncated_line(files, capsys):
     status, report = run_cli(files)
     assert status == 0 and report["status"] == "valid"
-    assert report["counts"] == {"ok": 1, "lost": 0, "duplicated": 0, "unexpected": 0,
+    assert report["counts"] == {"ok": 1, "lost": 0, "duplicated": 0, "unexpected": 0, "vanished": 0,
                                 "recovered": 1, "not_applied": 1, "gaps": 0}
     assert report["source"]["events"] == 5 and report["source"]["other_runs"] == 1
     [warning] = report["source"]["warnings"]

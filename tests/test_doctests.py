@@ -16,6 +16,7 @@ PURE_MODULES = [
     "scaler.config", "scaler.policy", "scaler.procfile",
     "bench.chaos.vocabulary", "bench.verdict.checker", "bench.verdict.sources", "bench.load.options",
     "bench.harness.story", "bench.arguments", "bench.benchmarks.stats",
+    "bench.verdict.ops", "bench.verdict.sessions", "bench.verdict.uploads", "bench.verdict.workloads",
 ]
 
 

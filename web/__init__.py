@@ -5,7 +5,8 @@
     {"hits": 1, "replayed": false, "served_by": {"instance": "web.1", "pid": 4242}}
 
 Routes: ``GET /`` (the seed's page), ``POST /hits`` (the API), ``GET /hits``
-(read only), ``GET /healthz`` (alive), ``GET /readyz`` (Redis answers).
+(read only), ``GET /healthz`` (alive), ``GET /readyz`` (Redis answers);
+a visitor's session and cart (web/sessions.py), uploads (web/uploads.py).
 Everything a request needs lives in Redis; the app object holds only the
 configuration and a client.
 """
@@ -52,6 +53,13 @@ def create_app(config=None):
     client = connect(config.redis_url, timeout=config.redis_timeout)
     outage = {"since": None, "logged": 0.0}  # this process's view of a Redis outage, for its log only
     counter = make_counter(config.hit_mode, client, config.instance, config.idempotency_ttl)
+    app.config["MAX_CONTENT_LENGTH"] = config.upload_max_bytes
+    from web.sessions import configure_store, sessions_blueprint  # they import this module's request helpers
+    from web.uploads import uploads_blueprint
+
+    configure_store(app, config)
+    app.register_blueprint(sessions_blueprint(config))
+    app.register_blueprint(uploads_blueprint(config, client))
 
     def served_by():
         return {"instance": config.instance, "pid": os.getpid()}

@@ -7,12 +7,19 @@
     1.5
 
 ``REDIS_URL`` wins; without it the seed's ``HOST_REDIS``/``PORT_REDIS`` are honoured.
+
+    >>> Config.from_env({"SESSION_STORE": "cookie"})
+    Traceback (most recent call last):
+    ...
+    ValueError: SESSION_STORE=cookie needs SECRET_KEY, one secret shared by every instance
 """
 import os
 import socket
 from dataclasses import dataclass
 
 HIT_MODES = ("atomic", "seed", "local")
+SESSION_STORES = ("redis", "cookie", "memory")  # memory is wrong on purpose: web/sessions.py
+SCRATCH_MODES = ("delete", "keep")  # keep is wrong on purpose: web/uploads.py
 
 
 def instance_name(env):
@@ -59,6 +66,14 @@ class Config:
     work_ms: int = 0
     # Seconds a Redis connect or reply may take; then the request answers 503 and the next one reconnects.
     redis_timeout: float = 1.5
+    # Where a visitor's session lives (web/sessions.py), and the secret that signs session cookies.
+    session_store: str = "redis"
+    secret_key: str = ""
+    session_lifetime: int = 3600
+    # Uploads (web/uploads.py): the largest body, what happens to the scratch file, where scratch folders go.
+    upload_max_bytes: int = 64 * 1024 * 1024
+    scratch: str = "delete"
+    scratch_dir: str = ""
 
     @classmethod
     def from_env(cls, env=None):
@@ -66,6 +81,14 @@ class Config:
         mode = env.get("HIT_MODE", "atomic")
         if mode not in HIT_MODES:
             raise ValueError(f"HIT_MODE must be one of {', '.join(HIT_MODES)}, not {mode!r}")
+        store, scratch = env.get("SESSION_STORE", "redis"), env.get("SCRATCH", "delete")
+        if store not in SESSION_STORES:
+            raise ValueError(f"SESSION_STORE must be one of {', '.join(SESSION_STORES)}, not {store!r}")
+        if store == "cookie" and not env.get("SECRET_KEY"):
+            # A per-process random secret would itself be process state: no other instance could read the cookie.
+            raise ValueError("SESSION_STORE=cookie needs SECRET_KEY, one secret shared by every instance")
+        if scratch not in SCRATCH_MODES:
+            raise ValueError(f"SCRATCH must be one of {', '.join(SCRATCH_MODES)}, not {scratch!r}")
         return cls(
             redis_url=redis_url(env),
             instance=instance_name(env),
@@ -73,4 +96,10 @@ class Config:
             idempotency_ttl=idempotency_ttl(env),
             work_ms=int(env.get("WORK_MS", 0)),
             redis_timeout=redis_timeout(env),
+            session_store=store,
+            secret_key=env.get("SECRET_KEY", ""),
+            session_lifetime=int(env.get("SESSION_LIFETIME", 3600)),
+            upload_max_bytes=int(env.get("UPLOAD_MAX_BYTES", 64 * 1024 * 1024)),
+            scratch=scratch,
+            scratch_dir=env.get("SCRATCH_DIR", ""),
         )

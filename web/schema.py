@@ -13,12 +13,16 @@ checker and the harness read them; the registry and the scaler's keys are read
 by the proxy, ``scripts/ps``, the chaos monkey and ``scripts/scale``. Everyone
 imports the names from here, tests included.
 """
+import hashlib
+
 COUNTER = "hits"  # the seed's own key name: the number of hits ever applied
 SERVED = "factor6:served"  # hash: instance name -> hits it applied
 REGISTRY_PREFIX = "factor6:instance:"  # + address: a live web instance's JSON entry, with a TTL
 DESIRED_PREFIX = "factor6:desired:"  # + process type: the count the scaler keeps
 SCALER_KEY = "factor6:scaler"  # the scaler's lease; its value is the scaler's status
 AUTOSCALE_KEY = "factor6:autoscale"  # the autoscaler's lease
+SESSION_PREFIX = "factor6:session:"  # + session id: a visitor's server-side session (Flask-Session, SESSION_STORE=redis)
+UPLOAD_PREFIX = "factor6:upload:"  # + upload id: an upload's result, JSON; the file itself is never kept
 RUN_SEPARATOR = ":"
 
 
@@ -60,6 +64,19 @@ def ledger_of(key):
 def run_record(run):
     """The hash of a run: counter_start when it began; counter_end, ledger_length once sealed."""
     return f"factor6:run:{run}"
+
+
+def upload_id(key):
+    """The id of the upload made with Idempotency-Key ``key``: a retry, on any instance, names the same upload.
+
+    >>> upload_id("r1a2b:3f9c.7:12")
+    '22393a8a317ca9b555ea2bcfd7fa272e'
+    """
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def upload_result(upload):
+    return UPLOAD_PREFIX + upload
 
 
 def registry_entry(address):

@@ -5,6 +5,7 @@
     $ .venv/bin/python -m bench.benchmarks.chaos        # ten minutes of kills against calm
     $ .venv/bin/python -m bench.benchmarks.autoscale    # spike capacity and p95 with and without autoscaling
     $ .venv/bin/python -m bench.benchmarks.network      # latency, loss and partitions between --hosts hosts (root)
+    $ .venv/bin/python -m bench.benchmarks.workloads    # sessions per store under chaos; uploads of 1 and 10 MB
 
 ``stats`` holds the one percentile and median they all use. Benchmarks may
 import every other wing; nothing imports them.

@@ -4,6 +4,8 @@
     $ scripts/check --mode seed      # a negative control: must end INVALID
     $ scripts/check --hosts          # the same across network namespace hosts (bench/hosts.py; root)
     $ scripts/check --shape spike --autoscale --duration 120   # 16 -> 200 -> 16 users, web between 4 and 8
+    $ scripts/check --workload session --session-store memory  # a negative control: visitors' sessions vanish
+    $ scripts/check --workload hits,upload --scratch keep      # another: uploads kept on one process's disk
 
 Steps: ``honcho start`` runs redis, N web instances, the proxy and the scaler
 (so ``scripts/scale`` works on it; with ``--autoscale`` the autoscaler too) on
@@ -31,8 +33,10 @@ from bench.paths import BIN, ROOT
 from bench.runfolder import (CHAOS, CHECK, CSV_PREFIX, FORMATION_LOG, LIVE, LOCUST_HTML, LOCUST_LOG, REPORT_HTML,
                              VERDICT_JSON, VERDICT_TXT, read_json, read_jsonl)
 from bench.verdict import render
+from bench.verdict.workloads import WORKLOADS
+from bench.verdict.workloads import parse as parse_workloads
 from scaler.processes import free_port, stop_tree
-from web.config import HIT_MODES
+from web.config import HIT_MODES, SCRATCH_MODES, SESSION_STORES
 
 LOCUST_STOP_TIMEOUT = 10  # seconds Locust gives its users to finish after the run time
 
@@ -69,7 +73,18 @@ def parse_args(argv=None):
     parser.add_argument("--partitions", default=DEFAULT_PARTITIONS, help="host pairs a partition cuts (--hosts)")
     parser.add_argument("--keyless", action="store_true",
                         help="hits and their retries carry no key, and the proxy stamps none: wrong on purpose")
+    parser.add_argument("--workload", default="hits",
+                        help=f"comma-separated workloads to run and check: {', '.join(WORKLOADS)} (default %(default)s)")
+    parser.add_argument("--session-store", choices=SESSION_STORES, default="redis",
+                        help="SESSION_STORE of the web instances; memory is wrong on purpose")
+    parser.add_argument("--scratch", choices=SCRATCH_MODES, default="delete",
+                        help="SCRATCH of the web instances; keep is wrong on purpose")
+    parser.add_argument("--upload-size", default="1M", help="bytes per upload of the upload workload: 512K, 10M ...")
     args = parser.parse_args(argv)
+    try:
+        args.workload = ",".join(parse_workloads(args.workload))
+    except ValueError as exc:
+        parser.error(f"--workload: {exc}")
     args.hosts = args.hosts or args.require_hosts
     refusal = not args.hosts and network_refusal(parse_mix(args.chaos_mix))
     if refusal:
@@ -107,6 +122,7 @@ def locust_command(args, formation):
         "--chaos-seed", str(args.seed), "--csv", out / CSV_PREFIX, "--csv-full-history",
         "--html", out / LOCUST_HTML, "--stop-timeout", str(LOCUST_STOP_TIMEOUT), "--only-summary",
         "--min-success", str(args.min_success),
+        "--workload", args.workload, "--upload-size", args.upload_size,
     ]
     if args.shape:
         command += ["--shape", args.shape]
@@ -126,7 +142,8 @@ def progress_line(args, started, out):
     actions = [event for event in read_jsonl(out / CHAOS) if is_action(event)]
     kills = sum(1 for event in actions if event.get("action") in KILLS)
     return (f"\r{elapsed:5.0f}/{args.duration:.0f}s  {live.get('rps', 0):7.1f} rps  {len(actions)} chaos actions"
-            f" ({kills} SIGKILLs)  violations so far: {live.get('lost', 0) + live.get('duplicated', 0)}   ")
+            f" ({kills} SIGKILLs)  violations so far:"
+            f" {live.get('lost', 0) + live.get('duplicated', 0) + live.get('vanished', 0)}   ")
 
 
 class Interrupted(Exception):
@@ -158,7 +175,8 @@ def run(args, signals):
     formation = HostsFormation(args) if args.hosts else Formation(args)
     locust = None
     try:
-        print(f"factor6 check: {args.web} web instances in {args.mode} mode, {args.duration:.0f}s,"
+        print(f"factor6 check: {args.workload} on {args.web} web instances ({args.mode} hits, {args.session_store}"
+              f" sessions, scratch {args.scratch}), {args.duration:.0f}s,"
               f" chaos {args.chaos_rate}/s ({args.chaos_mix}), seed {args.seed}; report in {out}")
         formation.start(abort=signals.check)
         command = locust_command(args, formation)

@@ -10,15 +10,19 @@ HostsFormation (bench.harness.hosts) has the same interface across network
 namespaces.
 """
 import os
+import secrets
+import shutil
 import subprocess
 
 import redis
 import requests
 
 from bench.paths import BIN, ROOT
-from bench.runfolder import FORMATION_ENV, FORMATION_LOG, REDIS_DATA
+from bench.runfolder import FORMATION_ENV, FORMATION_LOG, REDIS_DATA, SCRATCH
 from scaler.processes import free_port, honcho_base_port, stop_tree, wait_until
 from web.registry import Registry
+
+UPLOAD_MAX_BYTES = 64 * 1024 * 1024  # the largest upload; the proxy's body limit leaves room for multipart
 
 
 def healthy_backends(proxy_url):
@@ -46,6 +50,7 @@ class Formation:
             "PORT_REDIS": self.redis_port, "REDIS_DATA": out / REDIS_DATA, "PROXY_PORT": self.proxy_port,
             "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers, **self.autoscale_env(),
             "PROXY_STAMP_KEYS": int(not self.args.keyless),
+            **self.state_env(),
         }.items()))
         types = ["redis", "web", "proxy", "scaler"] + ["autoscale"] * bool(self.args.autoscale)
         with open(out / FORMATION_LOG, "wb") as log:  # the child keeps its own copy of the descriptor
@@ -79,10 +84,17 @@ class Formation:
     def exited(self):
         """honcho's exit status once it has stopped (it stops the whole formation when one process exits), else None."""
         return self.honcho.poll() if self.honcho else None
+    def state_env(self):
+        """Where sessions and uploads go. One secret for the whole formation, never one per process:
+        a process's own random secret would be state of its own, and no other could read its cookies."""
+        return {"SESSION_STORE": self.args.session_store, "SECRET_KEY": secrets.token_hex(32),
+                "SCRATCH": self.args.scratch, "SCRATCH_DIR": self.args.report_dir / SCRATCH,
+                "UPLOAD_MAX_BYTES": UPLOAD_MAX_BYTES, "PROXY_MAX_BODY": UPLOAD_MAX_BYTES + 65536}
 
     def stop(self):
         if self.honcho:
             stop_tree(self.honcho.pid)
+        shutil.rmtree(self.args.report_dir / SCRATCH, ignore_errors=True)  # what SCRATCH=keep left behind
 
     def wrap(self, command):
         """Locust runs on this machine as it is (HostsFormation puts it in a host of its own)."""

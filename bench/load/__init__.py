@@ -7,7 +7,9 @@ Modules: ``options`` (the plugin's options, refused up front when bad),
 the master accounts), ``live`` (formation samples and the live check),
 ``conclude`` (the final check, the run-proved-nothing rules, the artifacts),
 ``webui`` (the Consistency tab, the --html banner), ``shapes`` (load shapes),
-``plugin`` (the Conductor that runs it all, and ``install``). It imports the
-verdict and chaos wings and web's contract modules, and, for a web-UI run's
-report.html at Stop, bench.harness.report; the harness never imports it.
+``plugin`` (the Conductor that runs it all, and ``install``), ``visitors`` and
+``uploaders`` (the session and upload workloads' users), ``tries`` (a keyed
+request tried until its answer is final). It imports the verdict and chaos
+wings and web's contract modules, and, for a web-UI run's report.html at Stop,
+bench.harness.report; the harness never imports it.
 """

@@ -5,6 +5,8 @@
     journal.invoke(key)                            # before the request is sent
     journal.complete(key, "ok", number=41)         # or "fail", or "info" when unknown
     chunk = journal.unsent()                       # what a worker streams next
+    journal.invoke(key, op="session.add", visitor="v1", item="i1")   # a typed event (bench/verdict/ops.py)
+    journal.complete(key, "ok", op="session.add", instance="web.2")
 
 A user killed mid-request leaves its invoke without a completion, which the
 checker reads as an unknown outcome, never as a silent gap.
@@ -36,11 +38,11 @@ class Journal:
         with self._lock:
             self.events.extend(events)
 
-    def invoke(self, key):
-        self._add({"type": "invoke", "key": key, "time": time.time()})
+    def invoke(self, key, **fields):
+        self._add({"type": "invoke", "key": key, "time": time.time(), **fields})
 
-    def complete(self, key, kind, number=None):
-        event = {"type": kind, "key": key, "time": time.time()}
+    def complete(self, key, kind, number=None, **fields):
+        event = {"type": kind, "key": key, "time": time.time(), **fields}
         if number is not None:
             event["number"] = number
         self._add(event)

@@ -5,7 +5,7 @@
     live.counts, live.formation, live.peak_users
     live.stop()
 
-Mid-run only lost and duplicated are final: a ledger entry may arrive before its
+Mid-run only lost, duplicated and vanished are final: a ledger entry may arrive before its
 journal line, so unexpected and gaps wait for the conclusion. Each check reads
 the whole journal so far, so checks are spaced out as it grows and the live
 view never takes more than a fifth of the CPU the users need.
@@ -63,8 +63,9 @@ class LiveView:
                 _, verdict = snapshot(self.run)
                 pause = max(LIVE_CHECK_EVERY, 4 * (time.monotonic() - began))
                 self.counts = {"lost": len(verdict.lost), "duplicated": len(verdict.duplicated), "ok": verdict.ok,
+                               "vanished": len(verdict.vanished),
                                "rps": self.runner.stats.total.current_rps, "time": time.time(),
-                               "items": verdict.lost[:SHOWN] + verdict.duplicated[:SHOWN]}
+                               "items": verdict.lost[:SHOWN] + verdict.duplicated[:SHOWN] + verdict.vanished[:SHOWN]}
                 (self.run.report_dir / LIVE).write_text(json.dumps(self.counts))
             except Exception as exc:
                 log.warning("live check failed: %s", exc)

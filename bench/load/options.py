@@ -17,6 +17,7 @@ import argparse
 import os
 
 from bench.arguments import chaos_mix, number, share, writable_folder
+from bench.verdict.workloads import WORKLOADS
 from web.config import redis_url
 
 # name in parsed_options -> (what the form and the command line call it, its argparse type)
@@ -50,6 +51,10 @@ def add_arguments(parser):
                         help="seconds the master waits for every worker's journal")
     parser.add_argument("--min-success", type=float, default=0.5, include_in_web_ui=False,
                         help="least share of tries that must succeed, else the run proved nothing (unknown)")
+    parser.add_argument("--workload", default="hits", include_in_web_ui=False,
+                        help=f"comma-separated workloads, each with its user class and checker: {', '.join(WORKLOADS)}")
+    parser.add_argument("--upload-size", default="1M",
+                        help="bytes per upload of the upload workload: 1048576, 512K, 10M")
     shapes.add_arguments(parser)
 
 

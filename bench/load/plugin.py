@@ -28,6 +28,10 @@ its HTML report (bench.harness.report) at Stop. The proxy's metrics at the
 start and the end go in the folder too (``proxy_metrics.json``), so the report
 can tell how many requests the proxy retried during the run.
 
+Workloads: ``--workload hits,session`` keeps only the user classes whose
+``workload`` is named (a name not in bench.verdict.workloads.WORKLOADS stops
+Locust with the list), and the conclusion composes those workloads' checkers.
+
 Run time: Locust's ``-t`` timer quits a distributed master before its workers
 have even stopped, so in headless runs ``install`` takes ``-t`` over, once,
 before anything else reads it: the Conductor stops the run itself, and a load
@@ -56,6 +60,7 @@ from bench.load.live import LiveView
 from bench.paths import ROOT
 from bench.runfolder import CHAOS, FORMATION, PROXY_METRICS, write_jsonl
 from bench.verdict import render
+from bench.verdict import workloads as checked_workloads
 from bench.verdict.checker import Verdict
 from bench.verdict.record import start_run
 from web.config import idempotency_ttl
@@ -74,6 +79,7 @@ class Run:
     journal: Journal
     journal_names: list = field(default_factory=lambda: ["this process"])
     settings: dict = field(default_factory=dict)
+    workloads: tuple = ("hits",)
 
 
 def take_run_time(options):
@@ -151,11 +157,13 @@ class Conductor:
         self.journal = Journal(options.run_id)
         report_dir = self.report_dir(options.run_id)
         report_dir.mkdir(parents=True, exist_ok=True)
+        workloads = checked_workloads.parse(options.workload)
         self.run = Run(options.run_id, self.client, report_dir, self.journal, settings={
             "run": options.run_id, "host": self.env.host, "chaos_rate": options.chaos_rate,
             "chaos_mix": options.chaos_mix, "chaos_seed": options.chaos_seed, "users": self.users_asked(),
             "keyless": options.keyless,
-        })
+            "workloads": list(workloads),
+        }, workloads=workloads)
         self.verdict, self.started_at = None, time.time()
         self.concluded.clear()
         self.collector = Collector(self.env.runner, self.journal)
@@ -247,8 +255,13 @@ class Conductor:
             log.error("factor6: the HTML report could not be written: %s: %s", type(exc).__name__, exc)
 
     def rows(self):
-        return webui.tab_rows(self.verdict, self.run.run_id if self.run else "", self.live.counts if self.live else None,
+        rows = webui.tab_rows(self.verdict, self.run.run_id if self.run else "", self.live.counts if self.live else None,
                               self.chaos, self.live.formation if self.live else None)
+        if self.verdict is not None:  # after the verdict's row: what each workload's checker saw
+            rows[1:1] = [{"what": f"workload {name}", "count": render.LABELS[part["status"]],
+                          "detail": ", ".join(f"{k}: {v:,}" for k, v in part["counts"].items() if v)}
+                         for name, part in self.verdict.stats.get("workloads", {}).items()]
+        return rows
 
     def mark_html_report(self, **_):
         webui.mark_html_report(getattr(self.options, "html_file", None), self.verdict, self.run.run_id if self.run else "")
@@ -276,10 +289,21 @@ def refuse_bad_options(environment):
         sys.exit(2)
 
 
+def keep_workloads(environment):
+    """Only the user classes of the workloads asked for; a name no checker knows stops Locust, with the list."""
+    try:
+        names = checked_workloads.parse(environment.parsed_options.workload)
+    except ValueError as exc:
+        raise SystemExit(f"--workload: {exc}") from None
+    environment.user_classes = [c for c in environment.user_classes if getattr(c, "workload", None) in names]
+
+
 def install(environment):
     runner = environment.runner
     if not isinstance(runner, WorkerRunner):
         refuse_bad_options(environment)
+    if environment.parsed_options:
+        keep_workloads(environment)
     duration = take_run_time(environment.parsed_options) if not isinstance(runner, WorkerRunner) else None
     shapes.install(environment, duration)
     if isinstance(runner, WorkerRunner):

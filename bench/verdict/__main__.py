@@ -3,6 +3,7 @@
     $ python -m bench.verdict --journal 'journals/*.jsonl' --run run42 \\
           --redis-url redis://127.0.0.1:6379/0 --json report.json
     $ python -m bench.verdict --journal 'journals/*.jsonl' --run run42 --ledger-file ledger.json
+    $ python -m bench.verdict --journal reports/x/journal.jsonl --run run42 --workload hits,session
 
 It prints a table, writes the whole verdict as JSON, and exits with the
 verdict's status: 0 valid, 1 invalid, 2 unknown (bad usage, no journal, no
@@ -19,10 +20,17 @@ import time
 
 import redis
 
-from bench.verdict import checker, render
+from bench.verdict import render, workloads
 from bench.verdict.sources import InputError, Source, find_journals, read_journals, read_ledger_file, read_redis
 from web.config import redis_url
 from web.redis_client import connect
+
+
+def workload_list(text: str) -> tuple[str, ...]:
+    try:
+        return workloads.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ledger.add_argument("--ledger-file", help="an offline ledger instead of Redis")
     parser.add_argument("--json", metavar="REPORT",
                         help="write the whole verdict there as JSON, whatever its status")
+    parser.add_argument("--workload", default="hits", type=workload_list,
+                        help=f"the workloads the run had, each judged by its checker: {', '.join(workloads.WORKLOADS)}")
     parser.add_argument("--live", action="store_true",
                         help="the run is still going: completions after the ledger read count as in flight")
     args = parser.parse_args(argv)
@@ -55,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             ledger, counter_start, counter_end = read_ledger_file(source, args.ledger_file)
         else:
             ledger, counter_start, counter_end = read_redis(source, connect(args.redis_url))
-        verdict = checker.check(read_journals(source), ledger, counter_start, counter_end, as_of=as_of)
+        verdict = workloads.check(args.workload, read_journals(source), ledger, counter_start, counter_end,
+                                  as_of=as_of)
     except (InputError, OSError, UnicodeDecodeError, redis.RedisError) as error:
         source.errors.append(str(error))
     verdict = render.with_source(source, verdict)

@@ -31,12 +31,14 @@ Categories; every item is a dict naming the key(s), number(s) and a reason:
   recorded ``fail``.
 - ``recovered`` / ``not_applied``: unknown outcome (``info``, or no completion
   at all), found applied / not applied.
+- ``vanished``: never found by this checker; the session checker
+  (bench/verdict/sessions.py) names a visitor's session that disappeared.
 - ``gaps``: numbers missing from the run's range, as ``{"first", "last"}``
   ranges; the range is ``counter_start + 1 .. counter_end`` where those are
   known, else the smallest .. largest applied number.
 
 A verdict has one of three statuses, as Jepsen's checkers do: ``invalid``
-when lost, duplicated, unexpected or gaps has an item; ``unknown`` when the
+when lost, duplicated, unexpected, vanished or gaps has an item; ``unknown`` when the
 input itself has ``errors`` (a key invoked twice, an ok without a number, a
 journal missing...), whatever was found, since nothing found in broken input
 can be trusted; ``unknown`` too when nothing is wrong but the run proved
@@ -59,8 +61,8 @@ from typing import Any, Iterable, Mapping
 PENDING = "pending"  # the status of an op invoked but never completed
 # Maps each completion type to one shared string, so a million ops hold no copies.
 COMPLETIONS = {kind: kind for kind in ("ok", "fail", "info")}
-CATEGORIES = ("lost", "duplicated", "unexpected", "recovered", "not_applied", "gaps")
-VIOLATIONS = ("lost", "duplicated", "unexpected", "gaps")  # the categories that make a run invalid
+CATEGORIES = ("lost", "duplicated", "unexpected", "vanished", "recovered", "not_applied", "gaps")
+VIOLATIONS = ("lost", "duplicated", "unexpected", "vanished", "gaps")  # the categories that make a run invalid
 VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
 EXIT_CODES = {VALID: 0, INVALID: 1, UNKNOWN: 2}
 
@@ -108,6 +110,7 @@ class Verdict:
     lost: list[dict] = field(default_factory=list)
     duplicated: list[dict] = field(default_factory=list)
     unexpected: list[dict] = field(default_factory=list)
+    vanished: list[dict] = field(default_factory=list)  # a visitor's session gone (bench/verdict/sessions.py)
     recovered: list[dict] = field(default_factory=list)
     not_applied: list[dict] = field(default_factory=list)
     gaps: list[dict] = field(default_factory=list)

@@ -32,8 +32,13 @@ def with_source(source: Source, verdict: Verdict | None) -> Verdict:
 
 
 def headline(verdict: Verdict) -> str:
-    """``VALID``, ``INVALID: lost, gaps`` or ``NO VERDICT: <the first reason>``, one line."""
+    """``VALID``, ``INVALID: lost, gaps`` (``INVALID: session: vanished`` for other workloads) or
+    ``NO VERDICT: <the first reason>``, one line."""
     if verdict.status == INVALID:
+        parts = verdict.stats.get("workloads", {})
+        if len(parts) > 1 or list(parts) not in ([], ["hits"]):  # which workload broke, when not only hits ran
+            return "INVALID: " + "; ".join(f"{name}: {', '.join(part['violations'])}"
+                                           for name, part in parts.items() if part["violations"])
         return f"INVALID: {', '.join(verdict.violations)}"
     if verdict.status == UNKNOWN:
         reasons = verdict.errors or verdict.inconclusive
@@ -53,15 +58,7 @@ def console(source: Source, verdict: Verdict) -> str:
     lines = [f"run {source.run}: {source.events:,} events from {len(source.journals)} journal(s),"
              f" ledger {source.ledger or '-'}"]
     if verdict.stats:
-        stats = verdict.stats
-        outcomes = ", ".join(f"{count:,} {kind}" for kind, count in sorted(stats["outcomes"].items()))
-        lines += [
-            f"{stats['operations']:,} operations ({outcomes or 'none'}),"
-            f" {stats['applications']:,} applications,"
-            f" counter {stats['counter_start']} -> {stats['counter_end']}",
-            "",
-            f"{'category':<12}{'count':>12}  items",
-        ]
+        lines += [*summary(verdict.stats), "", f"{'category':<12}{'count':>12}  items"]
         for name, count in verdict.counts.items():
             items = getattr(verdict, name) if name != "ok" else []
             shown = "; ".join(describe(item) for item in items[:SHOWN])
@@ -77,6 +74,22 @@ def console(source: Source, verdict: Verdict) -> str:
         lines.append(f"... and {len(problems) - 10:,} more warnings and errors in the JSON report")
     lines.append(headline(verdict))
     return "\n".join(lines)
+
+
+def summary(stats: dict) -> list[str]:
+    """What each workload's checker read: the hit checker's line as it always was, one line per other workload."""
+    lines = []
+    if "applications" in stats:
+        outcomes = ", ".join(f"{count:,} {kind}" for kind, count in sorted(stats["outcomes"].items()))
+        lines.append(f"{stats['operations']:,} operations ({outcomes or 'none'}), {stats['applications']:,} applications,"
+                     f" counter {stats['counter_start']} -> {stats['counter_end']}")
+    for name, part in stats.get("workloads", {}).items():
+        if name == "hits":
+            continue
+        counted = ", ".join(f"{value:,} {key}" for key, value in part["stats"].items() if type(value) is int)
+        outcomes = ", ".join(f"{count:,} {kind}" for kind, count in part["stats"].get("outcomes", {}).items())
+        lines.append(f"{name}: {LABELS[part['status']]}; {counted} ({outcomes or 'none'})")
+    return lines
 
 
 def report_json(source: Source, verdict: Verdict, **extra: Any) -> dict:

@@ -1,0 +1,100 @@
+"""One checker per workload, composed by name the way Jepsen composes its checkers.
+
+    >>> parse("hits,session")
+    ('hits', 'session')
+    >>> parse("hits,carts")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown workload 'carts': choose from hits, session, upload
+    >>> workload_of({"type": "invoke", "key": "r1:c:1"}), workload_of({"type": "ok", "op": "upload.get"})
+    ('hits', 'upload')
+    >>> verdict = check(("session",), [])
+    >>> verdict.status, verdict.inconclusive, list(verdict.stats["workloads"])
+    ('unknown', ['session: no cart add was acknowledged and then read back'], ['session'])
+
+A hit event has no ``op``; every other event's ``op`` starts with its
+workload's name (``session.add``, ``upload.get``). ``check`` splits one
+journal by workload, runs each named checker on its part (the hit checker also
+gets the ledger and counters), and merges their verdicts into one: every item
+in one list per category, each reason prefixed with its workload, and
+``stats["workloads"]`` holding each part's status, counts and stats. The hit
+checker's own stats stay at the top level too, where the run's seal reads
+them. Events of a workload that was not asked for make the verdict unknown.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from bench.verdict import checker, sessions, uploads
+
+WORKLOADS = ("hits", "session", "upload")
+CHECKERS = {"session": sessions.check, "upload": uploads.check}
+
+
+def parse(text: str) -> tuple[str, ...]:
+    """The workload names of ``hits,session``, in that order; ValueError naming the choices otherwise."""
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    for name in names:
+        if name not in WORKLOADS:
+            raise ValueError(f"unknown workload {name!r}: choose from {', '.join(WORKLOADS)}")
+    if not names:
+        raise ValueError(f"name at least one workload: {', '.join(WORKLOADS)}")
+    return names
+
+
+def workload_of(event: Mapping[str, Any]) -> str:
+    op = event.get("op")
+    return op.partition(".")[0] if isinstance(op, str) else "hits"
+
+
+def check(
+    workloads: Iterable[str],
+    events: Iterable[Mapping[str, Any]],
+    ledger: Iterable[Mapping[str, Any]] = (),
+    counter_start: int | None = None,
+    counter_end: int | None = None,
+    *,
+    as_of: float | None = None,
+) -> checker.Verdict:
+    """The composed verdict of the named workloads over one journal."""
+    workloads = tuple(workloads)
+    parts: dict[str, list] = {name: [] for name in workloads}
+    strays: dict[str, int] = {}
+    for event in events:
+        part = parts.get(workload_of(event))
+        if part is None:
+            strays[workload_of(event)] = strays.get(workload_of(event), 0) + 1
+        else:
+            part.append(event)
+    verdicts = {}
+    for name in workloads:
+        if name == "hits":
+            verdicts[name] = checker.check(parts[name], ledger, counter_start, counter_end, as_of=as_of)
+            if not verdicts[name].ok:
+                verdicts[name].inconclusive.append("no hit was acknowledged")
+        else:
+            verdicts[name] = CHECKERS[name](parts[name], as_of=as_of)
+    if workloads == ("hits",):
+        merged = verdicts["hits"]  # a hits run reads as it always has
+    elif len(workloads) == 1:
+        merged = verdicts[workloads[0]]
+        merged.inconclusive = [f"{workloads[0]}: {reason}" for reason in merged.inconclusive]
+    else:
+        merged = checker.merge(*(labelled(name, verdict) for name, verdict in verdicts.items()))
+        merged.stats = dict(verdicts["hits"].stats) if "hits" in verdicts else {}
+    merged.errors += [f"{count:,} events of workload {name!r}, which was not asked for" for name, count in strays.items()]
+    merged.stats["workloads"] = {
+        name: {"status": verdict.status, "violations": verdict.violations, "counts": verdict.counts,
+               "stats": {k: v for k, v in verdict.stats.items() if k != "workloads"}}
+        for name, verdict in verdicts.items()}
+    return merged
+
+
+def labelled(name: str, verdict: checker.Verdict) -> checker.Verdict:
+    """The verdict with its workload's name before every reason and on every item."""
+    for category in checker.CATEGORIES:
+        for item in getattr(verdict, category):
+            item.setdefault("workload", name)
+    verdict.errors = [f"{name}: {reason}" for reason in verdict.errors]
+    verdict.inconclusive = [f"{name}: {reason}" for reason in verdict.inconclusive]
+    return verdict
