@@ -5,7 +5,7 @@
 
 SIGTERM (or SIGINT): the listening socket closes at once, in-flight requests
 get up to ``PROXY_DRAIN_TIMEOUT`` to finish, then the process exits 0. A bad
-setting exits 2 with the reason.
+setting exits 2 with the reason. The event loop is uvloop's unless ``PROXY_LOOP=asyncio``.
 """
 import asyncio
 import contextlib
@@ -14,16 +14,16 @@ import signal
 import sys
 
 import redis.asyncio
-from aiohttp import web
 
 from proxy.accesslog import Lines
-from proxy.app import create_server
+from proxy.app import create_handler
 from proxy.backends import Pool
-from proxy.client import create_session
+from proxy.client import Connections
 from proxy.config import Config
 from proxy.discovery import RegistryWatcher
 from proxy.forward import Forwarder
 from proxy.metrics import Totals
+from proxy.server import Server
 
 log = logging.getLogger("proxy")
 
@@ -52,27 +52,29 @@ async def serve(config):
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    pool, totals = Pool(), Totals()
+    pool, totals, connections = Pool(config.balance), Totals(), Connections(config)
     access_log = Lines(sys.stderr) if config.access_log else None
-    async with create_session(config) as session, discovered(config, pool):
-        background = [asyncio.create_task(pool.keep_probing(session, config.health_interval))]
+    async with discovered(config, pool):
+        background = [asyncio.create_task(pool.keep_probing(connections, config.health_interval)),
+                      asyncio.create_task(connections.keep_sweeping())]
         if access_log:
             background.append(asyncio.create_task(access_log.keep_flushing()))
-        server = create_server(config, pool, Forwarder(config, pool, session, totals), totals, access_log)
-        runner = web.ServerRunner(server, shutdown_timeout=config.drain_timeout)
-        await runner.setup()
+        handle = create_handler(config, pool, Forwarder(config, pool, connections, totals), totals)
+        server = Server(config, handle, totals, access_log)
         try:
-            await web.TCPSite(runner, config.host, config.port, reuse_address=True).start()
-            log.info("listening on http://%s:%d/ with backends %s", config.host, config.port,
-                     ", ".join(pool.addresses()) or "none yet")
+            listener = await loop.create_server(server.connection, config.host, config.port,
+                                                reuse_address=True, backlog=1024)
+            log.info("listening on http://%s:%d/ with backends %s (%s, %s loop)", config.host, config.port,
+                     ", ".join(pool.addresses()) or "none yet", config.balance, config.loop)
             await stop.wait()
-            log.info("stopping: no new connections, draining %d in-flight requests", totals.in_flight)
+            log.info("stopping: no new connections, draining %d in-flight requests", server.in_flight())
+            # Closes the listener, then waits for the requests in flight; the health
+            # task and registry keep running meanwhile, so retries still work.
+            await server.drain(listener, config.drain_timeout)
         finally:
-            # Closes the listener, then waits for the handlers in flight; the
-            # health task and registry keep running meanwhile, so retries still work.
-            await runner.cleanup()
             for task in background:
                 task.cancel()
+            connections.close()
             if access_log:
                 access_log.flush()
     log.info("stopped")
@@ -86,7 +88,11 @@ def main():
     except ValueError as exc:
         log.error("bad setting: %s", exc)
         return 2
-    asyncio.run(serve(config))
+    if config.loop == "uvloop":
+        import uvloop
+        uvloop.run(serve(config))
+    else:
+        asyncio.run(serve(config))
     return 0
 
 
