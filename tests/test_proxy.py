@@ -119,6 +119,25 @@ def test_round_robin_is_visible_in_x_served_by(procs, redis_url):
     assert all(re.fullmatch(r"[0-9a-f]{32}", r.headers["X-Request-Id"]) for r in responses)
 
 
+@pytest.mark.parametrize("balance", ["least-loaded", "round-robin"])
+def test_least_loaded_prefers_an_idle_backend_over_a_busy_one(procs, redis_url, balance):
+    webs = {w.address: w for w in (procs.web(redis_url, name=f"web.{i}", WORK_MS=2000, WEB_WORKERS=1) for i in (1, 2))}
+    proxy = procs.proxy(redis_url, **({"PROXY_BALANCE": balance} if balance == "round-robin" else {}))
+    result = {}
+    slow = post_in_background(proxy.url + "/hits", result)  # held 2 s inside whichever instance gets it
+    busy = wait_until(lambda: busy_backend(proxy), what="the slow request in flight")
+    [idle] = set(webs) - {busy}
+    with requests.Session() as session:
+        quick = [session.get(proxy.url + "/healthz", timeout=10).headers["X-Backend"] for _ in range(6)]
+    assert busy_backend(proxy) == busy, "the slow request was still in flight throughout"
+    if balance == "least-loaded":
+        assert quick == [idle] * 6, "every quick request went to the instance with nothing in flight"
+    else:  # the old way: in turn, busy or not
+        assert sorted(quick) == sorted([idle, busy] * 3)
+    slow.join(30)
+    assert result["response"].status_code == 200
+
+
 def test_refused_connections_are_retried_transparently(procs, redis_url):
     web = procs.web(redis_url)
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there
