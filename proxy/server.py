@@ -342,6 +342,7 @@ class Connection(asyncio.Protocol):
         self.current = request
         if request.refusal is not None:
             refusal = request.refusal
+            self.server.totals.requests += 1
             self.server.totals.refused += 1
             request.json(refusal.status, {"error": str(refusal)}, close=refusal.close)
             self._done(request)
