@@ -219,15 +219,15 @@ def area_of(filename, function):
         # on the loop's run; a transport.write() (the send syscall) on its Python caller.
         return "uvloop: event loop, recv()"
     if "/proxy/client.py" in filename and function == "send":
-        return "proxy.client Upstream.send, with the send() to the backend"
+        return "proxy.client Upstream.send: the send() to the backend"
     if "/proxy/server.py" in filename and function == "respond":
-        return "proxy.server Request.respond, with the send() to the client"
+        return "proxy.server Request.respond: the send() to the client"
     if "aiohttp/client" in filename or "aiohttp/connector" in filename:
         return "aiohttp client (backend side)"
     if "aiohttp" in filename:
         return "aiohttp server, parser, writer, streams"
     if "/proxy/" in filename:
-        return "the rest of this proxy's own code"
+        return "proxy." + filename.rsplit("/", 1)[1].removesuffix(".py") + ", the rest"
     if "asyncio" in filename or "selectors" in filename or function.startswith("<method 'run' of '_contextvars"):
         return "asyncio (tasks, futures, timers)"
     return "other (builtins: os.urandom, str/bytes/list methods, json)"
