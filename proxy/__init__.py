@@ -13,8 +13,8 @@ under an ``Idempotency-Key`` (see ``proxy.forward``). It runs on uvloop, parses
 HTTP with httptools (llhttp) on both sides, and keeps its own keep-alive
 connections to the backends. Modules, one job each: ``config`` settings,
 ``discovery`` registry reading, ``backends`` choice and health, ``server`` the
-client connections and the refusals that need no backend, ``client`` the
-backend connections, ``headers``, ``forward`` the retry policy, ``app`` the
+client connections and the refusals that need no backend, ``request`` one
+request and the ways to answer it, ``client`` the backend connections, ``headers``, ``forward`` the retry policy, ``app`` the
 proxy's own paths and the target check, ``metrics``, ``accesslog``,
 ``__main__`` wiring and SIGTERM.
 """

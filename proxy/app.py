@@ -16,7 +16,7 @@ import time
 
 import httptools
 
-from proxy.server import Refusal
+from proxy.request import Refusal
 
 ADMIN_PREFIX = b"/_proxy/"
 METRICS_PATH = ADMIN_PREFIX + b"metrics"
