@@ -220,8 +220,8 @@ def area_of(filename, function):
         return "uvloop: event loop, recv()"
     if "/proxy/client.py" in filename and function == "send":
         return "proxy.client Upstream.send: the send() to the backend"
-    if "/proxy/server.py" in filename and function == "respond":
-        return "proxy.server Request.respond: the send() to the client"
+    if "/proxy/request.py" in filename and function == "respond":
+        return "proxy.request Request.respond: the send() to the client"
     if "aiohttp/client" in filename or "aiohttp/connector" in filename:
         return "aiohttp client (backend side)"
     if "aiohttp" in filename:
