@@ -1,4 +1,4 @@
-"""The proxy process type: one front door, round-robin over the web instances in the registry.
+"""The proxy process type: one front door, least-loaded over the web instances in the registry.
 
     $ python -m proxy                     # 127.0.0.1:$PROXY_PORT, backends from the Redis registry
     $ curl -si http://127.0.0.1:8000/hits | grep -i '^x-'
@@ -9,9 +9,12 @@
 
 It routes around dead, restarting and new processes and never turns a crash
 into a double hit: a try that may have reached a backend is repeated only
-under an ``Idempotency-Key`` (see ``proxy.forward``). Modules, one job each:
-``config`` settings, ``discovery`` registry reading, ``backends`` rotation and
-health, ``client`` the backend connections, ``headers``, ``forward`` the retry
-policy, ``metrics``, ``accesslog``, ``app`` the server and its refusals,
+under an ``Idempotency-Key`` (see ``proxy.forward``). It runs on uvloop, parses
+HTTP with httptools (llhttp) on both sides, and keeps its own keep-alive
+connections to the backends. Modules, one job each: ``config`` settings,
+``discovery`` registry reading, ``backends`` choice and health, ``server`` the
+client connections and the refusals that need no backend, ``request`` one
+request and the ways to answer it, ``client`` the backend connections, ``headers``, ``forward`` the retry policy, ``app`` the
+proxy's own paths and the target check, ``metrics``, ``accesslog``,
 ``__main__`` wiring and SIGTERM.
 """

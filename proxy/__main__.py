@@ -5,7 +5,7 @@
 
 SIGTERM (or SIGINT): the listening socket closes at once, in-flight requests
 get up to ``PROXY_DRAIN_TIMEOUT`` to finish, then the process exits 0. A bad
-setting exits 2 with the reason.
+setting exits 2 with the reason. The event loop is uvloop's unless ``PROXY_LOOP=asyncio``.
 """
 import asyncio
 import contextlib
@@ -14,34 +14,39 @@ import signal
 import sys
 
 import redis.asyncio
-from aiohttp import web
 
 from proxy.accesslog import Lines
-from proxy.app import create_server
+from proxy.app import create_handler
 from proxy.backends import Pool
-from proxy.client import create_session
+from proxy.client import Connections
 from proxy.config import Config
 from proxy.discovery import RegistryWatcher
 from proxy.forward import Forwarder
 from proxy.metrics import Totals
+from proxy.server import Server
 
 log = logging.getLogger("proxy")
 
 
+class CannotListen(Exception):
+    """The proxy's address cannot be bound: one line, exit status 2, no traceback."""
+
+
 @contextlib.asynccontextmanager
 async def discovered(config, pool):
-    """Fill ``pool`` from the static list, or from the registry for as long as the block runs."""
+    """Fill ``pool`` from the static list, or from the registry for as long as the block runs;
+    yields what says where the backends come from now."""
     if config.static_backends:
         pool.update({address: address for address in config.static_backends})
-        yield
+        yield lambda: "static list (PROXY_BACKENDS)"
         return
     client = redis.asyncio.Redis.from_url(config.redis_url, decode_responses=True,
                                           socket_connect_timeout=1, socket_timeout=1)
-    watcher = RegistryWatcher(client, pool, config.allows)
+    watcher = RegistryWatcher(client, pool, config.allows, config.registry_grace)
     await watcher.refresh()
     task = asyncio.create_task(watcher.keep_refreshing(config.poll_interval))
     try:
-        yield
+        yield watcher.state
     finally:
         task.cancel()
         await client.aclose()
@@ -52,27 +57,33 @@ async def serve(config):
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    pool, totals = Pool(), Totals()
+    pool, totals, connections = Pool(config.balance), Totals(), Connections(config)
     access_log = Lines(sys.stderr) if config.access_log else None
-    async with create_session(config) as session, discovered(config, pool):
-        background = [asyncio.create_task(pool.keep_probing(session, config.health_interval))]
+    async with discovered(config, pool) as discovery:
+        background = [asyncio.create_task(pool.keep_probing(connections, config.health_interval)),
+                      asyncio.create_task(connections.keep_sweeping())]
         if access_log:
             background.append(asyncio.create_task(access_log.keep_flushing()))
-        server = create_server(config, pool, Forwarder(config, pool, session, totals), totals, access_log)
-        runner = web.ServerRunner(server, shutdown_timeout=config.drain_timeout)
-        await runner.setup()
+        handle = create_handler(config, pool, Forwarder(config, pool, connections, totals), totals, discovery)
+        server = Server(config, handle, totals, access_log)
         try:
-            await web.TCPSite(runner, config.host, config.port, reuse_address=True).start()
-            log.info("listening on http://%s:%d/ with backends %s", config.host, config.port,
-                     ", ".join(pool.addresses()) or "none yet")
+            try:
+                listener = await loop.create_server(server.connection, config.host, config.port,
+                                                    reuse_address=True, backlog=1024)
+            except OSError as exc:  # the port is taken, or the address is not this host's
+                raise CannotListen(f"cannot listen on {config.host}:{config.port} ({exc.strerror or exc}):"
+                                   f" set PROXY_PORT (or PROXY_HOST) to a free one") from None
+            log.info("listening on http://%s:%d/ with backends %s (%s, %s loop)", config.host, config.port,
+                     ", ".join(pool.addresses()) or "none yet", config.balance, config.loop)
             await stop.wait()
-            log.info("stopping: no new connections, draining %d in-flight requests", totals.in_flight)
+            log.info("stopping: no new connections, draining %d in-flight requests", server.in_flight())
+            # Closes the listener, then waits for the requests in flight; the health
+            # task and registry keep running meanwhile, so retries still work.
+            await server.drain(listener, config.drain_timeout)
         finally:
-            # Closes the listener, then waits for the handlers in flight; the
-            # health task and registry keep running meanwhile, so retries still work.
-            await runner.cleanup()
             for task in background:
                 task.cancel()
+            connections.close()
             if access_log:
                 access_log.flush()
     log.info("stopped")
@@ -86,7 +97,15 @@ def main():
     except ValueError as exc:
         log.error("bad setting: %s", exc)
         return 2
-    asyncio.run(serve(config))
+    try:
+        if config.loop == "uvloop":
+            import uvloop
+            uvloop.run(serve(config))
+        else:
+            asyncio.run(serve(config))
+    except CannotListen as exc:
+        log.error("%s", exc)
+        return 2
     return 0
 
 

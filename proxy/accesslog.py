@@ -1,7 +1,7 @@
 """The access log: one line per request, written to stderr in small batches.
 
     lines = Lines(sys.stderr)
-    server = web.Server(handler, access_log_class=AccessLog, access_log=lines)
+    server = Server(config, handle, totals, access_log=lines)   # calls lines.request(request, seconds)
     await lines.keep_flushing()      # a background task; lines.flush() once more at exit
 
     2026-11-29T19:26:57 127.0.0.1 "POST /hits HTTP/1.1" 200 backend=127.0.0.1:5101 tries=1 2.134ms id=27af...
@@ -12,10 +12,6 @@ flush interval.
 """
 import asyncio
 import time
-
-from aiohttp.abc import AbstractAccessLogger
-
-from proxy.headers import REQUEST_ID, X_BACKEND, X_TRIES
 
 BATCH = 256
 FLUSH_INTERVAL = 0.2  # seconds a line may wait
@@ -36,6 +32,15 @@ class Lines:
             self._second, self._stamp = now, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
         return self._stamp
 
+    def request(self, request, seconds):
+        """The line for one answered request (a ``server.Request``)."""
+        self.write(
+            f'{self.stamp()} {request.conn.remote} "{request.method.decode("latin-1")} '
+            f'{request.target[:200].decode("latin-1")} HTTP/{request.version}" {request.status} '
+            f'backend={request.backend or "-"} tries={request.tries or "-"} '
+            f'{seconds * 1000:.3f}ms id={request.rid or "-"}\n'
+        )
+
     def write(self, line):
         self._pending.append(line)
         if len(self._pending) >= BATCH:
@@ -51,17 +56,3 @@ class Lines:
         while True:
             await asyncio.sleep(interval)
             self.flush()
-
-
-class AccessLog(AbstractAccessLogger):
-    """aiohttp's hook for access logging; ``self.logger`` is a ``Lines``."""
-
-    def log(self, request, response, time):
-        headers = response.headers
-        version = request.version
-        self.logger.write(
-            f'{self.logger.stamp()} {request.remote} "{request.method} {request.raw_path} '
-            f'HTTP/{version.major}.{version.minor}" {response.status} '
-            f'backend={headers.get(X_BACKEND, "-")} tries={headers.get(X_TRIES, "-")} '
-            f'{time * 1000:.3f}ms id={headers.get(REQUEST_ID, "-")}\n'
-        )

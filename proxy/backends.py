@@ -1,10 +1,14 @@
-"""The backends in play: round-robin choice, passive and active health, draining.
+"""The backends in play: least-loaded (or round-robin) choice, passive and active health, draining.
 
-    pool = Pool()
+    pool = Pool()                              # Pool(ROUND_ROBIN) for PROXY_BALANCE=round-robin
     pool.update({"127.0.0.1:5100": "web.1", "127.0.0.1:5101": "web.2"})
-    [pool.pick().name for _ in range(3)]      # ['web.1', 'web.2', 'web.1']
+    [pool.pick().name for _ in range(3)]      # ['web.1', 'web.2', 'web.1']: all idle, so in turn
     pool.failed(pool.pick())                   # refused or reset: out of rotation ...
-    await pool.probe(session)                  # ... until its GET /healthz answers 200
+    await pool.probe(connections)              # ... until its GET /healthz answers 200
+
+Least-loaded: the routable backend with the fewest requests in flight through
+this proxy, round robin among equals, so an instance stuck on slow requests
+gets new ones only once the others are as busy.
 
 States: ``up`` (in rotation), ``down`` (skipped while another is up; probed
 every health interval), ``draining`` (gone from the registry: no new
@@ -14,30 +18,37 @@ import asyncio
 import logging
 from dataclasses import asdict
 
-import aiohttp
-
+from proxy.client import BrokenBody, NotDelivered, PossiblyDelivered
+from proxy.config import parse_address
 from proxy.metrics import Counters
 
 UP, DOWN, DRAINING = "up", "down", "draining"
+LEAST_LOADED, ROUND_ROBIN = "least-loaded", "round-robin"
+# A pick's rank: not up, then already tried, then (least-loaded) requests in flight.
+DOWN_RANK, TRIED_RANK = 1 << 41, 1 << 40
 
 log = logging.getLogger("proxy.backends")
 
 
 class Backend:
-    __slots__ = ("address", "name", "state", "counters", "url")
+    __slots__ = ("address", "name", "state", "counters", "host", "port")
 
     def __init__(self, address, name):
         self.address, self.name = address, name
         self.state = UP
         self.counters = Counters()
-        self.url = f"http://{address}"
+        ip, self.port = parse_address(address)
+        self.host = str(ip)
 
     def describe(self):
         return {"address": self.address, "name": self.name, "state": self.state, **asdict(self.counters)}
 
 
 class Pool:
-    def __init__(self):
+    def __init__(self, balance=LEAST_LOADED):
+        if balance not in (LEAST_LOADED, ROUND_ROBIN):
+            raise ValueError(f"balance must be {LEAST_LOADED} or {ROUND_ROBIN}, not {balance!r}")
+        self.least_loaded = balance == LEAST_LOADED
         self._backends = {}  # address -> Backend, draining ones included
         self._ring = []  # the routable ones, in address order
         self._turn = 0
@@ -65,22 +76,27 @@ class Pool:
         self._ring = [b for _, b in sorted(self._backends.items()) if b.state != DRAINING]
 
     def pick(self, avoid=()):
-        """The next backend in turn, preferring ones that are up and not in ``avoid``.
+        """The routable backend with the fewest requests in flight, the next in turn among equals;
+        up ones before down ones, ones not in ``avoid`` before ones in it.
 
         When every candidate is down or already tried, one of those still beats
         giving up: a lone backend whose worker was killed usually has another.
         """
         ring = self._ring
-        best, best_rank, best_step = None, 4, 0
-        for step in range(len(ring)):
-            backend = ring[(self._turn + step) % len(ring)]
-            rank = (backend.state != UP) * 2 + (backend in avoid)
+        count = len(ring)
+        least_loaded = self.least_loaded
+        best, best_rank, best_step = None, 1 << 42, 0
+        for step in range(count):
+            backend = ring[(self._turn + step) % count]
+            rank = (backend.state != UP) * DOWN_RANK + (backend in avoid) * TRIED_RANK
+            if least_loaded:
+                rank += backend.counters.in_flight
             if rank < best_rank:
                 best, best_rank, best_step = backend, rank, step
                 if not rank:
                     break
         if best is not None:
-            self._turn = (self._turn + best_step + 1) % len(ring)
+            self._turn = (self._turn + best_step + 1) % count
         return best
 
     def failed(self, backend):
@@ -89,18 +105,18 @@ class Pool:
             backend.state = DOWN
             log.warning("backend %s (%s) down", backend.address, backend.name)
 
-    async def probe(self, session, timeout=1.0):
+    async def probe(self, connections, timeout=1.0):
         """Active health: a down backend whose ``GET /healthz`` answers 200 is back up."""
         down = [b for b in self._ring if b.state == DOWN]
-        answers = await asyncio.gather(*(healthy(session, b.url, timeout) for b in down))
+        answers = await asyncio.gather(*(healthy(connections, b, timeout) for b in down))
         for backend, ok in zip(down, answers):
             if ok and backend.state == DOWN:
                 backend.state = UP
                 log.info("backend %s (%s) up again", backend.address, backend.name)
 
-    async def keep_probing(self, session, interval):
+    async def keep_probing(self, connections, interval):
         while True:
-            await self.probe(session, timeout=max(interval, 0.5))
+            await self.probe(connections, timeout=max(interval, 0.5))
             await asyncio.sleep(interval)
 
     def addresses(self):
@@ -110,10 +126,13 @@ class Pool:
         return [b.describe() for _, b in sorted(self._backends.items())]
 
 
-async def healthy(session, url, timeout):
+async def healthy(connections, backend, timeout):
+    head = b"GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n" % backend.address.encode()
     try:
-        async with session.get(url + "/healthz", timeout=aiohttp.ClientTimeout(total=timeout),
-                               allow_redirects=False) as response:
-            return response.status == 200
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+        async with asyncio.timeout(timeout):
+            response = await connections.send(backend, head, b"", timeout=timeout)
+            while response.body is None and await response.read():
+                pass
+    except (NotDelivered, PossiblyDelivered, BrokenBody, TimeoutError):
         return False
+    return response.status == 200

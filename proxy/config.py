@@ -13,6 +13,8 @@ Variable                   Default                      Meaning
                            ``PORT_REDIS``               reads it (``web.config.redis_url``)
 ``PROXY_BACKENDS``         (empty: use the registry)    static ``host:port,...``; no Redis at all
 ``PROXY_ALLOW``            ``127.0.0.0/8,::1/128``      CIDRs a backend address must be in
+``PROXY_BALANCE``          ``least-loaded``             ``least-loaded``: fewest requests in flight,
+                                                        round robin among equals; or ``round-robin``
 ``PROXY_STAMP_KEYS``       ``1``                        give keyless requests a fresh
                                                         ``Idempotency-Key`` so retries are safe
 ``PROXY_TRIES``            ``3``                        tries per request, first one included
@@ -32,6 +34,7 @@ Variable                   Default                      Meaning
 ``PROXY_HEALTH_INTERVAL``  ``0.5``                      seconds between probes of a down backend
 ``PROXY_DRAIN_TIMEOUT``    ``30``                       seconds SIGTERM waits for in-flight requests
 ``PROXY_ACCESS_LOG``       ``1``                        one line per request on stderr
+``PROXY_LOOP``             ``uvloop``                   the event loop: ``uvloop`` or ``asyncio``
 =========================  ===========================  ============================================
 """
 import ipaddress
@@ -87,9 +90,12 @@ class Config:
     max_body: int = 1024 * 1024
     buffer: int = 64 * 1024
     poll_interval: float = 0.25
+    registry_grace: float = 3.0  # the web instances' REGISTRY_TTL: by then every live one has re-registered
     health_interval: float = 0.5
     drain_timeout: float = 30.0
     access_log: bool = True
+    balance: str = "least-loaded"
+    loop: str = "uvloop"
 
     def allows(self, address):
         """True when ``address`` parses as ``ip:port`` inside one of the allowed networks."""
@@ -116,6 +122,7 @@ class Config:
             "max_body": ("PROXY_MAX_BODY", int, 0),
             "buffer": ("PROXY_BUFFER", int, 0),
             "poll_interval": ("PROXY_POLL_INTERVAL", float, 0.01),
+            "registry_grace": ("PROXY_REGISTRY_GRACE", float, 0),
             "health_interval": ("PROXY_HEALTH_INTERVAL", float, 0.01),
             "drain_timeout": ("PROXY_DRAIN_TIMEOUT", float, 0),
         }
@@ -136,6 +143,12 @@ class Config:
                 values["allow"] = tuple(ipaddress.ip_network(c, strict=False) for c in split_list(env["PROXY_ALLOW"]))
             except ValueError as exc:
                 raise ValueError(f"PROXY_ALLOW: {exc}") from None
+        for field, variable, choices in (("balance", "PROXY_BALANCE", ("least-loaded", "round-robin")),
+                                         ("loop", "PROXY_LOOP", ("uvloop", "asyncio"))):
+            if env.get(variable, "").strip():
+                values[field] = env[variable].strip().lower()
+                if values[field] not in choices:
+                    raise ValueError(f"{variable} must be {' or '.join(choices)}, not {env[variable]!r}")
         config = cls(
             host=env.get("PROXY_HOST", "").strip() or cls.host,
             redis_url=redis_url(env),

@@ -7,11 +7,22 @@
 An entry whose address is outside ``PROXY_ALLOW`` is ignored, with one warning
 while it stays, so a stray entry cannot make the proxy dial another host or port
 on the registry's say-so. While Redis is unreachable the last known set stays:
-passive health still takes dead backends out of rotation.
+passive health still takes dead backends out of rotation. When Redis answers
+again it may have come back empty (restarted without persistence) or with entries
+expired while it was frozen; the instances re-register within one heartbeat, so
+for ``grace`` seconds after an outage, or after a read that found the registry
+emptied all at once (a restart quicker than one poll), every backend read is
+added to the last known set rather than replacing it. ``state`` says which of these holds, and
+``/_proxy/metrics`` shows it as ``discovery``.
 (``PROXY_BACKENDS`` bypasses all this: ``pool.update`` once with the static list.)
+
+    >>> watcher = RegistryWatcher(client=None, pool=None, allows=None, grace=3.0)
+    >>> watcher.state(now=0.0)
+    'reading the registry'
 """
 import asyncio
 import logging
+import time
 
 from redis.exceptions import RedisError
 
@@ -21,11 +32,22 @@ from web.schema import REGISTRY_PREFIX
 log = logging.getLogger("proxy.discovery")
 
 
+READING, UNREADABLE, GRACE = "reading the registry", "registry unreadable: routing to the last known backends", \
+    "registry back after an outage: adding to the last known backends while instances re-register"
+
+
 class RegistryWatcher:
-    def __init__(self, client, pool, allows):
-        self.client, self.pool, self.allows = client, pool, allows
+    def __init__(self, client, pool, allows, grace=3.0):
+        self.client, self.pool, self.allows, self.grace = client, pool, allows, grace
         self._rejected = set()
         self._failing = False
+        self._known = {}
+        self._grace_until = 0.0
+
+    def state(self, now=None):
+        if self._failing:
+            return UNREADABLE
+        return GRACE if (time.monotonic() if now is None else now) < self._grace_until else READING
 
     async def read(self):
         """{address: name} of the allowed, well-formed registry entries."""
@@ -51,9 +73,16 @@ class RegistryWatcher:
                 log.warning("registry unreadable, keeping the last known backends: %s", exc)
             self._failing = True
             return
-        if self._failing:
-            log.info("registry readable again")
+        # Back after an outage, or emptied all at once (a restart that lost the data, which can be
+        # quicker than one poll): the instances re-register within a heartbeat, so wait for them.
+        if self._failing or (self._known and not names and self.state() != GRACE):
+            log.info("registry %s: keeping the last known backends for %.1fs more",
+                     "readable again" if self._failing else "empty all at once", self.grace)
+            self._grace_until = time.monotonic() + self.grace
         self._failing = False
+        if self.state() == GRACE:
+            names = {**self._known, **names}
+        self._known = names
         self.pool.update(names)
 
     async def keep_refreshing(self, interval):

@@ -1,7 +1,7 @@
 """The retry policy: which failed tries may be made again, where, and how often.
 
-    forwarder = Forwarder(config, pool, session, totals)
-    response = await forwarder.forward(request, "/hits", body)   # sent to the client when it returns
+    forwarder = Forwarder(config, pool, connections, totals)
+    await forwarder.forward(request, b"/hits")     # answers the client through the request
 
 1. Nothing reached a backend (refused, connect timeout): try the next backend.
 2. The request may have reached one (reset or EOF after sending, no response
@@ -23,75 +23,80 @@ and ``X-Request-Id``.
 import asyncio
 import logging
 import random
+import time
 
-import aiohttp
-from aiohttp import web
-from yarl import URL
-
-from proxy.client import NotDelivered, PossiblyDelivered
-from proxy.headers import IDEMPOTENCY_KEY, REQUEST_ID, X_BACKEND, X_TRIES, request_id, to_backend, to_client
+from proxy.client import BrokenBody, NotDelivered, PossiblyDelivered
+from proxy.headers import request_id, tags, to_backend, to_client
 
 log = logging.getLogger("proxy.forward")
 
-
-def tag(headers, backend, tries, rid):
-    if backend is not None:
-        headers[X_BACKEND] = backend.address
-    headers[X_TRIES] = str(tries)
-    headers[REQUEST_ID] = rid
+# Methods whose requests carry a Content-Length even when empty, as clients send them.
+BODY_METHODS = frozenset((b"POST", b"PUT", b"PATCH"))
 
 
 class Forwarder:
-    def __init__(self, config, pool, session, totals):
-        self.config, self.pool, self.session, self.totals = config, pool, session, totals
+    def __init__(self, config, pool, connections, totals):
+        self.config, self.pool, self.connections, self.totals = config, pool, connections, totals
+        self.loop = asyncio.get_running_loop()
 
-    async def forward(self, request, path, body):
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.retry_window
-        rid = request_id(request.headers)
-        headers = to_backend(request.headers, request.remote, rid, self.config.stamp_keys)
-        key = headers.get(IDEMPOTENCY_KEY)
+    async def forward(self, request, path):
+        config, pool = self.config, self.pool
+        deadline = request.started + config.retry_window
+        rid = request.rid = request_id(request.given_id)
+        body = request.body
+        sized = body or request.content_length is not None or request.chunked or request.method in BODY_METHODS
+        block, key = to_backend(request.headers, request.connection, request.forwarded_for, request.conn.remote,
+                                rid, request.key, config.stamp_keys, len(body) if sized else None)
+        line = b"%s %s HTTP/1.1\r\n" % (request.method, path)
+        head = line + block + b"\r\n" if request.host is not None else None
+        head_only = request.method == b"HEAD"
         tried, unknown = [], None
-        while len(tried) < self.config.tries:
+        while len(tried) < config.tries:
             if tried:
-                pause = random.uniform(0, self.config.backoff * 2 ** (len(tried) - 1))
-                if loop.time() + pause > deadline:
+                pause = random.uniform(0, config.backoff * 2 ** (len(tried) - 1))
+                if time.monotonic() + pause > deadline:
                     break
                 await asyncio.sleep(pause)
-            backend = self.pool.pick(avoid=tried)
+            backend = pool.pick(avoid=tried)
             if backend is None:
                 break
+            counters = backend.counters
             if tried:
-                backend.counters.retries += 1
+                counters.retries += 1
                 self.totals.retries += 1
             tried.append(backend)
-            backend.counters.requests += 1
-            backend.counters.in_flight += 1
+            counters.requests += 1
+            counters.in_flight += 1
             try:
-                upstream = await self.session.request(
-                    request.method, URL(backend.url + path, encoded=True), headers=headers,
-                    data=body or None, allow_redirects=False)
-            except (NotDelivered, PossiblyDelivered) as exc:
-                self._failed(backend, exc, rid)
-                if isinstance(exc, PossiblyDelivered):
-                    unknown = exc
-                    if key is None:
-                        break
-            else:
-                return await self._relay(request, upstream, backend, len(tried), rid, key)
+                try:
+                    # An HTTP/1.0 client may send no Host; a backend gets its own address.
+                    response = await self.connections.send(
+                        backend, head or line + b"Host: %s\r\n%s\r\n" % (backend.address.encode(), block),
+                        body, head_only)
+                except (NotDelivered, PossiblyDelivered) as exc:
+                    self._failed(backend, exc, rid)
+                    if isinstance(exc, PossiblyDelivered):
+                        unknown = exc
+                        if key is None:
+                            break
+                    continue
+                except BrokenBody as exc:
+                    self._failed_mid_body(backend, exc, rid)
+                    return self._give_up(request, len(tried), backend, exc, key, rid)
+                return await self._relay(request, response, backend, len(tried), rid)
             finally:
-                backend.counters.in_flight -= 1
-        return self._give_up(len(tried), tried[-1] if tried else None, unknown, key, rid)
+                counters.in_flight -= 1
+        return self._give_up(request, len(tried), tried[-1] if tried else None, unknown, key, rid)
 
     def _failed(self, backend, exc, rid):
         backend.counters.failures += 1
         self.totals.failures += 1
         # A slow answer is not a dead backend; a refused or broken connection is.
-        if not isinstance(exc.__cause__, aiohttp.SocketTimeoutError):
+        if not getattr(exc, "timed_out", False):
             self.pool.failed(backend)
         log.warning("try on %s failed (%s) request_id=%s", backend.address, exc, rid)
 
-    def _give_up(self, tries, backend, unknown, key, rid):
+    def _give_up(self, request, tries, backend, unknown, key, rid):
         if unknown is not None:
             self.totals.unknown_outcome += 1
             status, body = 502, {"error": f"backend failed after the request was sent ({unknown})",
@@ -105,40 +110,31 @@ class Forwarder:
         else:
             status, body = 503, {"error": "no backend accepted the connection" if tries else "no backend available",
                                  "outcome": "not delivered"}
-        response = web.json_response(body, status=status)
-        tag(response.headers, backend, tries, rid)
-        return response
+        request.backend, request.tries = backend.address if backend else None, tries
+        request.json(status, body, [tags(backend, tries, rid)])
 
-    async def _relay(self, request, upstream, backend, tries, rid, key):
+    async def _relay(self, request, response, backend, tries, rid):
         """Pass the backend's response on; from here on there is no retry."""
-        headers = to_client(upstream.headers)
-        tag(headers, backend, tries, rid)
-        async with upstream:  # back to the pool when the body was read to its end, else closed
-            if upstream.content_length is not None and upstream.content_length <= self.config.buffer:
-                # Small and sized: read it whole, so head and body leave in one write.
-                try:
-                    body = await upstream.read()
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                    self._failed_mid_body(backend, exc, rid)
-                    return self._give_up(tries, backend, exc, key, rid)
-                return web.Response(status=upstream.status, reason=upstream.reason, headers=headers, body=body)
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
-            await response.prepare(request)
-            while True:
-                try:
-                    chunk = await upstream.content.readany()
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                    self._failed_mid_body(backend, exc, rid)
-                    # Without the end of the body (last chunk or full Content-Length) the
-                    # client can tell the response is broken; write_eof would hide that.
-                    if request.transport is not None:
-                        request.transport.close()
-                    return response
-                if not chunk:
-                    break
-                await response.write(chunk)
-        await response.write_eof()
-        return response
+        request.backend, request.tries = backend.address, tries
+        lines = to_client(response.headers, response.connection)
+        lines.append(tags(backend, tries, rid))
+        if response.body is not None:  # small and sized, or bodiless: head and body leave in one write
+            request.respond(response.status, response.reason, lines, response.body)
+            return
+        request.start(response.status, response.reason, lines, sized=response.content_length is not None)
+        while True:
+            try:
+                chunk = await response.read()
+            except BrokenBody as exc:
+                self._failed_mid_body(backend, exc, rid)
+                # Without the end of the body (last chunk or full Content-Length) the
+                # client can tell the response is broken; a clean end would hide that.
+                request.abort()
+                return
+            if not chunk:
+                break
+            await request.write(chunk)
+        request.finish()
 
     def _failed_mid_body(self, backend, exc, rid):
         backend.counters.failures += 1

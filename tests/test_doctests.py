@@ -12,7 +12,7 @@ pytestmark = pytest.mark.fast
 
 PURE_MODULES = [
     "backing.config", "web.config", "web.schema", "web.clock",
-    "proxy.config", "proxy.metrics", "proxy.headers",
+    "proxy.config", "proxy.metrics", "proxy.headers", "proxy.discovery",
     "scaler.config", "scaler.policy", "scaler.procfile",
     "bench.chaos.vocabulary", "bench.verdict.checker", "bench.verdict.sources", "bench.load.options",
     "bench.harness.story", "bench.arguments", "bench.benchmarks.stats",

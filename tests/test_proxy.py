@@ -10,10 +10,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psutil
 import pytest
+import redis
 import requests
 
-from tests.procs import free_port, kill_tree, process_env, wait_until
+from tests.procs import ROOT, free_port, kill_tree, process_env, wait_until
 from web.registry import Registry
 from web.schema import registry_entry, run_ledger
 
@@ -118,6 +120,25 @@ def test_round_robin_is_visible_in_x_served_by(procs, redis_url):
     assert {r.headers["X-Backend"] for r in responses} == {w.address for w in webs}
     assert {r.headers["X-Proxy-Tries"] for r in responses} == {"1"}
     assert all(re.fullmatch(r"[0-9a-f]{32}", r.headers["X-Request-Id"]) for r in responses)
+
+
+@pytest.mark.parametrize("balance", ["least-loaded", "round-robin"])
+def test_least_loaded_prefers_an_idle_backend_over_a_busy_one(procs, redis_url, balance):
+    webs = {w.address: w for w in (procs.web(redis_url, name=f"web.{i}", WORK_MS=2000, WEB_WORKERS=1) for i in (1, 2))}
+    proxy = procs.proxy(redis_url, **({"PROXY_BALANCE": balance} if balance == "round-robin" else {}))
+    result = {}
+    slow = post_in_background(proxy.url + "/hits", result)  # held 2 s inside whichever instance gets it
+    busy = wait_until(lambda: busy_backend(proxy), what="the slow request in flight")
+    [idle] = set(webs) - {busy}
+    with requests.Session() as session:
+        quick = [session.get(proxy.url + "/healthz", timeout=10).headers["X-Backend"] for _ in range(6)]
+    assert busy_backend(proxy) == busy, "the slow request was still in flight throughout"
+    if balance == "least-loaded":
+        assert quick == [idle] * 6, "every quick request went to the instance with nothing in flight"
+    else:  # the old way: in turn, busy or not
+        assert sorted(quick) == sorted([idle, busy] * 3)
+    slow.join(30)
+    assert result["response"].status_code == 200
 
 
 def test_refused_connections_are_retried_transparently(procs, redis_url):
@@ -393,3 +414,28 @@ def test_a_bad_setting_exits_2_with_the_reason(procs, tmp_path):
     popen = procs.spawn([sys.executable, "-m", "proxy"], process_env(PROXY_TRIES="0"), log)
     assert popen.wait(timeout=15) == 2
     assert "PROXY_TRIES must be at least 1" in log.read_text()
+
+
+def test_a_registry_that_comes_back_empty_keeps_the_known_backends_until_they_re_register(procs, tmp_path):
+    """A backing service restarted without persistence forgets every registry entry; the instances put theirs
+    back within a heartbeat, and meanwhile the proxy keeps routing to the ones it knew."""
+    port = free_port()
+    supervisor = procs.spawn([str(ROOT / "scripts/redis-server")],
+                             process_env(PORT_REDIS=port, REDIS_DATA=tmp_path / "redis", REDIS_PERSISTENCE="none"))
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    wait_until(client.ping, timeout=30, what="the backing service")
+    # A heartbeat every 10 s: the proxy surely reads the emptied registry before web.1 is back in it.
+    web = procs.web(url, name="web.1", REGISTRY_TTL=30)
+    # A generous grace: the test must see it, however slowly this machine polls.
+    proxy = procs.proxy(url, PROXY_REGISTRY_GRACE=60)
+    wait_until(lambda: metrics(proxy)["backend_set"] == [web.address], timeout=30, what="the proxy routing to web.1")
+    [server] = psutil.Process(supervisor.pid).children()
+    server.kill()
+    wait_until(lambda: client.ping() and client.dbsize() == 0 and client.info("server")["process_id"] != server.pid,
+               timeout=30, what="the server restarted, empty")
+    state = wait_until(lambda: (m := metrics(proxy))["discovery"].startswith("registry") and m, timeout=30,
+                       what="the proxy's discovery state")
+    assert state["backend_set"] == [web.address], state
+    wait_until(lambda: Registry(client).instances(), timeout=30, what="web.1 registered again")
+    assert requests.get(proxy.url + "/healthz", timeout=10).ok

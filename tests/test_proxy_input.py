@@ -4,6 +4,8 @@ One redis, web and proxy serve the whole module (tight limits so the cases stay 
 each test checks the proxy is alive and the web instance saw none of it.
 """
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,7 +13,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.procs import Processes
+from tests.procs import Processes, process_env
 
 MAX_BODY, MAX_LINE, MAX_HEADERS, CLIENT_TIMEOUT = 1000, 1024, 20, 1
 
@@ -92,6 +94,8 @@ CASES = {
     "chunked body grows too large":
         (post(b"Transfer-Encoding: chunked\r\n", (b"200\r\n" + b"a" * 0x200 + b"\r\n") * 3 + b"0\r\n\r\n"), 413),
     "unsupported Expect": (post(b"Content-Length: 2\r\nExpect: teapot\r\n", b"ab"), 417),
+    "unsupported Expect without a body": (b"GET /hits HTTP/1.1\r\nHost: proxy\r\nExpect: teapot\r\n\r\n", 417),
+    "unsupported Expect on HTTP/1.0": (b"GET /hits HTTP/1.0\r\nExpect: 100-continue, teapot\r\n\r\n", 417),
     "asterisk-form": (b"OPTIONS * HTTP/1.1\r\nHost: proxy\r\n\r\n", 421),
 }
 
@@ -129,6 +133,17 @@ def test_expect_100_continue_is_answered_before_the_body(stack):
         assert conn.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
         conn.sendall(b"ab")
         assert status_of(conn.recv(65536)) == 200
+
+
+@pytest.mark.parametrize("data", [b"GET /hits\r\n", b"\r\nGET /hits\r\n", b"GET /hits\r\nHost: proxy\r\n\r\n"],
+                         ids=["line only", "after an empty line", "with headers"])
+def test_request_line_without_a_version_gets_400_at_once(untouched, data):
+    proxy = untouched[0]
+    started = time.monotonic()
+    answer = exchange(proxy.port, data)
+    # At once: well before PROXY_CLIENT_TIMEOUT would have answered it 408.
+    assert time.monotonic() - started < CLIENT_TIMEOUT / 2
+    assert status_of(answer) == 400 and b"without an HTTP version" in answer, answer[:300]
 
 
 def test_slow_headers_are_cut_off_without_slowing_anyone_else(stack):
@@ -172,3 +187,15 @@ def test_random_bytes_never_crash_the_proxy(stack, data, method):
     answer = exchange(proxy.port, request, timeout=0.5)
     assert answer == b"" or status_of(answer) is not None
     assert proxy.popen.poll() is None
+
+
+def test_a_taken_port_is_one_line_naming_the_setting(procs, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "proxy"], env=process_env(PROXY_PORT=port, PROXY_BACKENDS=""),
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if "cannot listen" in line]
+    assert "PROXY_PORT" in line

@@ -1,14 +1,19 @@
 """Throughput and latency through this proxy, through nginx, and straight to one backend.
 
-    $ python -m bench.benchmarks.proxy                       # N = 2 and 4, 3 x 10 s per row: about 6 minutes
-    $ python -m bench.benchmarks.proxy --instances 4 --duration 5 --reps 1
+    $ python -m bench.benchmarks.proxy                       # N = 2 and 4, /healthz and /hits, 3 x 10 s per row: ~12 min
+    $ python -m bench.benchmarks.proxy --instances 4 --duration 5 --reps 1 --paths /healthz
     $ python -m bench.benchmarks.proxy --profile /tmp/proxy.prof   # also: where the proxy's CPU goes
+    $ python -m bench.benchmarks.proxy --variant "asyncio loop=PROXY_LOOP=asyncio"   # one more proxy row per N
+    $ git archive 4e5e805 | tar -x -C /tmp/old && python -m bench.benchmarks.proxy --variant "aiohttp proxy=cwd=/tmp/old"
 
 One run starts a redis-server, N gunicorn web instances (default settings: 2
 gthread workers x 4 threads), this proxy (``PROXY_BACKENDS`` = those N, access
 log on) and nginx (one worker process, round-robin upstream with keep-alive,
 access log on), then loads each with wrk: ``GET /healthz``, which touches no
-Redis, so the rows differ by the hop alone. Rows are interleaved per repetition
+Redis, so the rows differ by the hop alone, and ``GET /hits``, which reads the
+counter from Redis. ``--variant`` adds proxy rows with other settings (or,
+with ``cwd=``, another checkout's proxy), to measure one change at a time in
+the same run. Rows are interleaved per repetition
 so background noise spreads over all of them; figures are medians. A second
 pass with one connection (``-c1``) gives the latency the hop adds at low load.
 CPU per request is the proxy's (or the nginx worker's) own user+system time
@@ -26,6 +31,7 @@ import os
 import pstats
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,11 +44,10 @@ import psutil
 import redis
 import requests
 
+from bench.benchmarks.stats import median_of
+from bench.paths import BIN, ROOT
 from scaler.processes import free_port, kill_tree, wait_until
-from web.registry import PREFIX
-
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from web.schema import registry_entry
 
 NGINX_CONF = """
 worker_processes 1;
@@ -92,12 +97,12 @@ class Formation:
         self.popens = []
         self.masters = {}
 
-    def spawn(self, args, name, **env):
+    def spawn(self, args, name, cwd=ROOT, **env):
         env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                **{key: str(value) for key, value in env.items()}}
         with open(self.workdir / f"{name}.log", "wb") as log:
-            popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            popen = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.popens.append(popen)
         return popen
@@ -119,11 +124,11 @@ class Formation:
         self.masters[address] = popen
         return address
 
-    def proxy(self, backends=(), name="proxy", command=(str(BIN / "python"), "-m", "proxy"), redis_url=""):
-        """Static ``backends``, or (none given) the registry at ``redis_url``."""
+    def proxy(self, backends=(), name="proxy", command=(str(BIN / "python"), "-m", "proxy"), redis_url="", **env):
+        """Static ``backends``, or (none given) the registry at ``redis_url``; ``env`` on top (``cwd``: run there)."""
         port = free_port()
         popen = self.spawn(list(command), name, PROXY_PORT=port, PROXY_BACKENDS=",".join(backends),
-                           REDIS_URL=redis_url)
+                           REDIS_URL=redis_url, **env)
         wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/_proxy/metrics", timeout=1).ok, what=name)
         return port, popen.pid
 
@@ -171,10 +176,6 @@ def wrk(port, path, connections, duration, pid=None):
     return result
 
 
-def median_of(runs):
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-
-
 def measure(targets, path, connections, duration, reps):
     """{name: median result}, the targets' runs interleaved rep by rep."""
     for port, pid in targets.values():  # warm-up: connections, pools, lazy imports
@@ -186,34 +187,59 @@ def measure(targets, path, connections, duration, reps):
     return {name: median_of(results) for name, results in runs.items()}
 
 
-def profile(form, backends, path, connections, duration, out):
-    """Run the proxy under cProfile for one load run; its Python-level time by area, in percent.
+# cProfile on the process's CPU clock, not the wall clock: on a busy machine a send()
+# that wakes another process would otherwise be charged for whatever runs before the
+# proxy gets a core back. Idle waits in epoll then cost nothing, as they should.
+# Profiling starts on SIGUSR1, after a warm-up, so start-up imports stay out of it.
+PROFILED = """
+import cProfile, runpy, signal, sys, time
+profiler = cProfile.Profile(time.process_time)
+signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
+try:
+    runpy.run_module("proxy", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+finally:
+    profiler.disable()
+    profiler.dump_stats(sys.argv[1])
+"""
 
-    Waiting in epoll and the send/recv syscalls are left out: on a busy machine a
-    send() that wakes another process is charged, in wall time, for whatever runs
-    before the proxy gets the CPU back. psutil's CPU µs/request gives the total.
-    """
-    port, pid = form.proxy(backends, "proxy-profiled",
-                           command=(str(BIN / "python"), "-m", "cProfile", "-o", out, "-m", "proxy"))
+
+def area_of(filename, function):
+    """Which part of the proxy a profiled function belongs to."""
+    if "feed_data" in function:
+        return "httptools (llhttp) parsing, callbacks excluded"
+    if "uvloop" in filename or "uvloop" in function or filename.endswith("asyncio/runners.py"):
+        # uvloop's Cython methods are invisible to cProfile: its loop, recv() and epoll land
+        # on the loop's run; a transport.write() (the send syscall) on its Python caller.
+        return "uvloop: event loop, recv()"
+    if "/proxy/client.py" in filename and function == "send":
+        return "proxy.client Upstream.send: the send() to the backend"
+    if "/proxy/request.py" in filename and function == "respond":
+        return "proxy.request Request.respond: the send() to the client"
+    if "aiohttp/client" in filename or "aiohttp/connector" in filename:
+        return "aiohttp client (backend side)"
+    if "aiohttp" in filename:
+        return "aiohttp server, parser, writer, streams"
+    if "/proxy/" in filename:
+        return "proxy." + filename.rsplit("/", 1)[1].removesuffix(".py") + ", the rest"
+    if "asyncio" in filename or "selectors" in filename or function.startswith("<method 'run' of '_contextvars"):
+        return "asyncio (tasks, futures, timers)"
+    return "other (builtins: os.urandom, str/bytes/list methods, json)"
+
+
+def profile(form, backends, path, connections, duration, out):
+    """Run the proxy under cProfile (CPU clock) for one load run; its CPU by area, in percent."""
+    port, pid = form.proxy(backends, "proxy-profiled", command=(str(BIN / "python"), "-c", PROFILED, out))
+    wrk(port, path, connections, 2)
+    os.kill(pid, signal.SIGUSR1)
     wrk(port, path, connections, duration)
     process = psutil.Process(pid)
     process.terminate()  # SIGTERM: the proxy drains and returns, and cProfile writes its file
     process.wait(timeout=30)
     areas = collections.Counter()
     for (filename, _, function), (_, _, tottime, _, _) in pstats.Stats(out).stats.items():
-        if re.search(r"'(poll|send|recv)' of '(select.epoll|_socket.socket)'", function):
-            continue
-        if "aiohttp/client" in filename or "aiohttp/connector" in filename:
-            area = "aiohttp client (backend side)"
-        elif "aiohttp" in filename:
-            area = "aiohttp server, parser, writer, streams"
-        elif "/proxy/" in filename:
-            area = "this proxy's own code"
-        elif "asyncio" in filename or "selectors" in filename or function.startswith("<method 'run' of '_contextvars"):
-            area = "asyncio event loop"
-        else:
-            area = "other (multidict, yarl, builtins, start-up imports)"
-        areas[area] += tottime
+        areas[area_of(filename, function)] += tottime
     busy = sum(areas.values())
     return {area: 100 * t / busy for area, t in areas.most_common()}
 
@@ -241,11 +267,11 @@ def discovery(form, rounds=5):
     try:
         for n in range(1, rounds + 1):
             address = form.web(redis_url, f"discovery.{n}")
-            registered = json.loads(client.get(PREFIX + address))["started"]
+            registered = json.loads(client.get(registry_entry(address)))["started"]
             first = wait_until(lambda: next((t for t, b in sent if b == address), None), what=f"{address} routed")
             joins.append(first - registered)
             form.masters[address].terminate()  # gunicorn deregisters first, then drains
-            wait_until(lambda: not client.exists(PREFIX + address), interval=0.005, what="deregistration")
+            wait_until(lambda: not client.exists(registry_entry(address)), interval=0.005, what="deregistration")
             deregistered = time.time()
             form.masters[address].wait(timeout=30)
             leaves.append(max([t for t, b in sent if b == address and t > deregistered], default=deregistered)
@@ -258,24 +284,27 @@ def discovery(form, rounds=5):
 
 
 def report(results, low, nproc, load, args, profile_areas, found):
+    paths = ", ".join(f"`GET {path}`" for path in args.paths)
     lines = [f"Machine: `nproc` = {nproc}; load average {load[0]:.1f} at start, {load[1]:.1f} at the end "
-             f"(a shared machine: other work ran too). Load: wrk, `GET {args.path}`, {args.connections} connections, "
+             f"(a shared machine: other work ran too). Load: wrk, {paths}, {args.connections} connections, "
              f"{args.reps} x {args.duration} s per row, interleaved; medians.", ""]
-    lines += ["| N | target | req/s | p50 ms | p99 ms | vs nginx | CPU µs/req | errors |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for n, rows in results.items():
+    lines += ["| N | path | target | req/s | p50 ms | p99 ms | vs nginx | CPU µs/req | errors |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for (n, path), rows in results.items():
         nginx_rps = rows.get("nginx", {}).get("rps")
         for name, row in rows.items():
             ratio = f"{row['rps'] / nginx_rps:.2f}x" if nginx_rps else "-"
             cpu = f"{row['cpu_us']:.0f}" if "cpu_us" in row else "-"
-            lines.append(f"| {n} | {name} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {ratio} | {cpu} | "
-                         f"{row['errors']:.0f} |")
+            lines.append(f"| {n} | {path} | {name} | {row['rps']:.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {ratio} | "
+                         f"{cpu} | {row['errors']:.0f} |")
     if low:
-        direct = low["direct"]["p50"]
-        lines += ["", f"Low load (1 connection, N = {args.instances[0]}): p50 and what the hop adds over going direct.", "",
-                  "| target | p50 ms | added p50 ms |", "|---|---:|---:|"]
-        for name, row in low.items():
-            lines.append(f"| {name} | {row['p50']:.3f} | {row['p50'] - direct:+.3f} |")
+        lines += ["", f"Low load (1 connection, N = {args.instances[0]}, {3 * args.reps} x 2 s per row): p50 and what "
+                  "the hop adds over going direct.", "",
+                  "| path | target | p50 ms | added p50 ms |", "|---|---|---:|---:|"]
+        for path, rows in low.items():
+            direct = rows["direct"]["p50"]
+            for name, row in rows.items():
+                lines.append(f"| {path} | {name} | {row['p50']:.3f} | {row['p50'] - direct:+.3f} |")
     if found:
         joins, leaves = found
         lines += ["", f"Discovery through the registry ({len(joins)} instances, 4 clients looping on the proxy): "
@@ -285,10 +314,17 @@ def report(results, low, nproc, load, args, profile_areas, found):
                   f"| new instance gets traffic | {statistics.median(joins):.3f} | {max(joins):.3f} |",
                   f"| stopped instance stops getting it | {statistics.median(leaves):.3f} | {max(leaves):.3f} |"]
     if profile_areas:
-        lines += ["", "Where the proxy's Python-level time goes (cProfile own time by area, at the largest N; "
-                  "syscalls and idle excluded):", ""]
+        lines += ["", f"Where the proxy's CPU goes (cProfile on the CPU clock, own time by area, at the largest N, "
+                  f"`GET {args.paths[0]}`):", ""]
         lines += [f"- {area}: {share:.0f}%" for area, share in profile_areas.items()]
     return "\n".join(lines)
+
+
+def variant(text):
+    """``NAME=VAR=VALUE[,VAR=VALUE...]``: a proxy row called NAME with those settings (``cwd=DIR``: run DIR's proxy)."""
+    name, _, settings = text.partition("=")
+    env = dict(item.split("=", 1) for item in settings.split(",") if item)
+    return name, env
 
 
 def main(argv=None):
@@ -297,7 +333,9 @@ def main(argv=None):
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--path", default="/healthz")
+    parser.add_argument("--paths", type=lambda s: s.split(","), default=["/healthz", "/hits"])
+    parser.add_argument("--variant", type=variant, action="append", default=[], metavar="NAME=VAR=VALUE,...",
+                        help="one more proxy row per N, with these settings; cwd=DIR runs another checkout's proxy")
     parser.add_argument("--profile", metavar="FILE", help="also profile the proxy at the largest N, into FILE")
     args = parser.parse_args(argv)
     if not ensure("wrk", "wrk"):
@@ -315,16 +353,19 @@ def main(argv=None):
                 backends = [form.web(redis_url, f"web{n}.{i}") for i in range(1, n + 1)]
                 targets = {"direct (1 backend)": (int(backends[0].split(":")[1]), None),
                            "this proxy": form.proxy(backends, f"proxy{n}")}
+                for number, (name, env) in enumerate(args.variant):
+                    targets[name] = form.proxy(backends, f"proxy{n}-variant{number}", **env)
                 if nginx:
                     targets["nginx"] = form.nginx(nginx, backends)
                 print(f"# N={n}: {', '.join(targets)}", file=sys.stderr)
-                results[n] = measure(targets, args.path, args.connections, args.duration, args.reps)
-                if n == args.instances[0]:
-                    # Short and many, so that the machine's other load spreads evenly over the rows.
-                    low = measure(targets, args.path, 1, 2, 3 * args.reps)
-                    low = {name.split(" (")[0]: row for name, row in low.items()}
+                for path in args.paths:
+                    results[n, path] = measure(targets, path, args.connections, args.duration, args.reps)
+                    if n == args.instances[0]:
+                        # Short and many, so that the machine's other load spreads evenly over the rows.
+                        rows = measure(targets, path, 1, 2, 3 * args.reps)
+                        low[path] = {name.split(" (")[0]: row for name, row in rows.items()}
                 if args.profile and n == args.instances[-1]:
-                    areas = profile(form, backends, args.path, args.connections, args.duration, args.profile)
+                    areas = profile(form, backends, args.paths[0], args.connections, args.duration, args.profile)
             found = discovery(form)
         finally:
             form.stop()
