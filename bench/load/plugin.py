@@ -32,7 +32,7 @@ import gevent.event
 from locust.runners import MasterRunner, WorkerRunner
 
 from bench.chaos import KILLS, ChaosMonkey, parse_mix
-from bench.load import shapes, webui
+from bench.load import dashboard, shapes, webui
 from bench.load.collect import Collector, Streamer
 from bench.load.conclude import conclude
 from bench.load.journal import Journal
@@ -113,10 +113,10 @@ class Conductor:
         if self.collector.workers:
             self.run.journal_names = sorted(self.collector.workers)
         start_run(self.client, options.run_id, idempotency_ttl(os.environ))
-        self.chaos = None
+        # Every run has an engine, so the Formation page's buttons are journaled; it schedules only with a rate.
+        self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=parse_mix(options.chaos_mix),
+                                 seed=options.chaos_seed, log_path=report_dir / CHAOS)
         if options.chaos_rate > 0:
-            self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=parse_mix(options.chaos_mix),
-                                     seed=options.chaos_seed, log_path=report_dir / CHAOS)
             self.chaos.start()
         self.live = LiveView(self.run, self.env.runner)
         self.live.start()
@@ -204,6 +204,7 @@ def install(environment):
             runner.register_message("journal_complete", plugin.on_journal_complete)
         if environment.web_ui:
             webui.install_tab(environment.web_ui, plugin.rows)
+            dashboard.install(environment.web_ui, plugin)
     environment.factor6 = plugin
     environment.events.test_start.add_listener(plugin.on_test_start)
     environment.events.test_stop.add_listener(plugin.on_test_stop)
