@@ -15,7 +15,7 @@ PURE_MODULES = [
     "proxy.config", "proxy.metrics", "proxy.headers",
     "scaler.config", "scaler.policy", "scaler.procfile",
     "bench.chaos.vocabulary", "bench.verdict.checker", "bench.benchmarks.stats",
-    "bench.load.board",
+    "bench.load.board", "bench.harness.timeline",
 ]
 
 

@@ -71,8 +71,8 @@ def checked_mix(mix):
 
 
 def is_action(event):
-    """True for an action's own event, False for a follow-up."""
-    return event.get("action") not in FOLLOW_UPS
+    """True for an action's own event, False for a follow-up (a FOLLOW_UPS name, or any event with ``after``)."""
+    return event.get("action") not in FOLLOW_UPS and "after" not in event
 
 
 def fault_spans(events, now=None):

@@ -17,21 +17,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to PNG only
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
-
-from bench.chaos.vocabulary import is_action  # noqa: E402
-from bench.runfolder import (AUTOSCALE, CHAOS, FORMATION, HISTORY, LOCUST_HTML, REPORT_HTML, RUN,  # noqa: E402
-                             VERDICT_JSON, read_json, read_jsonl)
-from bench.verdict import render  # noqa: E402
-from bench.verdict.checker import CATEGORIES, VALID  # noqa: E402
-from web.clock import clock  # noqa: E402
-
-ACTION_COLOURS = {"kill": "tab:red", "term": "tab:orange", "reload": "tab:blue", "rolling": "tab:cyan",
-                  "freeze": "tab:purple", "scale": "tab:green"}
-RETRY_NAME = "POST /hits (retry)"
+from bench.chaos.vocabulary import is_action
+from bench.harness.timeline import timeline_png
+from bench.runfolder import (AUTOSCALE, CHAOS, FORMATION, HISTORY, LOCUST_HTML, REPORT_HTML, RUN, VERDICT_JSON,
+                             read_json, read_jsonl)
+from bench.verdict import render
+from bench.verdict.checker import CATEGORIES, VALID
+from web.clock import clock
 
 
 def read_history(path):
@@ -72,52 +64,6 @@ def actions_of(chaos_events):
 def scaling_of(autoscale_events):
     """The autoscaler's start and each change, without its holds."""
     return [e for e in autoscale_events if e.get("action") in ("start", "up", "down")]
-
-
-def timeline_png(history, formation, chaos_events, scaling=()):
-    fig, (load, latency, procs) = plt.subplots(3, 1, figsize=(11, 7.5), sharex=True,
-                                               gridspec_kw={"height_ratios": [3, 2, 1.4]})
-    total = history.get("Aggregated", [])
-    t0 = min([row[0] for row in total] + [s["time"] for s in formation] + [e["time"] for e in chaos_events]
-             or [0])
-    if total:
-        times = [row[0] - t0 for row in total]
-        load.plot(times, [row[1] for row in total], label="requests/s", color="black")
-        load.plot(times, [row[2] for row in total], label="failures/s", color="tab:red")
-        load.plot(times, [row[5] for row in total], label="users", color="tab:gray", linestyle="--")
-        latency.plot(times, [row[3] for row in total], label="p99 ms", color="tab:brown")
-        latency.plot(times, [row[4] for row in total], label="p95 ms", color="tab:pink")
-    retries = history.get(RETRY_NAME, [])
-    if retries:
-        load.plot([row[0] - t0 for row in retries], [row[1] for row in retries], label="retries/s", color="tab:olive")
-    if formation:
-        times = [s["time"] - t0 for s in formation]
-        procs.step(times, [s["instances"] for s in formation], where="post", label="instances")
-        procs.step(times, [s["workers"] for s in formation], where="post", label="workers")
-    if scaling:
-        # Extended to the end, so the last count asked for shows as a level, not a point.
-        ends = [scaling[-1]["time"] - t0] + ([formation[-1]["time"] - t0] if formation else [])
-        procs.step([e["time"] - t0 for e in scaling] + [max(ends)], [e["desired"] for e in scaling]
-                   + [scaling[-1]["desired"]], where="post", label="asked by autoscale", linestyle="--",
-                   color="tab:green")
-    for event in chaos_events:
-        for axis in (load, latency, procs):
-            axis.axvline(event["time"] - t0, color=ACTION_COLOURS.get(event.get("action"), "grey"),
-                         alpha=0.35, linewidth=1)
-    handles = [plt.Line2D([], [], color=c, alpha=0.6, label=a) for a, c in ACTION_COLOURS.items()
-               if any(e.get("action") == a for e in chaos_events)]
-    load.legend(handles=load.get_legend_handles_labels()[0] + handles, loc="upper left", fontsize=8, ncol=4)
-    latency.legend(loc="upper left", fontsize=8)
-    procs.legend(loc="upper left", fontsize=8)
-    load.set_ylabel("per second; users")
-    latency.set_ylabel("ms")
-    procs.set_ylabel("count")
-    procs.set_xlabel("seconds since start (vertical lines: chaos actions)")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def table(headers, rows):
@@ -161,9 +107,10 @@ def render_html(out):
     formation = read_jsonl(out / FORMATION)
     history = read_history(out / HISTORY)
     scaling = scaling_of(read_jsonl(out / AUTOSCALE))
-    picture = base64.b64encode(timeline_png(history, formation, actions_of(chaos), scaling)).decode()
+    picture = base64.b64encode(timeline_png(history, formation, chaos, scaling)).decode()
     recovery = recovery_section(recovery_times(chaos))
-    actions = Counter(f"{e.get('action')} {e.get('outcome', '').partition(':')[0]}" for e in actions_of(chaos))
+    actions = Counter(f"{e.get('action')} {e.get('outcome', '').partition(':')[0]}" + " (by hand)" * bool(e.get("manual"))
+                      for e in actions_of(chaos))
     return f"""<!doctype html><html><head><meta charset=utf-8><title>factor6 check {html.escape(str(run.get('run', '')))}</title>
 <style>body{{font:14px sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;font-size:12px}}
@@ -176,9 +123,9 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;
 {scaling_section(scaling)}
 <h2>Recovery per action</h2>{recovery}
 <h2>Chaos actions</h2>{table(("action and outcome", "count"), sorted(actions.items()))}
-{table(("time", "action", "target", "pid", "outcome", "recovery s"),
+{table(("time", "action", "target", "pid", "outcome", "recovery s", "by hand"),
        [(clock(e.get("time", 0)), e.get("action"), e.get("target"), e.get("pid"), e.get("outcome"),
-         e.get("recovery_s", "")) for e in chaos])}
+         e.get("recovery_s", ""), "yes" if e.get("manual") else "") for e in chaos])}
 <p>Locust's own report: <a href="{LOCUST_HTML}">{LOCUST_HTML}</a>. Raw data: verdict.json, journal.jsonl, chaos.jsonl,
 formation.jsonl, autoscale.jsonl, locust_stats_history.csv.</p>
 </body></html>

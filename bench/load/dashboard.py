@@ -160,8 +160,9 @@ class Dashboard:
         if not self.bad or name not in self.bad.names():
             raise Refusal(400, f"{name!r} is not a bad instance of this run (they are: "
                                f"{', '.join(self.bad.names()) if self.bad else 'none'})")
+        event = self.journal("remove", name, after="bad")  # out of the formation as of its SIGTERM: it deregisters
         self.bad.remove(name)
-        return self.journal("remove", name, after="bad")
+        return event
 
     # -- checks -----------------------------------------------------------------------------
 
