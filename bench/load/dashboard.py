@@ -33,6 +33,7 @@ from bench.load.bad_instance import BadInstances
 from bench.load.board import Board
 from bench.verdict import render
 from scaler.cli import Refused, ask
+from scaler.shared import Desired
 from web.formation import live_instances
 
 STATIC = Path(__file__).parent / "static"
@@ -153,6 +154,7 @@ class Dashboard:
     def add_bad(self, _body):
         self.require_run("adding a bad instance")
         instance = self.bad.add()
+        self.follow_count(+1)
         return self.journal("bad", instance.name, pid=instance.popen.pid, duration_s=None, hit_mode="local",
                             address=instance.address)
 
@@ -162,7 +164,15 @@ class Dashboard:
                                f"{', '.join(self.bad.names()) if self.bad else 'none'})")
         event = self.journal("remove", name, after="bad")  # out of the formation as of its SIGTERM: it deregisters
         self.bad.remove(name)
+        self.follow_count(-1)
         return event
+
+    def follow_count(self, change):
+        """A scaler keeping a count counts the bad instance too: move the count with it, so that no good
+        instance is drained to make room for it (nor started when it goes)."""
+        desired = Desired(self.client())
+        if desired.get() is not None:
+            desired.set(desired.get() + change)
 
     # -- checks -----------------------------------------------------------------------------
 
