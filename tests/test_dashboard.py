@@ -129,3 +129,35 @@ def test_a_click_on_add_a_bad_instance_makes_the_same_run_invalid(stage, browser
     page.wait_for_function("""(() => { const c = document.querySelector('.card[data-name="bad.1"]');
         return !c || c.dataset.state === 'gone'; })()""", timeout=30_000)
     page.close()
+
+
+def test_the_buttons_refuse_what_is_not_the_formations_with_a_one_line_reason(stage):
+    ui = stage["ui"]
+
+    def post(path, body=None, **kwargs):
+        response = requests.post(ui + path, json=body, timeout=60, **kwargs)
+        assert response.text.count("\n") <= 1 and "error" in response.json(), response.text
+        return response.status_code, response.json()["error"]
+
+    # Between runs: what needs load is a conflict, not a bad request.
+    assert post("/factor6/act", {"action": "kill", "target": "web.1"})[0] == 409
+    assert post("/factor6/bad")[0] == 409
+    assert requests.post(ui + "/swarm", data={"user_count": 2, "spawn_rate": 2, "host": stage["proxy"].url},
+                         timeout=10).json()["success"]
+    wait_until(lambda: requests.get(ui + "/factor6/state", timeout=5).json()["running"], timeout=30, what="the run")
+    try:
+        status, reason = post("/factor6/act", {"action": "kill", "target": "redis"})
+        assert status == 400 and "web.1, web.2" in reason
+        status, reason = post("/factor6/act", {"action": "kill", "target": "web.1", "pid": 1})
+        assert status == 400 and "not a worker of web.1" in reason
+        assert post("/factor6/act", {"action": "rm -rf", "target": "web.1"})[0] == 400
+        assert post("/factor6/act", {"action": "freeze", "target": "web.1", "seconds": 3600})[0] == 400
+        assert post("/factor6/act", ["kill"])[0] == 400
+        assert post("/factor6/bad/remove", {"name": "web.1"})[0] == 400
+        assert post("/factor6/scale", {"count": "five"})[0] == 400
+        status, reason = post("/factor6/scale", {"count": 3})
+        assert status == 409 and "no scaler is running" in reason
+        status, reason = post("/factor6/act", {"action": "kill", "target": "web.1"}, headers={"Origin": "http://evil"})
+        assert status == 403
+    finally:
+        assert requests.post(ui + "/stop", timeout=30).ok
