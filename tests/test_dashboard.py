@@ -73,7 +73,9 @@ def start_run(stage, page):
     started = requests.post(stage["ui"] + "/swarm", data={"user_count": 4, "spawn_rate": 4,
                                                           "host": stage["proxy"].url}, timeout=10).json()
     assert started["success"], started
-    page.goto(stage["ui"] + "/factor6")
+    page.goto(stage["ui"] + "/")  # Locust's own UI links to the page
+    page.locator("#factor6-link").click()
+    page.wait_for_url("**/factor6", timeout=30_000)
     page.wait_for_function("document.querySelector('#run').textContent.startsWith('running')", timeout=30_000)
     page.wait_for_function("Number(document.querySelector('#acknowledged').textContent.replace(/,/g, '')) > 20",
                            timeout=60_000)
