@@ -5,7 +5,8 @@
 
 Modules: ``vocabulary`` (actions, follow-ups, the mix syntax: the contract
 everyone who names an action imports), ``targets`` (what may be signalled),
-``engine`` (the schedule and the actions), ``__main__`` (the Procfile's
+``engine`` (the schedule and the actions), ``recovery`` (how a recovery is
+timed), ``__main__`` (the Procfile's
 ``chaos`` type). It imports web and scaler, never another bench wing.
 """
 from bench.chaos.engine import ChaosMonkey

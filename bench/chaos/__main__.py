@@ -17,7 +17,8 @@ import signal
 import sys
 import threading
 
-from bench.chaos.engine import DRY_RUN, POLL_S, ChaosMonkey
+from bench.chaos.engine import DRY_RUN, ChaosMonkey
+from bench.chaos.recovery import POLL_S
 from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, format_event, parse_mix
 from web.config import redis_url
 from web.redis_client import connect

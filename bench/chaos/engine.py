@@ -36,9 +36,8 @@ carries ``duration_s``, and its thaw ``"after": "freeze"``.
     {"time": 1700000000.5, "action": "recovery", "target": "web.2", "pid": 4251, "outcome": "ok",
      "after": "kill", "recovery_s": 0.389, "replacement": [4263], "served_by": 4263}
 
-``outcome`` is ``ok``, ``skipped: <reason>`` or ``error: <what>``. ``recovery_s``
-runs from the signal until a new worker exists under the master, none of the
-replaced ones does, and a direct ``GET /healthz`` is answered by a live worker.
+``outcome`` is ``ok``, ``skipped: <reason>`` or ``error: <what>``; ``recovery_s``
+is timed as bench/chaos/recovery.py says.
 
 By hand (the dashboard): ``act("freeze", "web.2", manual=True, pid=4251, seconds=10)``
 acts on that worker, or on a target drawn from a stream of its own, so pressing
@@ -56,7 +55,8 @@ from collections import Counter, defaultdict
 
 import psutil
 
-from bench.chaos.targets import healthz_pid, local_master
+from bench.chaos.recovery import serving_again
+from bench.chaos.targets import local_master
 from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, checked_mix, parse_mix
 from scaler.processes import is_alive
 from web.formation import live_instances, workers_of
@@ -64,8 +64,6 @@ from web.formation import live_instances, workers_of
 # Anything else sent to a master could make it exit, and honcho would then stop the formation.
 MASTER_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU})
 DRY_RUN = "skipped: dry run"
-NO_REPLACEMENT_S = 5.0  # serving without a new worker this long after the signal: none is coming
-POLL_S = 0.05
 
 
 def manual_mark(manual):
@@ -344,22 +342,8 @@ class ChaosMonkey:
     # -- recovery ---------------------------------------------------------------------------
 
     def _recover(self, cause, inst, replaced, before, started):
-        """Waits until inst serves again without the replaced workers, and records how long it took."""
-        deadline = started + self.recovery_timeout
-        while time.monotonic() < deadline:
-            current = {w.pid for w in workers_of(inst.master)}
-            if not current & replaced:
-                served_by = healthz_pid(inst.address)
-                if served_by in current and current - before:
-                    return self._record("recovery", inst, cause["pid"], "ok", after=cause["action"],
-                                        recovery_s=round(time.monotonic() - started, 3),
-                                        replacement=sorted(current - before), served_by=served_by,
-                                        **manual_mark(cause.get("manual")))
-                if served_by in current and time.monotonic() - started > NO_REPLACEMENT_S:
-                    # A reload under way when the signal came had already started the workers the
-                    # master wants, so none replaces this one: serving again, nothing to time.
-                    return self._record("recovery", inst, cause["pid"], "ok", after=cause["action"],
-                                        replacement=[], served_by=served_by, **manual_mark(cause.get("manual")))
-            time.sleep(POLL_S)
-        return self._record("recovery", inst, cause["pid"], f"error: not serving again within {self.recovery_timeout}s",
-                            after=cause["action"], **manual_mark(cause.get("manual")))
+        """Waits until inst serves again without the replaced workers (``recovery``), and records how long it took."""
+        found = serving_again(inst.address, inst.master, replaced, before, started, self.recovery_timeout)
+        outcome = "ok" if found else f"error: not serving again within {self.recovery_timeout}s"
+        return self._record("recovery", inst, cause["pid"], outcome, after=cause["action"], **(found or {}),
+                            **manual_mark(cause.get("manual")))

@@ -10,7 +10,6 @@ the run.
 import base64
 import csv
 import html
-import io
 import json
 import statistics
 import sys

@@ -100,15 +100,18 @@ class Board:
             rows = [row for row in (worker_row(w, now) for w in inst.workers) if row]
             seen = self.seen_workers.setdefault((name, inst.master), set())
             seen.update(row["pid"] for row in rows)
+            ours = local_master(inst) is not None  # else on another host: its workers are not ours to see
             self.known[name] = {
                 "name": name, "kind": "bad" if name in bad_names else "web", "address": inst.address,
-                "master": inst.master, "ours": local_master(inst) is not None, "workers": rows, "served": inst.served,
+                "master": inst.master, "ours": ours, "workers": rows, "served": inst.served,
                 "in_flight": in_flight.get(inst.address, 0), "restarts": len(seen) - len(rows),
-                "state": instance_state(True, True, [r["status"] for r in rows], name in recovering),
+                "state": instance_state(True, True, [r["status"] for r in rows], name in recovering)
+                if ours else SERVING,
             }
         for name, card in self.known.items():
             if name not in registered:
-                card.update(state=DRAINING if alive(card["master"]) else GONE, in_flight=in_flight.get(card["address"], 0))
+                still = card["ours"] and alive(card["master"])
+                card.update(state=DRAINING if still else GONE, in_flight=in_flight.get(card["address"], 0))
         return {"time": now, "proxy": self.proxy_card(metrics), "backing": self.backing_card(client),
                 "instances": sorted(self.known.values(), key=lambda c: (c["kind"], c["name"]))}
 

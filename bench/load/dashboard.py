@@ -19,6 +19,7 @@ POST from another origin is a 403. The routes live on Locust's own app, so they
 bind where its UI binds (``--web-host``; 127.0.0.1 in the docs and tests).
 """
 import json
+import logging
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -36,6 +37,7 @@ from scaler.cli import Refused, ask
 from scaler.shared import Desired
 from web.formation import live_instances
 
+log = logging.getLogger("factor6")
 STATIC = Path(__file__).parent / "static"
 BUTTONS = ("kill", "term", "freeze", "reload")
 MAX_FREEZE_S = 120
@@ -89,10 +91,15 @@ class Dashboard:
             self.series.append({"t": time.time(), "rps": round(total.current_rps, 1),
                                 "p95": total.get_current_response_time_percentile(0.95) or None})
             del self.series[:-SERIES_KEPT]
-            self.sample()
+            try:
+                self.sample()
+            except Exception as exc:  # mid-chaos, a process may vanish between two reads: sample again
+                log.warning("formation sample failed: %s", exc)
             gevent.sleep(SAMPLE_EVERY)
 
     def sample(self):
+        if self.latest and time.time() - self.latest["time"] < SAMPLE_EVERY:
+            return self.latest  # several pages open, or polling between runs: one sample a second in all
         client = self.conductor.client
         chaos = self.conductor.chaos.events if self.conductor.chaos else []
         try:
@@ -107,7 +114,7 @@ class Dashboard:
         running = self.running()
         if self.conductor.client is None:
             return {"running": False, "run": None, "note": "no test has run yet: start one in Locust's UI"}
-        formation = self.latest if running and self.latest else self.sample()
+        formation = self.sample()
         chaos = self.conductor.chaos.events if self.conductor.chaos else []
         return {"running": running, "run": self.conductor.run.run_id if self.conductor.run else None,
                 "formation": formation, "numbers": self.numbers(), "series": self.series,
