@@ -6,14 +6,20 @@ web.1, its card changes and the formation recovers, the live numbers count, the
 verdict is VALID. The negative control: the same run plus a click on "add a bad
 instance" ends INVALID. Screenshots go to the test's tmp_path.
 """
+import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
+import redis
 import requests
 
+from bench.runfolder import CHAOS, read_jsonl
+from scaler.shared import Desired, read_status
 from tests.procs import ROOT, VENV_BIN, Processes, free_port, process_env, wait_until
+from web.schema import SCALER_KEY
 
 CHROMIUM = "/usr/bin/chromium"
 LOAD_S = 6  # seconds of load before and after the clicks
@@ -58,7 +64,7 @@ def stage(tmp_path_factory):
                      "--report-dir", str(tmp / "report")], process_env(), tmp / "locust.log")
         ui = f"http://127.0.0.1:{port}"
         wait_until(lambda: requests.get(ui + "/", timeout=2).ok, timeout=60, what="Locust's web UI")
-        yield {"ui": ui, "proxy": proxy, "redis_url": redis_url}
+        yield {"ui": ui, "proxy": proxy, "redis_url": redis_url, "procs": procs, "tmp": tmp}
 
 
 def number(page, name):
@@ -86,51 +92,6 @@ def stop_run(stage, page):
     page.wait_for_function("['VALID', 'INVALID', 'NO VERDICT'].includes(document.querySelector('#verdict').textContent)",
                            timeout=90_000)
     return page.locator("#verdict").inner_text()
-
-
-def test_a_click_kills_a_worker_the_card_shows_it_and_the_run_stays_valid(stage, browser, tmp_path):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    start_run(stage, page)
-    web1 = card(page, "web.1")
-    assert web1.get_attribute("data-state") == "serving"
-    assert card(page, "proxy").get_attribute("data-state") == "up"
-    assert card(page, "redis").get_attribute("data-state") == "up"
-    workers_before = web1.locator(".workers").inner_text()
-
-    web1.locator('button[data-action="kill"]').click()
-    page.wait_for_function("document.querySelector('#message').textContent.includes('kill web.1')", timeout=15_000)
-    assert "error" not in (page.locator("#message").get_attribute("class") or "")
-    # The card changes: a restart counted, a new worker pid under the same master; and it serves again.
-    page.wait_for_function("""(() => { const c = document.querySelector('.card[data-name="web.1"]');
-        return [...c.querySelectorAll('dt')].some(dt => dt.textContent === 'restarts' && dt.nextSibling.textContent !== '0')
-            && c.dataset.state === 'serving'; })()""", timeout=30_000)
-    assert web1.locator(".workers").inner_text() != workers_before
-    page.wait_for_timeout(LOAD_S * 1000)
-    assert number(page, "acknowledged") > 50 and number(page, "lost") == 0 and number(page, "duplicated") == 0
-    assert page.locator("#fault-legend").inner_text().strip().startswith("kill")
-    assert "[by hand]" in page.locator("#events").inner_text()
-    page.screenshot(path=str(tmp_path / "formation-page-running.png"), full_page=True)
-
-    assert stop_run(stage, page) == "VALID", page.locator("#headline").inner_text()
-    page.screenshot(path=str(tmp_path / "formation-page-valid.png"), full_page=True)
-    page.close()
-
-
-def test_a_click_on_add_a_bad_instance_makes_the_same_run_invalid(stage, browser, tmp_path):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    start_run(stage, page)
-    page.locator("#add-bad").click()
-    page.wait_for_selector('.card[data-name="bad.1"][data-state="serving"]', timeout=60_000)
-    page.wait_for_function("Number(document.querySelector('#duplicated').textContent.replace(/,/g, '')) > 0",
-                           timeout=60_000)
-    page.screenshot(path=str(tmp_path / "formation-page-bad.png"), full_page=True)
-
-    assert stop_run(stage, page) == "INVALID"
-    assert "duplicated" in page.locator("#headline").inner_text()
-    # Stopped with the run: the bad instance is no longer registered, its card gone or marked so.
-    page.wait_for_function("""(() => { const c = document.querySelector('.card[data-name="bad.1"]');
-        return !c || c.dataset.state === 'gone'; })()""", timeout=30_000)
-    page.close()
 
 
 def test_the_buttons_refuse_what_is_not_the_formations_with_a_one_line_reason(stage):
@@ -163,3 +124,63 @@ def test_the_buttons_refuse_what_is_not_the_formations_with_a_one_line_reason(st
         assert status == 403
     finally:
         assert requests.post(ui + "/stop", timeout=30).ok
+        wait_until(lambda: requests.get(ui + "/factor6/state", timeout=5).json()["numbers"]["status"], timeout=90,
+                   what="the run's conclusion, before the next run starts")
+
+
+def test_a_click_kills_a_worker_the_card_shows_it_and_the_run_stays_valid(stage, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    start_run(stage, page)
+    web1 = card(page, "web.1")
+    assert web1.get_attribute("data-state") == "serving"
+    assert card(page, "proxy").get_attribute("data-state") == "up"
+    assert card(page, "redis").get_attribute("data-state") == "up"
+    workers_before = web1.locator(".workers").inner_text()
+
+    web1.locator('button[data-action="kill"]').click()
+    page.wait_for_function("document.querySelector('#message').textContent.includes('kill web.1')", timeout=15_000)
+    assert "error" not in (page.locator("#message").get_attribute("class") or "")
+    # The card changes: a restart counted, a new worker pid under the same master; and it serves again.
+    page.wait_for_function("""(() => { const c = document.querySelector('.card[data-name="web.1"]');
+        return [...c.querySelectorAll('dt')].some(dt => dt.textContent === 'restarts' && dt.nextSibling.textContent !== '0')
+            && c.dataset.state === 'serving'; })()""", timeout=30_000)
+    assert web1.locator(".workers").inner_text() != workers_before
+    page.wait_for_timeout(LOAD_S * 1000)
+    assert number(page, "acknowledged") > 50 and number(page, "lost") == 0 and number(page, "duplicated") == 0
+    assert page.locator("#fault-legend").inner_text().strip().startswith("kill")
+    assert "[by hand]" in page.locator("#events").inner_text()
+    page.screenshot(path=str(tmp_path / "formation-page-running.png"), full_page=True)
+
+    assert stop_run(stage, page) == "VALID", page.locator("#headline").inner_text()
+    page.screenshot(path=str(tmp_path / "formation-page-valid.png"), full_page=True)
+    page.close()
+
+
+def test_a_click_on_add_a_bad_instance_makes_the_same_run_invalid(stage, browser, tmp_path):
+    client = redis.Redis.from_url(stage["redis_url"], decode_responses=True)
+    stage["procs"].spawn([sys.executable, "-m", "scaler"], process_env(REDIS_URL=stage["redis_url"], SCALER_SETTLE="0.5"),
+                         stage["tmp"] / "scaler.log")
+    wait_until(lambda: read_status(client, SCALER_KEY), timeout=30, what="the scaler's lease")
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    start_run(stage, page)
+    page.locator("#scale-count").fill("3")
+    page.locator("#scale").click()  # through the scaler's count, as scripts/scale
+    page.wait_for_selector('.card[data-name="web.3"][data-state="serving"]', timeout=60_000)
+
+    page.locator("#add-bad").click()
+    page.wait_for_selector('.card[data-name="bad.1"][data-state="serving"]', timeout=60_000)
+    assert Desired(client).get() == 4, "the count moved with the bad instance"
+    assert card(page, "web.3").get_attribute("data-state") == "serving", "no good instance drained for it"
+    page.wait_for_function("Number(document.querySelector('#duplicated').textContent.replace(/,/g, '')) > 0",
+                           timeout=60_000)
+    page.screenshot(path=str(tmp_path / "formation-page-bad.png"), full_page=True)
+
+    assert stop_run(stage, page) == "INVALID"
+    assert "duplicated" in page.locator("#headline").inner_text()
+    manual = [e for e in read_jsonl(stage["tmp"] / "report" / CHAOS) if e.get("manual")]
+    assert {"scale_web", "bad", "remove"} <= {e["action"] for e in manual}, json.dumps(manual)
+    # Stopped with the run: the bad instance is no longer registered, its card gone or marked so.
+    page.wait_for_function("""(() => { const c = document.querySelector('.card[data-name="bad.1"]');
+        return !c || c.dataset.state === 'gone'; })()""", timeout=30_000)
+    page.close()
+
