@@ -1,21 +1,23 @@
 """Makes the docs/ pictures from a real run seen by a real browser: the Formation page, the report, the tab.
 
-    $ .venv/bin/python -m bench.harness.screenshot     # needs chromium (apt-get install chromium) and playwright
+    $ .venv/bin/python -m bench.harness.screenshot     # needs chromium (apt-get install chromium)
 
 It starts a formation the way scripts/check does (3 web instances, the scaler),
 runs Locust with its web UI on 127.0.0.1, starts a test with chaos through the
-UI's own form endpoint and, in headless Chromium driven by Playwright, does what
-a classroom demonstration does on the Formation page: kill a worker, freeze
-another, scale web to 4, add a bad instance and watch duplicates appear. Then:
+UI's own form endpoint, and does what a classroom demonstration does, through
+the endpoints the Formation page's buttons call: kill a worker, freeze another,
+scale web to 4, add a bad instance and wait for duplicates. Headless Chromium
+then photographs (tests/test_dashboard.py clicks the buttons themselves):
 
 - ``docs/formation-page.png``: the page, with the bad instance taking traffic;
 - ``docs/consistency-tab.png``: Locust's Consistency tab after the stop;
 - ``docs/report.png``: the run's report.html, its verdict and timeline.
 """
 import shutil
+import subprocess
 import sys
 import tempfile
-import subprocess
+import time
 
 import requests
 
@@ -28,7 +30,8 @@ from scaler.processes import free_port, stop_tree, wait_until
 
 DOCS = ROOT / "docs"
 PAGE, TAB, REPORT = DOCS / "formation-page.png", DOCS / "consistency-tab.png", DOCS / "report.png"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def verdict_shown(ui):
@@ -37,33 +40,48 @@ def verdict_shown(ui):
     return any(r["what"] == "verdict" and r["count"] != "running" for r in rows)
 
 
-def demonstrate(page, ui):
-    """The classroom's clicks, each waited for on the page itself."""
-    page.goto(ui + "/factor6")
-    page.wait_for_selector('.card[data-name="web.1"][data-state="serving"]', timeout=60_000)
-    page.wait_for_timeout(8_000)
-    page.locator('.card[data-name="web.1"] button[data-action="kill"]').click()
-    page.wait_for_timeout(3_000)
-    freeze = page.locator('.card[data-name="web.2"]')
-    freeze.locator("input").fill("6")
-    freeze.locator('button[data-action="freeze"]').click()
-    page.wait_for_timeout(4_000)
-    page.locator("#scale-count").fill("4")
-    page.locator("#scale").click()
-    page.wait_for_selector('.card[data-name="web.4"][data-state="serving"]', timeout=60_000)
-    page.wait_for_timeout(4_000)
-    page.locator("#add-bad").click()
-    page.wait_for_selector('.card[data-name="bad.1"][data-state="serving"]', timeout=60_000)
-    page.wait_for_function("Number(document.querySelector('#duplicated').textContent.replace(/,/g, '')) > 0",
-                           timeout=60_000)
-    page.wait_for_timeout(6_000)
-    page.screenshot(path=str(PAGE), full_page=True)
+def state(ui):
+    return requests.get(ui + "/factor6/state", timeout=10).json()
+
+
+def press(ui, path, body=None):
+    """What a button does: its POST, which must succeed."""
+    response = requests.post(ui + path, json=body or {}, timeout=90)
+    response.raise_for_status()
+    return response.json()
+
+
+def instance(ui, name, wanted="serving"):
+    return any(c["name"] == name and c["state"] == wanted for c in state(ui)["formation"]["instances"])
+
+
+def demonstrate(ui):
+    """The classroom's clicks, each waited for as the page would show it."""
+    wait_until(lambda: instance(ui, "web.1"), timeout=60, what="web.1 serving")
+    time.sleep(8)
+    press(ui, "/factor6/act", {"action": "kill", "target": "web.1"})
+    time.sleep(3)
+    press(ui, "/factor6/act", {"action": "freeze", "target": "web.2", "seconds": 6})
+    time.sleep(4)
+    press(ui, "/factor6/scale", {"count": 4})
+    wait_until(lambda: instance(ui, "web.4"), timeout=60, what="web.4 serving")
+    time.sleep(4)
+    press(ui, "/factor6/bad")
+    wait_until(lambda: state(ui)["numbers"]["duplicated"] > 0, timeout=60, what="duplicates")
+    time.sleep(6)
+
+
+def photograph(chromium, url, path, height):
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size=1500,{height}",
+                        "--virtual-time-budget=5000", f"--screenshot={path}", url],
+                       check=True, capture_output=True, timeout=120)
 
 
 def main():
-    if not shutil.which(CHROMIUM):
+    chromium = shutil.which("chromium")
+    if not chromium:
         sys.exit("chromium is not installed: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
 
     args = parse_args(["--web", "3", "--report-dir", tempfile.mkdtemp(prefix="factor6-ui-")])
     args.report_dir.mkdir(parents=True, exist_ok=True)
@@ -79,18 +97,12 @@ def main():
         wait_until(lambda: requests.get(ui, timeout=2).ok, timeout=30, what="Locust's web UI")
         requests.post(ui + "/swarm", data={"user_count": 8, "spawn_rate": 8, "host": formation.proxy_url,
                                            "chaos_rate": "0.3", "chaos_mix": "kill,reload"}, timeout=10)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            demonstrate(page, ui)
-            requests.post(ui + "/stop", timeout=60)
-            wait_until(lambda: verdict_shown(ui), timeout=90, what="the verdict")
-            page.goto(ui + "/?tab=consistency")
-            page.wait_for_timeout(3_000)
-            page.screenshot(path=str(TAB))
-            page.goto((report.write(args.report_dir)).as_uri())
-            page.screenshot(path=str(REPORT), full_page=True)
-            browser.close()
+        demonstrate(ui)
+        photograph(chromium, ui + "/factor6", PAGE, 1500)
+        requests.post(ui + "/stop", timeout=60)
+        wait_until(lambda: verdict_shown(ui), timeout=90, what="the verdict")
+        photograph(chromium, ui + "/?tab=consistency", TAB, 1000)
+        photograph(chromium, report.write(args.report_dir).as_uri(), REPORT, 2600)
         print("\n".join(map(str, (PAGE, TAB, REPORT, args.report_dir / REPORT_HTML))))
     finally:
         if locust:
