@@ -57,7 +57,7 @@ import psutil
 
 from bench.chaos.recovery import serving_again
 from bench.chaos.targets import local_master
-from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, checked_mix, parse_mix
+from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, checked_mix, end_of, lasting, parse_mix
 from scaler.processes import is_alive
 from web.formation import live_instances, workers_of
 
@@ -302,7 +302,7 @@ class ChaosMonkey:
         # Registered before the SIGSTOP, so that stop() can never miss a frozen worker.
         with self._lock:
             self._frozen[worker.pid] = (inst, worker, time.monotonic(), self._choice("manual", False))
-        event = self._signal("freeze", inst, worker, signal.SIGSTOP, freeze_s=seconds, duration_s=seconds)
+        event = self._signal("freeze", inst, worker, signal.SIGSTOP, freeze_s=seconds, **lasting(seconds))
         if event["outcome"] == "ok":
             self._in_background(self._thaw_later, worker.pid, seconds)
         else:
@@ -319,7 +319,7 @@ class ChaosMonkey:
             frozen = self._frozen.pop(pid, None)
         if frozen:  # else a concurrent _thaw already did it
             inst, worker, stopped_at, manual = frozen
-            self._signal("thaw", inst, worker, signal.SIGCONT, after="freeze",
+            self._signal("thaw", inst, worker, signal.SIGCONT, **end_of("freeze"),
                          frozen_s=round(time.monotonic() - stopped_at, 3), **manual_mark(manual))
 
     def _thaw_all(self):

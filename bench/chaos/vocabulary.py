@@ -17,9 +17,13 @@ lasts carries ``"duration_s"`` on its own event (the time asked for, or null
 when it lasts until ended by hand), and its end is a follow-up event of the
 same target with ``"after": "<action>"``: ``thaw`` after ``freeze``, ``heal``
 after a network fault, ``restore`` after a Redis outage, ``remove`` after a
-bad instance. An action without ``duration_s`` is an instant (a kill). The
-dashboard's bands and the report's timeline read faults only through
-``fault_spans``, so a new kind shows there as soon as its events follow this:
+bad instance. An action without ``duration_s`` is an instant (a kill). Write
+them with ``lasting(seconds)`` and ``end_of(action)``; the dashboard's bands and
+the report's timeline read faults only through ``fault_spans``, so a new kind
+shows there as soon as its events follow this:
+
+    >>> lasting(3.0), end_of("freeze")
+    ({'duration_s': 3.0}, {'after': 'freeze'})
 
     >>> spans = fault_spans([
     ...     {"time": 10.0, "action": "kill", "target": "web.1", "outcome": "ok"},
@@ -39,8 +43,9 @@ import difflib
 from web.clock import clock
 
 ACTIONS = ("kill", "term", "reload", "rolling", "freeze", "scale")
-FOLLOW_UPS = ("recovery", "thaw", "remove")
-FORMATION_CHANGES = ("scale_web", "bad")  # journaled from the dashboard; never in a mix
+FOLLOW_UPS = ("recovery", "thaw", "remove")  # and any event with "after" (is_action)
+SCALE_WEB, BAD_INSTANCE, REMOVE = "scale_web", "bad", "remove"  # a bad instance ends with its ``remove``
+FORMATION_CHANGES = (SCALE_WEB, BAD_INSTANCE)  # journaled from the dashboard; never in a mix
 RECOVERED = ("kill", "term", "reload")  # actions followed by a ``recovery`` once the instance serves again
 KILLS = ("kill",)  # a crash: SIGKILL; ``term`` is a graceful stop, counted apart
 DEFAULT_MIX = "kill,term,reload,freeze"
@@ -73,6 +78,16 @@ def checked_mix(mix):
 def is_action(event):
     """True for an action's own event, False for a follow-up (a FOLLOW_UPS name, or any event with ``after``)."""
     return event.get("action") not in FOLLOW_UPS and "after" not in event
+
+
+def lasting(duration_s):
+    """The field an action that lasts carries on its own event; None: until ended by hand."""
+    return {"duration_s": duration_s}
+
+
+def end_of(action):
+    """The field the follow-up that ends a lasting ``action`` carries."""
+    return {"after": action}
 
 
 def fault_spans(events, now=None):

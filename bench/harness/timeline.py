@@ -27,7 +27,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: render to PNG only
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 
-from bench.chaos.vocabulary import RECOVERED, fault_spans  # noqa: E402
+from bench.chaos.vocabulary import RECOVERED, SCALE_WEB, fault_spans  # noqa: E402
 
 COLOURS = {"kill": "tab:red", "term": "tab:orange", "reload": "tab:blue", "rolling": "tab:cyan",
            "freeze": "tab:purple", "scale": "tab:green", "scale_web": "tab:brown", "bad": "tab:pink"}
@@ -140,7 +140,7 @@ def draw_scaling(axis, scaling, chaos_events, formation, t0):
     for label, changes, style in (
             ("asked by autoscale", [(e["time"], e["desired"]) for e in scaling], "--"),
             ("asked by hand", [(e["time"], e["desired"]) for e in chaos_events
-                               if e.get("action") == "scale_web" and e.get("outcome") == "ok"], ":")):
+                               if e.get("action") == SCALE_WEB and e.get("outcome") == "ok"], ":")):
         if changes:
             times = [t - t0 for t, _ in changes] + [max([changes[-1][0]] + end) - t0]
             axis.step(times, [c for _, c in changes] + [changes[-1][1]], where="post", label=label, linestyle=style)

@@ -3,7 +3,6 @@
     board = Board(proxy_url="http://127.0.0.1:8000")
     cards = board.sample(client, chaos_events, bad_names=["bad.1"])
     cards["instances"][0]["state"]          # serving, draining, frozen, restarting or gone
-    board.reset()                           # a new run: forget instances gone in the last one
 
     >>> instance_state(master_alive=True, registered=True, workers=["sleeping", "stopped"], recovering=False)
     'frozen'
@@ -86,9 +85,6 @@ class Board:
         self.proxy_url = proxy_url
         self.known = {}  # instance name -> its last card, kept after it is gone
         self.seen_workers = {}  # instance name -> every worker pid seen under its current master
-
-    def reset(self):
-        self.known = {name: card for name, card in self.known.items() if card["state"] != GONE}
 
     def sample(self, client, chaos_events=(), bad_names=()):
         now = time.time()

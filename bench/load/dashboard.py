@@ -29,8 +29,8 @@ from flask import Response, request, send_from_directory
 from redis.exceptions import RedisError
 
 from bench.chaos.targets import local_master
-from bench.chaos.vocabulary import fault_spans, format_event
-from bench.load.bad_instance import BadInstances
+from bench.chaos.vocabulary import BAD_INSTANCE, REMOVE, SCALE_WEB, end_of, fault_spans, format_event, lasting
+from bench.load.bad_instance import MODE, BadInstances
 from bench.load.board import Board
 from bench.verdict import render
 from scaler.cli import Refused, ask
@@ -58,8 +58,7 @@ class Refusal(Exception):
 class Dashboard:
     def __init__(self, environment, conductor):
         self.env, self.conductor = environment, conductor
-        self.board = Board(environment.host or "")
-        self.bad = None
+        self.board, self.bad = None, None  # made per run: the start form may change the host
         self.series = []  # {"t", "rps", "p95"} once a second while a run goes
         self.latest, self.sampler = None, None
 
@@ -83,7 +82,7 @@ class Dashboard:
             self.remove_bad(name)
 
     def running(self):
-        return self.conductor.live is not None and self.sampler is not None and not self.sampler.dead
+        return self.sampler is not None and not self.sampler.dead
 
     def sample_while_running(self):
         while True:
@@ -119,8 +118,7 @@ class Dashboard:
         return {"running": running, "run": self.conductor.run.run_id if self.conductor.run else None,
                 "formation": formation, "numbers": self.numbers(), "series": self.series,
                 "faults": fault_spans(chaos, now=time.time() if running else None),
-                "events": [{"text": format_event(e), "manual": bool(e.get("manual"))} for e in chaos[-EVENTS_SHOWN:]],
-                "bad": self.bad.names() if self.bad else []}
+                "events": [{"text": format_event(e), "manual": bool(e.get("manual"))} for e in chaos[-EVENTS_SHOWN:]]}
 
     def numbers(self):
         verdict = self.conductor.verdict
@@ -130,7 +128,7 @@ class Dashboard:
                     "headline": render.headline(verdict)}
         live = (self.conductor.live.counts if self.conductor.live else None) or {}
         return {"acknowledged": live.get("ok", 0), "lost": live.get("lost", 0),
-                "duplicated": live.get("duplicated", 0), "verdict": "running" if self.running() else "—",
+                "duplicated": live.get("duplicated", 0), "verdict": "running" if self.running() else "checking…",
                 "status": None, "headline": ""}
 
     # -- what the buttons do ----------------------------------------------------------------
@@ -156,20 +154,20 @@ class Dashboard:
             ask(self.client(), count)
         except Refused as exc:
             raise Refusal(409, str(exc)) from None
-        return self.journal("scale_web", None, desired=count)
+        return self.journal(SCALE_WEB, None, desired=count)
 
     def add_bad(self, _body):
         self.require_run("adding a bad instance")
         instance = self.bad.add()
         self.follow_count(+1)
-        return self.journal("bad", instance.name, pid=instance.popen.pid, duration_s=None, hit_mode="local",
-                            address=instance.address)
+        return self.journal(BAD_INSTANCE, instance.name, pid=instance.popen.pid, hit_mode=MODE,
+                            address=instance.address, **lasting(None))
 
     def remove_bad(self, name):
         if not self.bad or name not in self.bad.names():
             raise Refusal(400, f"{name!r} is not a bad instance of this run (they are: "
                                f"{', '.join(self.bad.names()) if self.bad else 'none'})")
-        event = self.journal("remove", name, after="bad")  # out of the formation as of its SIGTERM: it deregisters
+        event = self.journal(REMOVE, name, **end_of(BAD_INSTANCE))  # out of the formation as of its SIGTERM: it deregisters
         self.bad.remove(name)
         self.follow_count(-1)
         return event
