@@ -1,10 +1,12 @@
 """The Formation page in a real browser: Playwright driving Debian's Chromium against real processes.
 
 A formation of two web instances and the proxy on a real Redis, Locust's web UI
-on 127.0.0.1, the page opened in headless Chromium. One run: "kill worker" on
-web.1, its card changes and the formation recovers, the live numbers count, the
-verdict is VALID. The negative control: the same run plus a click on "add a bad
-instance" ends INVALID. Screenshots go to the test's tmp_path.
+on 127.0.0.1, the page opened in headless Chromium from Locust's own UI. First
+the endpoints' refusals (409 between runs, 400 outside the formation, 403 from
+another origin). One run: "kill worker" on web.1, its card changes and the
+formation recovers, the live numbers count, the verdict is VALID. The negative
+control: the same run, with a real scaler and "scale web" to 3, plus a click on
+"add a bad instance", ends INVALID. Screenshots go to the test's tmp_path.
 """
 import json
 import os
