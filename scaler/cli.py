@@ -78,6 +78,18 @@ def done(status, count, registered):
     return status["requested"] == count and status["steady"] and registered == count
 
 
+def ask(client, count):
+    """Write the count for the scaler (the dashboard's button does too); Refused, with the reason, when it
+    cannot be had. Returns the scaler's status as it was read."""
+    status = scaler_status(client)
+    check_reachable(count, status)
+    if read_status(client, AUTOSCALE_KEY):
+        raise Refused("an autoscaler is running and sets the count itself; stop it, or change its bounds"
+                      " (AUTOSCALE_MIN, AUTOSCALE_MAX)")
+    Desired(client).set(count)
+    return status
+
+
 def wait_for(client, count, timeout, say):
     registry, began = Registry(client), time.monotonic()
     shown = None
@@ -115,12 +127,7 @@ def main(argv=None, env=os.environ, say=print):
     try:
         if args.count is None:
             return show(client, say)
-        status = scaler_status(client)
-        check_reachable(args.count, status)
-        if read_status(client, AUTOSCALE_KEY):
-            raise Refused("an autoscaler is running and sets the count itself; stop it, or change its bounds"
-                          " (AUTOSCALE_MIN, AUTOSCALE_MAX)")
-        Desired(client).set(args.count)
+        status = ask(client, args.count)
         say(f"{PROCESS_TYPE}={args.count}: asked ({len(Registry(client).instances())} now,"
             f" {status['foreign']} not the scaler's to stop)")
         return wait_for(client, args.count, args.timeout, say)

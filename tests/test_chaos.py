@@ -302,3 +302,32 @@ def test_procfile_chaos_type_idles_unless_asked(procs, redis_client, tmp_path, r
     time.sleep(2)  # honcho would stop everything if the chaos process exited
     assert honcho.poll() is None, log.read_text()
     assert (" kill " in log.read_text()) == (rate != "0")
+
+
+def test_buttons_do_not_shift_a_seeded_schedule_and_are_marked_manual(procs, redis_url, monkeys):
+    webs = [start_web(procs, redis_url, name) for name in ("web.1", "web.2")]
+
+    def scheduled(seed, press):
+        monkey = monkeys(seed=seed, mix="kill=3,term,reload,freeze,scale", dry_run=True)
+        picked = []
+        for step in range(20):
+            if press and step % 3 == 0:  # a person presses a button between scheduled actions
+                pid = sorted(worker_pids(webs[1]))[0]
+                event = monkey.act("kill", "web.2", manual=True, pid=pid)
+                assert (event["manual"], event["target"], event["pid"]) == (True, "web.2", pid)
+            event = monkey.act()
+            assert "manual" not in event
+            picked.append((event["action"], event["target"], event["pid"], event.get("signal")))
+        return picked
+
+    assert scheduled(7, press=True) == scheduled(7, press=False)
+
+
+def test_a_manual_freeze_lasts_the_seconds_asked_and_its_thaw_says_after(procs, redis_url, monkeys):
+    start_web(procs, redis_url)
+    monkey = monkeys(freeze_s=600)
+    event = monkey.act("freeze", "web.1", manual=True, seconds=1.0)
+    assert (event["duration_s"], event["manual"]) == (1.0, True)
+    [thaw] = events_of(monkey, "thaw", timeout=15)
+    assert (thaw["after"], thaw["manual"], thaw["pid"]) == ("freeze", True, event["pid"])
+    assert 0.9 <= thaw["frozen_s"] < 10

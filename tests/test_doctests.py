@@ -17,6 +17,7 @@ PURE_MODULES = [
     "bench.chaos.vocabulary", "bench.verdict.checker", "bench.verdict.sources", "bench.load.options",
     "bench.harness.story", "bench.arguments", "bench.benchmarks.stats",
     "bench.verdict.ops", "bench.verdict.sessions", "bench.verdict.uploads", "bench.verdict.workloads",
+    "bench.load.board", "bench.harness.timeline",
 ]
 
 

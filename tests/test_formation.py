@@ -1,6 +1,10 @@
 """scripts/ps's view of a live formation: registry entries joined with real processes."""
+import os
+import pty
+import select
 import signal
 import subprocess
+import time
 
 import requests
 
@@ -49,3 +53,27 @@ def test_honcho_start_takes_its_ports_from_the_shell_and_stays_quiet(procs, tmp_
     ours = [line for line in lines if " web.1 " in line or " proxy.1 " in line]  # redis warns about the host
     assert not [line for line in ours if "WARNING" in line or "heartbeat failed" in line], ours
     assert any("[web.1:" in line and "Booting worker" in line for line in lines), "gunicorn names its instance"
+
+
+def test_scripts_ps_watch_redraws_the_table_in_place_until_ctrl_c(procs, redis_url, tmp_path):
+    web = procs.web(redis_url, name="web.8")
+    primary, secondary = pty.openpty()  # a real terminal, as people run it
+    watch = subprocess.Popen([str(ROOT / "scripts/ps"), "--redis-url", redis_url, "--watch"], stdin=secondary,
+                             stdout=secondary, stderr=secondary, env=process_env(COLUMNS=150, LINES=40, TERM="xterm"),
+                             start_new_session=True)
+    os.close(secondary)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while seen.count(b"web.8") < 3 and time.monotonic() < deadline:
+            if select.select([primary], [], [], 1)[0]:
+                seen += os.read(primary, 65536)
+        watch.send_signal(signal.SIGINT)
+        assert watch.wait(timeout=30) == 0
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+        os.close(primary)
+    assert seen.count(b"web.8") >= 3, seen[-500:]
+    assert str(web.popen.pid).encode() in seen
+    assert b"\x1b[" in seen, "redrawn in place with the terminal's cursor controls"

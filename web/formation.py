@@ -5,6 +5,7 @@
              restarts it), supervisor pid 4200 (python -m backing: under honcho, killing it stops the formation)
     INSTANCE  ADDRESS          MASTER  WORKERS      RSS MB  CPU %  UPTIME  SERVED
     web.1     127.0.0.1:5100   4242    4250,4251      61.2    3.0    42s     1234
+    $ scripts/ps --watch          # the same table, refreshed in place every second (rich), until Ctrl-C
 
     >>> [i.name for i in live_instances(client)]
     ['web.1', 'web.2']
@@ -87,13 +88,21 @@ def usage(processes):
     return rss, cpu
 
 
-def table(instances, now=None):
+HEADERS = ("INSTANCE", "ADDRESS", "MASTER", "WORKERS", "RSS MB", "CPU %", "UPTIME", "SERVED")
+
+
+def rows_of(instances, now=None):
     now = now or time.time()
-    rows = [("INSTANCE", "ADDRESS", "MASTER", "WORKERS", "RSS MB", "CPU %", "UPTIME", "SERVED")]
+    rows = []
     for inst in sorted(instances, key=lambda i: i.name):
         rss, cpu = usage(inst.processes())
         rows.append((inst.name, inst.address, str(inst.master), ",".join(str(w.pid) for w in inst.workers) or "-",
                      f"{rss:.1f}", f"{cpu:.1f}", f"{now - inst.started:.0f}s", str(inst.served)))
+    return rows
+
+
+def table(instances, now=None):
+    rows = [HEADERS, *rows_of(instances, now)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
@@ -144,14 +153,37 @@ def backing_line(client, url):
                    f"{supervisor.pid} (python -m backing: under honcho, killing it stops the formation)")
 
 
+def watch(client, every=1.0, frames=None):
+    """The table, redrawn in place every ``every`` seconds until Ctrl-C (or ``frames`` redraws)."""
+    from rich.live import Live
+    from rich.table import Table
+
+    def render():
+        view = Table(*HEADERS, title=f"factor6 formation at {time.strftime('%H:%M:%S')}", title_justify="left")
+        for row in rows_of(live_instances(client)):
+            view.add_row(*row)
+        return view
+
+    with Live(render(), auto_refresh=False) as live:
+        for _ in iter(int, 1) if frames is None else range(frames):
+            time.sleep(every)
+            live.update(render(), refresh=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="scripts/ps", description="List the live formation's web instances.")
     parser.add_argument("--redis-url", default=redis_url(os.environ), help="the formation's Redis (default from env)")
+    parser.add_argument("--watch", action="store_true", help="refresh the table in place every second, until Ctrl-C")
     args = parser.parse_args(argv)
     client = connect(args.redis_url)
     try:
+        if args.watch:
+            watch(client)
+            return 0
         print(backing_line(client, args.redis_url))
         print(table(live_instances(client)))
+    except KeyboardInterrupt:
+        pass
     except RedisError as exc:
         sys.stderr.write(f"scripts/ps: the formation's Redis at {args.redis_url} does not answer ({exc});"
                          f" is the formation running? (--redis-url, or REDIS_URL / PORT_REDIS)\n")

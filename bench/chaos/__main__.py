@@ -27,8 +27,9 @@ import sys
 import threading
 
 from bench.arguments import OneLineParser, chaos_mix, number
-from bench.chaos.engine import DRY_RUN, POLL_S, ChaosMonkey
+from bench.chaos.engine import DRY_RUN, ChaosMonkey
 from bench.chaos.network import DEFAULT_PARTITIONS, NetworkFaults, partition_pairs
+from bench.chaos.recovery import POLL_S
 from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, format_event
 from web.config import redis_url
 from web.redis_client import connect

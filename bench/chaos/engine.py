@@ -33,15 +33,21 @@ ever get HUP, TTIN or TTOU: when one exits, honcho stops the whole formation.
 
 Every action, and every follow-up (``recovery`` after kill, term and reload;
 ``thaw`` after freeze), is an event, kept in memory and appended as a JSON line
-to ``log_path``:
+to ``log_path``. A freeze is a lasting fault (bench/chaos/vocabulary.py): it
+carries ``duration_s``, and its thaw ``"after": "freeze"``.
 
     {"time": 1700000000.1, "action": "kill", "target": "web.2", "pid": 4251, "outcome": "ok", "signal": "SIGKILL"}
     {"time": 1700000000.5, "action": "recovery", "target": "web.2", "pid": 4251, "outcome": "ok",
      "after": "kill", "recovery_s": 0.389, "replacement": [4263], "served_by": 4263}
 
-``outcome`` is ``ok``, ``skipped: <reason>`` or ``error: <what>``. ``recovery_s``
-runs from the signal until a new worker exists under the master, none of the
-replaced ones does, and a direct ``GET /healthz`` is answered by a live worker.
+``outcome`` is ``ok``, ``skipped: <reason>`` or ``error: <what>``; ``recovery_s``
+is timed as bench/chaos/recovery.py says.
+
+By hand (the dashboard): ``act("freeze", "web.2", manual=True, pid=4251, seconds=10)``
+acts on that worker, or on a target drawn from a stream of its own, so pressing
+a button never shifts a seeded schedule; its events, follow-ups included, carry
+``"manual": true``. ``journal("scale_web", desired=5)`` records a formation change
+the engine does not make itself.
 """
 import json
 import random
@@ -53,16 +59,21 @@ from collections import Counter, defaultdict
 
 import psutil
 
-from bench.chaos.targets import healthz_pid, local_master
-from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, NETWORK_ACTIONS, checked_mix, network_refusal, parse_mix
+from bench.chaos.recovery import serving_again
+from bench.chaos.targets import local_master
+from bench.chaos.vocabulary import (ACTIONS, DEFAULT_MIX, NETWORK_ACTIONS, checked_mix, end_of, lasting,
+                                    network_refusal, parse_mix)
 from scaler.processes import is_alive
 from web.formation import live_instances, workers_of
 
 # Anything else sent to a master could make it exit, and honcho would then stop the formation.
 MASTER_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU})
 DRY_RUN = "skipped: dry run"
-NO_REPLACEMENT_S = 5.0  # serving without a new worker this long after the signal: none is coming
-POLL_S = 0.05
+
+
+def manual_mark(manual):
+    """The field a person's action, and each of its follow-ups, carries."""
+    return {"manual": True} if manual else {}
 
 
 class ChaosMonkey:
@@ -85,6 +96,8 @@ class ChaosMonkey:
         # Separate streams: how many random choices a target takes must not shift the action sequence.
         self._action_rng = random.Random(f"{self.seed}:actions")
         self._target_rng = random.Random(f"{self.seed}:targets")
+        self._manual_rng = random.Random()  # buttons draw here, never from the seeded streams
+        self._call = threading.local()  # the current act()'s choices: rng, manual, pid, seconds
         self._lock = threading.Lock()
         self._events = []
         self._frozen = {}  # pid -> (instance, psutil.Process, monotonic time of the SIGSTOP)
@@ -123,18 +136,29 @@ class ChaosMonkey:
         """True while a follow-up (recovery, thaw, rolling) is still running."""
         return bool(self._pending())
 
-    def act(self, action=None, target=None):
+    def act(self, action=None, target=None, manual=False, pid=None, seconds=None):
         """Performs one action now, the next from the mix unless named, on a random instance or
-        the one named ``target``; returns its event."""
+        the one named ``target``; returns its event. ``manual``: a person's, drawn from no seeded
+        stream; ``pid``: that worker of the target; ``seconds``: how long a freeze lasts."""
+        if manual and not action:
+            raise ValueError("a manual action must be named")
         action = action or self._action_rng.choices(list(self.mix), weights=list(self.mix.values()))[0]
         if action not in ACTIONS:
             raise ValueError(f"unknown chaos action {action!r}; choose from {', '.join(ACTIONS)}")
+        self._call.current = {"rng": self._manual_rng if manual else self._target_rng, "manual": manual,
+                              "pid": pid, "seconds": seconds}
         try:
             if action in NETWORK_ACTIONS:
                 return self._network_fault(action, target)
             return getattr(self, f"_{action}")(target)
         except Exception as exc:  # Redis away, a process gone mid-way...: note it, keep the schedule going
             return self._record(action, None, None, f"error: {type(exc).__name__}: {exc}")
+        finally:
+            self._call.current = {}
+
+    def journal(self, action, target=None, pid=None, outcome="ok", **extra):
+        """Records a person's formation change (vocabulary.FORMATION_CHANGES) as a manual event."""
+        return self._record(action, target, pid, outcome, **manual_mark(True), **extra)
 
     def summary(self):
         """Counts per action and outcome (ok/skipped/error); median and max recovery per action."""
@@ -162,9 +186,9 @@ class ChaosMonkey:
             due = max(due + interval, time.monotonic())  # after a slow action, carry on rather than burst
 
     def _record(self, action, instance, pid, outcome, **extra):
-        target = instance if isinstance(instance, str) else instance.name if instance else None  # str: hosts
-        event = {"time": time.time(), "action": action, "target": target,
-                 "pid": pid, "outcome": outcome, **extra}
+        extra.update(manual_mark(self._choice("manual")))
+        name = instance if isinstance(instance, str) or instance is None else instance.name
+        event = {"time": time.time(), "action": action, "target": name, "pid": pid, "outcome": outcome, **extra}
         with self._lock:
             self._events.append(event)
             if self.log_path:
@@ -209,20 +233,28 @@ class ChaosMonkey:
         masters = self._masters(target)
         if not masters:
             return None, self._record(action, None, None, "skipped: no registered instance on this host")
-        return self._target_rng.choice(masters), None
+        return self._rng().choice(masters), None
+
+    def _choice(self, name, default=None):
+        """What the current act() was asked for (its rng, manual, pid, seconds); default in background threads."""
+        return getattr(self._call, "current", {}).get(name, default)
+
+    def _rng(self):
+        return self._choice("rng", self._target_rng)
 
     def _pick_worker(self, action, target):
         with self._lock:
             frozen = set(self._frozen)
-        candidates = []
+        candidates, chosen = [], self._choice("pid")
         for inst, _ in self._masters(target):
-            workers = sorted((w for w in inst.workers if w.pid not in frozen and is_alive(w)), key=lambda w: w.pid)
+            workers = sorted((w for w in inst.workers if w.pid not in frozen and is_alive(w)
+                              and chosen in (None, w.pid)), key=lambda w: w.pid)
             if workers:
                 candidates.append((inst, workers))
         if not candidates:
             return None, None, self._record(action, None, None, "skipped: no running worker on this host")
-        inst, workers = self._target_rng.choice(candidates)
-        return inst, self._target_rng.choice(workers), None
+        inst, workers = self._rng().choice(candidates)
+        return inst, self._rng().choice(workers), None
 
     # -- actions: each returns its event ----------------------------------------------------
 
@@ -278,27 +310,29 @@ class ChaosMonkey:
         inst, worker, skipped = self._pick_worker("freeze", target)
         if skipped:
             return skipped
+        seconds = self._choice("seconds") or self.freeze_s
         # Registered before the SIGSTOP, so that stop() can never miss a frozen worker.
         with self._lock:
-            self._frozen[worker.pid] = (inst, worker, time.monotonic())
-        event = self._signal("freeze", inst, worker, signal.SIGSTOP, freeze_s=self.freeze_s)
+            self._frozen[worker.pid] = (inst, worker, time.monotonic(), self._choice("manual", False))
+        event = self._signal("freeze", inst, worker, signal.SIGSTOP, freeze_s=seconds, **lasting(seconds))
         if event["outcome"] == "ok":
-            self._in_background(self._thaw_later, worker.pid)
+            self._in_background(self._thaw_later, worker.pid, seconds)
         else:
             with self._lock:
                 del self._frozen[worker.pid]
         return event
 
-    def _thaw_later(self, pid):
-        self._stopping.wait(self.freeze_s)  # stop() cuts a freeze short
+    def _thaw_later(self, pid, seconds):
+        self._stopping.wait(seconds)  # stop() cuts a freeze short
         self._thaw(pid)
 
     def _thaw(self, pid):
         with self._lock:
             frozen = self._frozen.pop(pid, None)
         if frozen:  # else a concurrent _thaw already did it
-            inst, worker, stopped_at = frozen
-            self._signal("thaw", inst, worker, signal.SIGCONT, frozen_s=round(time.monotonic() - stopped_at, 3))
+            inst, worker, stopped_at, manual = frozen
+            self._signal("thaw", inst, worker, signal.SIGCONT, **end_of("freeze"),
+                         frozen_s=round(time.monotonic() - stopped_at, 3), **manual_mark(manual))
 
     def _thaw_all(self):
         with self._lock:
@@ -315,7 +349,7 @@ class ChaosMonkey:
         directions = [signal.SIGTTIN] * (count < self.max_workers) + [signal.SIGTTOU] * (count > 1)
         if not directions:
             return self._record("scale", inst, inst.master, f"skipped: max_workers={self.max_workers} leaves no room")
-        return self._signal("scale", inst, master, self._target_rng.choice(directions), workers=count)
+        return self._signal("scale", inst, master, self._rng().choice(directions), workers=count)
 
     def _network_fault(self, action, target):
         fault = self.network.plan(action, target)
@@ -344,21 +378,8 @@ class ChaosMonkey:
     # -- recovery ---------------------------------------------------------------------------
 
     def _recover(self, cause, inst, replaced, before, started):
-        """Waits until inst serves again without the replaced workers, and records how long it took."""
-        deadline = started + self.recovery_timeout
-        while time.monotonic() < deadline:
-            current = {w.pid for w in workers_of(inst.master)}
-            if not current & replaced:
-                served_by = healthz_pid(inst.address)
-                if served_by in current and current - before:
-                    return self._record("recovery", inst, cause["pid"], "ok", after=cause["action"],
-                                        recovery_s=round(time.monotonic() - started, 3),
-                                        replacement=sorted(current - before), served_by=served_by)
-                if served_by in current and time.monotonic() - started > NO_REPLACEMENT_S:
-                    # A reload under way when the signal came had already started the workers the
-                    # master wants, so none replaces this one: serving again, nothing to time.
-                    return self._record("recovery", inst, cause["pid"], "ok", after=cause["action"],
-                                        replacement=[], served_by=served_by)
-            time.sleep(POLL_S)
-        return self._record("recovery", inst, cause["pid"], f"error: not serving again within {self.recovery_timeout}s",
-                            after=cause["action"])
+        """Waits until inst serves again without the replaced workers (``recovery``), and records how long it took."""
+        found = serving_again(inst.address, inst.master, replaced, before, started, self.recovery_timeout)
+        outcome = "ok" if found else f"error: not serving again within {self.recovery_timeout}s"
+        return self._record("recovery", inst, cause["pid"], outcome, after=cause["action"], **(found or {}),
+                            **manual_mark(cause.get("manual")))

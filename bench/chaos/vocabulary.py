@@ -19,6 +19,32 @@ NETWORK_ACTIONS act on the links between ``--hosts`` hosts
 (bench/chaos/network.py), from the machine's own namespace, not on processes.
 The report, the Locust tab and the harness count actions by these names, and
 the console's "kills" are ``KILLS`` only.
+
+Lasting faults, the one convention every fault kind follows: an action that
+lasts carries ``"duration_s"`` on its own event (the time asked for, or null
+when it lasts until ended by hand), and its end is a follow-up event of the
+same target with ``"after": "<action>"``: ``thaw`` after ``freeze``, ``heal``
+after a network fault, ``restore`` after a Redis outage, ``remove`` after a
+bad instance. An action without ``duration_s`` is an instant (a kill). Write
+them with ``lasting(seconds)`` and ``end_of(action)``; the dashboard's bands and
+the report's timeline read faults only through ``fault_spans``, so a new kind
+shows there as soon as its events follow this:
+
+    >>> lasting(3.0), end_of("freeze")
+    ({'duration_s': 3.0}, {'after': 'freeze'})
+
+    >>> spans = fault_spans([
+    ...     {"time": 10.0, "action": "kill", "target": "web.1", "outcome": "ok"},
+    ...     {"time": 11.0, "action": "freeze", "target": "web.2", "outcome": "ok", "duration_s": 3.0},
+    ...     {"time": 14.2, "action": "thaw", "target": "web.2", "outcome": "ok", "after": "freeze"},
+    ...     {"time": 15.0, "action": "bad", "target": "bad.1", "outcome": "ok", "duration_s": None}], now=20.0)
+    >>> [(s["action"], s["start"], s["end"], s["open"]) for s in spans]
+    [('kill', 10.0, 10.0, False), ('freeze', 11.0, 14.2, False), ('bad', 15.0, 20.0, True)]
+
+Actions a person takes from the dashboard carry ``"manual": true``;
+``FORMATION_CHANGES`` are the ones that change the formation rather than
+signal a process (scale the web type to N, add or remove a bad instance): the
+engine journals them, it never picks them from a mix.
 """
 import difflib
 
@@ -27,7 +53,10 @@ from web.clock import clock
 PROCESS_ACTIONS = ("kill", "term", "reload", "rolling", "freeze", "scale")
 NETWORK_ACTIONS = ("partition", "oneway", "latency", "loss", "reset")
 ACTIONS = PROCESS_ACTIONS + NETWORK_ACTIONS
-FOLLOW_UPS = ("recovery", "thaw", "heal")
+FOLLOW_UPS = ("recovery", "thaw", "heal", "remove")  # and any event with "after" (is_action)
+SCALE_WEB, BAD_INSTANCE, REMOVE = "scale_web", "bad", "remove"  # a bad instance ends with its ``remove``
+FORMATION_CHANGES = (SCALE_WEB, BAD_INSTANCE)  # journaled from the dashboard; never in a mix
+RECOVERED = ("kill", "term", "reload")  # actions followed by a ``recovery`` once the instance serves again
 KILLS = ("kill",)  # a crash: SIGKILL; ``term`` is a graceful stop, counted apart
 DEFAULT_MIX = "kill,term,reload,freeze"
 # How a report names an action in words: (one, many).
@@ -80,8 +109,46 @@ def network_refusal(mix):
 
 
 def is_action(event):
-    """True for an action's own event, False for a follow-up."""
-    return event.get("action") not in FOLLOW_UPS
+    """True for an action's own event, False for a follow-up (a FOLLOW_UPS name, or any event with ``after``)."""
+    return event.get("action") not in FOLLOW_UPS and "after" not in event
+
+
+def lasting(duration_s):
+    """The field an action that lasts carries on its own event; None: until ended by hand."""
+    return {"duration_s": duration_s}
+
+
+def end_of(action):
+    """The field the follow-up that ends a lasting ``action`` carries."""
+    return {"after": action}
+
+
+def fault_spans(events, now=None):
+    """Each applied action as ``{action, target, start, end, open, manual}``: an instant, or, for an action
+    carrying ``duration_s``, a span until its follow-up (``after``), else until its planned end or ``now``."""
+    spans, ends = [], {}
+    for event in events:
+        if event.get("outcome") != "ok":
+            continue
+        if not is_action(event):
+            ends.setdefault((event.get("after"), event.get("target")), []).append(event["time"])
+            continue
+        spans.append({"action": event["action"], "target": event.get("target"), "start": event["time"],
+                      "end": event["time"], "open": False, "manual": bool(event.get("manual")),
+                      "lasting": "duration_s" in event, "planned": event.get("duration_s")})
+    for span in spans:
+        if not span.pop("lasting"):
+            span.pop("planned")
+            continue
+        later = [t for t in ends.get((span["action"], span["target"]), []) if t >= span["start"]]
+        planned = span.pop("planned")
+        if later:
+            span["end"] = later[0]
+            ends[(span["action"], span["target"])].remove(later[0])
+        else:  # still going now; in a finished run's record, as long as it was planned
+            span["end"] = now if now is not None else span["start"] + (planned or 0)
+            span["open"] = True
+    return spans
 
 
 def format_event(event):

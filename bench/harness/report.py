@@ -13,29 +13,20 @@ so a report can be rebuilt at any time after the run.
 import base64
 import csv
 import html
-import io
 import json
 import statistics
 import sys
 from collections import Counter
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to PNG only
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
-
-from bench.chaos.vocabulary import IN_WORDS, is_action  # noqa: E402
-from bench.harness import story  # noqa: E402
-from bench.runfolder import (AUTOSCALE, CHAOS, CHECK, FORMATION, HISTORY, LOCUST_HTML, PROXY_METRICS,  # noqa: E402
-                             REPORT_HTML, RUN, VERDICT_JSON, read_json, read_jsonl)
-from bench.verdict import render  # noqa: E402
-from bench.verdict.checker import CATEGORIES, VALID  # noqa: E402
-from web.clock import clock  # noqa: E402
-
-ACTION_COLOURS = {"kill": "tab:red", "term": "tab:orange", "reload": "tab:blue", "rolling": "tab:cyan",
-                  "freeze": "tab:purple", "scale": "tab:green"}
-RETRY_NAME = "POST /hits (retry)"
+from bench.chaos.vocabulary import IN_WORDS, is_action
+from bench.harness import story
+from bench.harness.timeline import timeline_png
+from bench.runfolder import (AUTOSCALE, CHAOS, CHECK, FORMATION, HISTORY, LOCUST_HTML, PROXY_METRICS, REPORT_HTML, RUN,
+                             VERDICT_JSON, read_json, read_jsonl)
+from bench.verdict import render
+from bench.verdict.checker import CATEGORIES, VALID
+from web.clock import clock
 
 
 def read_history(path):
@@ -76,52 +67,6 @@ def actions_of(chaos_events):
 def scaling_of(autoscale_events):
     """The autoscaler's start and each change, without its holds."""
     return [e for e in autoscale_events if e.get("action") in ("start", "up", "down")]
-
-
-def timeline_png(history, formation, chaos_events, scaling=()):
-    fig, (load, latency, procs) = plt.subplots(3, 1, figsize=(11, 7.5), sharex=True,
-                                               gridspec_kw={"height_ratios": [3, 2, 1.4]})
-    total = history.get("Aggregated", [])
-    t0 = min([row[0] for row in total] + [s["time"] for s in formation] + [e["time"] for e in chaos_events]
-             or [0])
-    if total:
-        times = [row[0] - t0 for row in total]
-        load.plot(times, [row[1] for row in total], label="requests/s", color="black")
-        load.plot(times, [row[2] for row in total], label="failures/s", color="tab:red")
-        load.plot(times, [row[5] for row in total], label="users", color="tab:gray", linestyle="--")
-        latency.plot(times, [row[3] for row in total], label="p99 ms", color="tab:brown")
-        latency.plot(times, [row[4] for row in total], label="p95 ms", color="tab:pink")
-    retries = history.get(RETRY_NAME, [])
-    if retries:
-        load.plot([row[0] - t0 for row in retries], [row[1] for row in retries], label="retries/s", color="tab:olive")
-    if formation:
-        times = [s["time"] - t0 for s in formation]
-        procs.step(times, [s["instances"] for s in formation], where="post", label="instances")
-        procs.step(times, [s["workers"] for s in formation], where="post", label="workers")
-    if scaling:
-        # Extended to the end, so the last count asked for shows as a level, not a point.
-        ends = [scaling[-1]["time"] - t0] + ([formation[-1]["time"] - t0] if formation else [])
-        procs.step([e["time"] - t0 for e in scaling] + [max(ends)], [e["desired"] for e in scaling]
-                   + [scaling[-1]["desired"]], where="post", label="asked by autoscale", linestyle="--",
-                   color="tab:green")
-    for event in chaos_events:
-        for axis in (load, latency, procs):
-            axis.axvline(event["time"] - t0, color=ACTION_COLOURS.get(event.get("action"), "grey"),
-                         alpha=0.35, linewidth=1)
-    handles = [plt.Line2D([], [], color=c, alpha=0.6, label=a) for a, c in ACTION_COLOURS.items()
-               if any(e.get("action") == a for e in chaos_events)]
-    load.legend(handles=load.get_legend_handles_labels()[0] + handles, loc="upper left", fontsize=8, ncol=4)
-    latency.legend(loc="upper left", fontsize=8)
-    procs.legend(loc="upper left", fontsize=8)
-    load.set_ylabel("per second; users")
-    latency.set_ylabel("ms")
-    procs.set_ylabel("count")
-    procs.set_xlabel("seconds since start (vertical lines: chaos actions)")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def table(headers, rows):
@@ -169,9 +114,10 @@ def render_html(out):
     formation = read_jsonl(out / FORMATION)
     history = read_history(out / HISTORY)
     scaling = scaling_of(read_jsonl(out / AUTOSCALE))
-    picture = base64.b64encode(timeline_png(history, formation, actions_of(chaos), scaling)).decode()
+    picture = base64.b64encode(timeline_png(history, formation, chaos, scaling)).decode()
     recovery = recovery_section(recovery_times(chaos))
-    actions = Counter((e.get("action"), e.get("outcome", "").partition(":")[0]) for e in actions_of(chaos))
+    actions = Counter((e.get("action"), e.get("outcome", "").partition(":")[0] + " (by hand)" * bool(e.get("manual")))
+                      for e in actions_of(chaos))
     mode = check.get("mode")
     conclusion = story.conclusion(verdict, actions_of(chaos), recovery_times(chaos),
                                   story.retries_of(read_json(out / PROXY_METRICS)), mode)
@@ -192,9 +138,9 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;
 <h2>Chaos actions</h2>{table(("action", "what it is", "outcome", "count"), [
     (action, IN_WORDS.get(action, (action,) * 2)[1], outcome, count)
     for (action, outcome), count in sorted(actions.items())])}
-{table(("time", "action", "target", "pid", "outcome", "recovery s"),
+{table(("time", "action", "target", "pid", "outcome", "recovery s", "by hand"),
        [(clock(e.get("time", 0)), e.get("action"), e.get("target"), e.get("pid"), e.get("outcome"),
-         e.get("recovery_s", "")) for e in chaos])}
+         e.get("recovery_s", ""), "yes" if e.get("manual") else "") for e in chaos])}
 <p>Locust's own report: <a href="{LOCUST_HTML}">{LOCUST_HTML}</a>. Raw data: verdict.json, journal.jsonl, chaos.jsonl,
 formation.jsonl, autoscale.jsonl, locust_stats_history.csv, {PROXY_METRICS}, {CHECK}.</p>
 <details><summary>settings as recorded</summary>

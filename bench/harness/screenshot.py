@@ -1,15 +1,17 @@
-"""Makes the pictures in docs/, seen by a real browser: the Consistency tab, and the HTML report.
+"""Makes the docs/ pictures from a real run seen by a real browser: the Formation page, the report, the tab.
 
-    $ .venv/bin/python -m bench.harness.screenshot                  # docs/consistency-tab.png
-    $ .venv/bin/python -m bench.harness.screenshot report           # docs/report.png, after a 30 s check
-    $ .venv/bin/python -m bench.harness.screenshot report reports/<run>   # docs/report.png of that run
+    $ .venv/bin/python -m bench.harness.screenshot     # needs chromium (apt-get install chromium)
 
-Both need chromium (``apt-get install chromium``); without it they say so in
-one line and exit 2. The tab: a formation started the way scripts/check does,
-Locust with its web UI, a test with chaos started through the UI's own form
-endpoint, stopped, and ``/?tab=consistency`` photographed once the verdict
-shows. The report: scripts/check's report.html of a run folder, or of a fresh
-check of 4 instances under 30 s of chaos.
+It starts a formation the way scripts/check does (3 web instances, the scaler),
+runs Locust with its web UI on 127.0.0.1, starts a test with chaos through the
+UI's own form endpoint, and does what a classroom demonstration does, through
+the endpoints the Formation page's buttons call: kill a worker, freeze another,
+scale web to 4, add a bad instance and wait for duplicates. Headless Chromium
+then photographs (tests/test_dashboard.py clicks the buttons themselves):
+
+- ``docs/formation-page.png``: the page, with the bad instance taking traffic;
+- ``docs/consistency-tab.png``: Locust's Consistency tab after the stop;
+- ``docs/report.png``: the run's report.html, its verdict and timeline.
 """
 import shutil
 import subprocess
@@ -17,18 +19,17 @@ import sys
 import tempfile
 import time
 
-from pathlib import Path
-
 import requests
 
-from bench.harness import check
+from bench.harness import report
+from bench.harness.check import parse_args
 from bench.harness.formation import Formation
 from bench.paths import BIN, ROOT
-from bench.runfolder import REPORT_HTML
+from bench.runfolder import CSV_PREFIX, REPORT_HTML
 from scaler.processes import free_port, stop_tree, wait_until
 
-OUTPUT = ROOT / "docs" / "consistency-tab.png"
-REPORT_OUTPUT = ROOT / "docs" / "report.png"
+DOCS = ROOT / "docs"
+PAGE, TAB, REPORT = DOCS / "formation-page.png", DOCS / "consistency-tab.png", DOCS / "report.png"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -39,39 +40,51 @@ def verdict_shown(ui):
     return any(r["what"] == "verdict" and r["count"] != "running" for r in rows)
 
 
-def photograph(chromium, url, output, size="1400,1000"):
+def state(ui):
+    return requests.get(ui + "/factor6/state", timeout=10).json()
+
+
+def press(ui, path, body=None):
+    """What a button does: its POST, which must succeed."""
+    response = requests.post(ui + path, json=body or {}, timeout=90)
+    response.raise_for_status()
+    return response.json()
+
+
+def instance(ui, name, wanted="serving"):
+    return any(c["name"] == name and c["state"] == wanted for c in state(ui)["formation"]["instances"])
+
+
+def demonstrate(ui):
+    """The classroom's clicks, each waited for as the page would show it."""
+    wait_until(lambda: instance(ui, "web.1"), timeout=60, what="web.1 serving")
+    time.sleep(8)
+    press(ui, "/factor6/act", {"action": "kill", "target": "web.1"})
+    time.sleep(3)
+    press(ui, "/factor6/act", {"action": "freeze", "target": "web.2", "seconds": 6})
+    time.sleep(4)
+    press(ui, "/factor6/scale", {"count": 4})
+    wait_until(lambda: instance(ui, "web.4"), timeout=60, what="web.4 serving")
+    time.sleep(4)
+    press(ui, "/factor6/bad")
+    wait_until(lambda: state(ui)["numbers"]["duplicated"] > 0, timeout=60, what="duplicates")
+    time.sleep(6)
+
+
+def photograph(chromium, url, path, height):
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
-                        "--virtual-time-budget=5000", f"--screenshot={output}", url],
+        subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size=1500,{height}",
+                        "--virtual-time-budget=5000", f"--screenshot={path}", url],
                        check=True, capture_output=True, timeout=120)
-    print(output)
 
 
-def report_picture(chromium, folder=None):
-    """docs/report.png: the report of ``folder``, or of a fresh check (its own exit status is not ours)."""
-    if folder is None:
-        folder = Path(tempfile.mkdtemp(prefix="factor6-report-"))
-        check.main(["--web", "4", "--duration", "30", "--chaos-rate", "1", "--seed", "7",
-                    "--report-dir", str(folder)])
-    page = Path(folder) / REPORT_HTML
-    if not page.exists():
-        sys.exit(f"no {REPORT_HTML} in {folder}")
-    photograph(chromium, page.resolve().as_uri(), REPORT_OUTPUT, size="1200,1500")
-
-
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
+def main():
     chromium = shutil.which("chromium")
     if not chromium:
         sys.stderr.write("screenshot skipped: chromium is not installed (apt-get install chromium)\n")
         sys.exit(2)
-    if argv[:1] == ["report"]:
-        return report_picture(chromium, argv[1] if len(argv) > 1 else None)
-    tab_picture(chromium)
 
-
-def tab_picture(chromium):
-    args = check.parse_args(["--web", "3", "--report-dir", tempfile.mkdtemp(prefix="factor6-ui-")])
+    args = parse_args(["--web", "3", "--report-dir", tempfile.mkdtemp(prefix="factor6-ui-")])
     args.report_dir.mkdir(parents=True, exist_ok=True)
     formation, locust = Formation(args), None
     ui = f"http://127.0.0.1:{free_port()}"
@@ -80,15 +93,18 @@ def tab_picture(chromium):
         locust = subprocess.Popen(
             [BIN / "locust", "-f", ROOT / "bench/locustfile.py", "--web-host", "127.0.0.1",
              "--web-port", ui.rsplit(":", 1)[1], "--host", formation.proxy_url, "--redis-url", formation.redis_url,
-             "--report-dir", args.report_dir],
+             "--report-dir", args.report_dir, "--csv", args.report_dir / CSV_PREFIX, "--csv-full-history"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_until(lambda: requests.get(ui, timeout=2).ok, timeout=30, what="Locust's web UI")
         requests.post(ui + "/swarm", data={"user_count": 8, "spawn_rate": 8, "host": formation.proxy_url,
-                                           "chaos_rate": "1", "chaos_mix": "kill,term,reload,freeze"}, timeout=10)
-        time.sleep(20)
+                                           "chaos_rate": "0.3", "chaos_mix": "kill,reload"}, timeout=10)
+        demonstrate(ui)
+        photograph(chromium, ui + "/factor6", PAGE, 1500)
         requests.post(ui + "/stop", timeout=60)
-        wait_until(lambda: verdict_shown(ui), timeout=60, what="the verdict")
-        photograph(chromium, f"{ui}/?tab=consistency", OUTPUT)
+        wait_until(lambda: verdict_shown(ui), timeout=90, what="the verdict")
+        photograph(chromium, ui + "/?tab=consistency", TAB, 1000)
+        photograph(chromium, report.write(args.report_dir).as_uri(), REPORT, 2600)
+        print("\n".join(map(str, (PAGE, TAB, REPORT, args.report_dir / REPORT_HTML))))
     finally:
         if locust:
             stop_tree(locust.pid)

@@ -6,7 +6,9 @@ Modules: ``options`` (the plugin's options, refused up front when bad),
 ``journal`` (one process's events), ``collect`` (workers stream,
 the master accounts), ``live`` (formation samples and the live check),
 ``conclude`` (the final check, the run-proved-nothing rules, the artifacts),
-``webui`` (the Consistency tab, the --html banner), ``shapes`` (load shapes),
+``webui`` (the Consistency tab, the --html banner), ``dashboard`` (the
+Formation page: its routes and buttons), ``board`` (its cards), ``bad_instance``
+(the HIT_MODE=local instance it adds), ``shapes`` (load shapes),
 ``plugin`` (the Conductor that runs it all, and ``install``), ``visitors`` and
 ``uploaders`` (the session and upload workloads' users), ``tries`` (a keyed
 request tried until its answer is final). It imports the verdict and chaos

@@ -51,8 +51,8 @@ import requests
 from locust.runners import MasterRunner, WorkerRunner
 
 from bench.chaos import KILLS, ChaosMonkey, parse_mix
+from bench.load import dashboard, shapes, webui
 from bench.load import options as plugin_options
-from bench.load import shapes, webui
 from bench.load.collect import Collector, Streamer
 from bench.load.conclude import conclude
 from bench.load.journal import Journal
@@ -171,10 +171,10 @@ class Conductor:
             self.run.journal_names = sorted(self.collector.workers)
         start_run(self.client, options.run_id, idempotency_ttl(os.environ))
         self.proxy_start = proxy_metrics(self.env.host)
-        self.chaos = None
+        # Every run has an engine, so the Formation page's buttons are journaled; it schedules only with a rate.
+        self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=parse_mix(options.chaos_mix),
+                                 seed=options.chaos_seed, log_path=report_dir / CHAOS)
         if options.chaos_rate > 0:
-            self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=parse_mix(options.chaos_mix),
-                                     seed=options.chaos_seed, log_path=report_dir / CHAOS)
             self.chaos.start()
         self.live = LiveView(self.run, self.env.runner)
         self.live.start()
@@ -317,6 +317,7 @@ def install(environment):
         if environment.web_ui:
             webui.install_tab(environment.web_ui, plugin.rows)
             plugin_options.refuse_bad_starts(environment.web_ui)
+            dashboard.install(environment.web_ui, plugin)
     environment.factor6 = plugin
     guard = plugin.guarded if isinstance(plugin, Conductor) else (lambda _what, handler: handler)
     environment.events.test_start.add_listener(guard("starting the run", plugin.on_test_start))
