@@ -6,13 +6,17 @@
 Each logical hit is one ``POST /hits`` with a fresh ``Idempotency-Key``
 (``<run>:<process>.<user>:<seq>``). A connection error or a 5xx is retried
 with the same key after a jittered back-off, so a retry can never count twice;
-retries show in Locust's statistics under their own name. The invoke is
+retries show in Locust's statistics under their own name. ``--hits keyless``
+sends ``POST /hits`` without a key and ``--hits page`` the seed's ``GET /``,
+each tried once, as a client without keys must: they have no ledger entry,
+so the checker judges them by their numbers and the counter. The invoke is
 journaled before the request is sent, so a user killed mid-request leaves an
 ``info`` (unknown) operation, never a silent gap. The consistency plugin
 (bench/load/plugin.py) turns the journals into the verdict.
 """
 import itertools
 import os
+import re
 
 from locust import FastHttpUser, constant, events, task
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
@@ -22,6 +26,10 @@ from web.config import redis_url
 
 HIT = "POST /hits"
 RETRY = "POST /hits (retry)"
+KEYLESS = "POST /hits (keyless)"
+PAGE = "GET /"
+HIT_KINDS = ("keyed", "keyless", "page")
+PAGE_TEXT = re.compile(r"Hello World! (\d+) times\.\s*")
 
 
 class Retryable(Exception):
@@ -35,6 +43,8 @@ def add_arguments(parser):
     parser.add_argument("--report-dir", default="reports/latest", help="where the journal and verdict go")
     parser.add_argument("--redis-url", default=redis_url(os.environ), include_in_web_ui=False,
                        help="the formation's Redis, read for the ledger (not for hits)")
+    parser.add_argument("--hits", choices=HIT_KINDS, default="keyed",
+                        help="keyed: POST /hits with a key, retried; keyless: without one; page: the seed's GET /")
     parser.add_argument("--hit-tries", type=int, default=8, help="tries per hit before its outcome is unknown")
     parser.add_argument("--chaos-rate", type=float, default=0.0, help="chaos actions per second (0: off)")
     parser.add_argument("--chaos-mix", default="kill,term,reload,freeze", help="actions, optionally weighted")
@@ -70,11 +80,15 @@ class HitUser(FastHttpUser):
     def hit(self):
         journal = plugin.journal_of(self.environment)
         key = journal.key(self.number, next(self.sequence))
-        journal.invoke(key)
+        keyless = self.environment.parsed_options.hits != "keyed"
+        journal.invoke(key, keyless=keyless)
         try:
-            for attempt in self.retrying:
-                with attempt:
-                    number = self.try_hit(key, attempt.retry_state.attempt_number)
+            if keyless:
+                number = self.try_keyless()
+            else:
+                for attempt in self.retrying:
+                    with attempt:
+                        number = self.try_hit(key, attempt.retry_state.attempt_number)
         except Retryable:
             journal.complete(key, "info")
         else:
@@ -85,15 +99,28 @@ class HitUser(FastHttpUser):
         headers = {"Idempotency-Key": key}
         with self.client.post("/hits", headers=headers, name=HIT if attempt == 1 else RETRY,
                               catch_response=True) as response:
-            status = response.status_code or 0
-            if status == 200:
-                try:
-                    return int(response.json()["hits"])
-                except (ValueError, KeyError, TypeError):
-                    response.failure("200 without a hit count")
-                    raise Retryable() from None
-            response.failure(f"{status or 'no response'}: {(response.text or str(response.error))[:80]}")
-            # 4xx means the request itself was refused, so nothing was applied; 408/429 are transient.
-            if 400 <= status < 500 and status not in (408, 429):
-                return None
-            raise Retryable()
+            return number_from(response, lambda r: int(r.json()["hits"]))
+
+    def try_keyless(self):
+        """One try without a key: a retry could count the hit twice, and only the server could tell."""
+        if self.environment.parsed_options.hits == "page":
+            with self.client.get("/", name=PAGE, catch_response=True) as response:
+                return number_from(response, lambda r: int(PAGE_TEXT.fullmatch(r.text).group(1)))
+        with self.client.post("/hits", name=KEYLESS, catch_response=True) as response:
+            return number_from(response, lambda r: int(r.json()["hits"]))
+
+
+def number_from(response, parse):
+    """The number a 200 acknowledged (``parse`` reads it); None when refused for good; Retryable when unknown."""
+    status = response.status_code or 0
+    if status == 200:
+        try:
+            return parse(response)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            response.failure("200 without a hit count")
+            raise Retryable() from None
+    response.failure(f"{status or 'no response'}: {(response.text or str(response.error))[:80]}")
+    # 4xx means the request itself was refused, so nothing was applied; 408/429 are transient.
+    if 400 <= status < 500 and status not in (408, 429):
+        return None
+    raise Retryable()

@@ -4,6 +4,7 @@
     $ scripts/check --mode seed      # a negative control: must end INVALID
     $ scripts/check --hosts          # the same across network namespace hosts (bench/hosts.py; root)
     $ scripts/check --shape spike --autoscale --duration 120   # 16 -> 200 -> 16 users, web between 4 and 8
+    $ scripts/check --front nginx --chaos-mix kill,freeze --hits keyless   # another front door (frontdoor.py)
 
 Steps: ``honcho start`` runs redis, N web instances, the proxy and the scaler
 (so ``scripts/scale`` works on it; with ``--autoscale`` the autoscaler too) on
@@ -24,6 +25,7 @@ from pathlib import Path
 from bench.chaos.vocabulary import KILLS, is_action
 from bench.harness import report
 from bench.harness.formation import Formation
+from bench.harness.frontdoor import FRONTS, Missing
 from bench.harness.hosts import HostsFormation, Unavailable
 from bench.paths import BIN, ROOT
 from bench.runfolder import (CHAOS, CSV_PREFIX, FORMATION_LOG, LIVE, LOCUST_HTML, LOCUST_LOG, REPORT_HTML, VERDICT_JSON,
@@ -52,7 +54,13 @@ def parse_args(argv=None):
     parser.add_argument("--hosts", action="store_true",
                         help="one host per role, made of network namespaces (root); skipped where impossible")
     parser.add_argument("--require-hosts", action="store_true", help="--hosts, failing where it cannot run")
+    parser.add_argument("--front", choices=FRONTS, default="factor6",
+                        help="the front door: this proxy, or nginx or HAProxy over fixed ports (no --autoscale)")
+    parser.add_argument("--hits", default="keyed",
+                        help="keyed (POST /hits with a key), keyless (without) or page (the seed's GET /)")
     args = parser.parse_args(argv)
+    if args.front != "factor6" and (args.autoscale or args.hosts or args.require_hosts):
+        parser.error(f"--front {args.front} reads a static list of instances: no --autoscale, no --hosts")
     args.hosts = args.hosts or args.require_hosts
     # A random part too: two checks started in the same second must not share a folder.
     args.report_dir = args.report_dir or ROOT / "reports" / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}-{uuid.uuid4().hex[:6]}"
@@ -68,7 +76,7 @@ def locust_command(args, formation):
         # With --hosts a chaos agent runs on each web host: from the load host, no process would be local.
         "--report-dir", out, "--chaos-rate", str(0 if args.hosts else args.chaos_rate), "--chaos-mix", args.chaos_mix,
         "--chaos-seed", str(args.seed), "--csv", out / CSV_PREFIX, "--csv-full-history",
-        "--html", out / LOCUST_HTML, "--stop-timeout", "10", "--only-summary",
+        "--html", out / LOCUST_HTML, "--stop-timeout", "10", "--only-summary", "--hits", args.hits,
     ]
     if args.shape:
         command += ["--shape", args.shape]
@@ -112,8 +120,8 @@ def run(args, signals):
     formation = HostsFormation(args) if args.hosts else Formation(args)
     locust = None
     try:
-        print(f"factor6 check: {args.web} web instances in {args.mode} mode, {args.duration:.0f}s,"
-              f" chaos {args.chaos_rate}/s ({args.chaos_mix}), seed {args.seed}; report in {out}")
+        print(f"factor6 check: {args.web} web instances in {args.mode} mode behind {args.front}, {args.hits} hits,"
+              f" {args.duration:.0f}s, chaos {args.chaos_rate}/s ({args.chaos_mix}), seed {args.seed}; report in {out}")
         formation.start(abort=signals.check)
         command = locust_command(args, formation)
         with open(out / LOCUST_LOG, "wb") as log:
@@ -149,6 +157,9 @@ def main(argv=None):
     except Unavailable as exc:
         print(f"\n--hosts skipped: {exc}")
         return 2 if args.require_hosts else 0
+    except Missing as exc:
+        print(f"\n--front {args.front} skipped: {exc}")
+        return 2
     except TimeoutError as exc:
         print(f"\nthe formation did not come up: {exc}; see {args.report_dir / FORMATION_LOG}")
         return 2

@@ -3,6 +3,7 @@
     journal = Journal("r1a2b")
     key = journal.key(user=3, sequence=1)          # 'r1a2b:<tag>.3:1', the key grammar of web.schema
     journal.invoke(key)                            # before the request is sent
+    journal.invoke(key, keyless=True)              # a hit sent without the key: judged by its number and the counter
     journal.complete(key, "ok", number=41)         # or "fail", or "info" when unknown
     chunk = journal.unsent()                       # what a worker streams next
 
@@ -36,8 +37,11 @@ class Journal:
         with self._lock:
             self.events.extend(events)
 
-    def invoke(self, key):
-        self._add({"type": "invoke", "key": key, "time": time.time()})
+    def invoke(self, key, keyless=False):
+        event = {"type": "invoke", "key": key, "time": time.time()}
+        if keyless:
+            event["keyless"] = True
+        self._add(event)
 
     def complete(self, key, kind, number=None):
         event = {"type": kind, "key": key, "time": time.time()}
