@@ -4,7 +4,10 @@
     $ .venv/bin/python -m bench.benchmarks.proxy        # this proxy against nginx and a direct backend
     $ .venv/bin/python -m bench.benchmarks.chaos        # ten minutes of kills against calm
     $ .venv/bin/python -m bench.benchmarks.autoscale    # spike capacity and p95 with and without autoscaling
+    $ .venv/bin/python -m bench.benchmarks.frontdoors   # nginx, HAProxy and this proxy under chaos: verdicts
+    $ .venv/bin/python -m bench.benchmarks.scaling      # hits/s, p99 and efficiency for N = 1..16 (docs/scaling.png)
+    $ .venv/bin/python -m bench.benchmarks.exactly_once # keyed hits against keyless, and the script against INCR
 
-``stats`` holds the one percentile and median they all use. Benchmarks may
+``stats`` holds the one percentile and median they all use; ``wrk`` runs wrk. Benchmarks may
 import every other wing; nothing imports them.
 """

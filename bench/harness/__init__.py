@@ -5,7 +5,8 @@
 
 Modules: ``check`` (the command: formation, Locust, verdict, report, cleanup),
 ``formation`` (the local ``honcho start`` formation), ``hosts`` and ``netns``
-(the same formation on network-namespace hosts), ``report`` (report.html),
+(the same formation on network-namespace hosts), ``frontdoor`` (nginx or HAProxy
+in place of the proxy), ``report`` (report.html),
 ``screenshot`` (docs/ pictures). It starts Locust as a process, so it imports
 the verdict and chaos wings' vocabulary but never the load wing.
 """
