@@ -38,7 +38,8 @@ def redis_commands(sha, run):
     key = make_key(run, "bench", "__rand_int__")
     return {
         "INCR": ["INCR", COUNTER],
-        "EVALSHA, no key (INCR + served count)": ["EVALSHA", sha, "4", COUNTER, "", "", SERVED, "86400", "bench", "0", ""],
+        "EVALSHA, no key (INCR + served count)":
+            ["EVALSHA", sha, "4", COUNTER, "", "", SERVED, "86400", "bench", "0", ""],
         "EVALSHA, keyed (lookup, INCR, record, ledger, served)": [
             "EVALSHA", sha, "4", COUNTER, key_record(key), run_ledger(run), SERVED, "86400", "bench", "0", key],
     }
@@ -79,7 +80,8 @@ def main(argv=None):
                 point(formation, args.connections, 1, path="/hits", **options)
             for rep in range(args.reps):
                 for name, options in web.items():
-                    formation_runs[name].append(point(formation, args.connections, args.duration, path="/hits", **options))
+                    formation_runs[name].append(
+                        point(formation, args.connections, args.duration, path="/hits", **options))
                 for name, command in commands.items():
                     redis_runs[name].append(redis_alone(client, formation.redis_port, command, args.requests,
                                                         args.connections))
@@ -94,9 +96,11 @@ def main(argv=None):
 def report(args, web, alone):
     keyed, keyless = web["keyed POST /hits"], web["keyless POST /hits"]
     incr = alone["INCR"]
-    lines = [f"Through the formation ({args.web} instances x {args.workers} workers, wrk {args.connections} connections,"
+    lines = [f"Through the formation ({args.web} instances x {args.workers} workers,"
+             f" wrk {args.connections} connections,"
              f" {args.reps} x {args.duration} s, interleaved, medians):", "",
-             "| hit | hits/s | p99 ms | formation's CPU, cores | CPU ms per hit | vs keyless |", "|---|---:|---:|---:|---:|---:|"]
+             "| hit | hits/s | p99 ms | formation's CPU, cores | CPU ms per hit | vs keyless |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name, row in web.items():
         lines.append(f"| {name} | {row['rps']:.0f} | {row['p99']:.1f} | {row['cores']:.2f} |"
                      f" {1000 * row['cores'] / row['rps']:.2f} | {row['rps'] / keyless['rps']:.3f}x |")
@@ -104,7 +108,8 @@ def report(args, web, alone):
               f" {args.reps} runs, interleaved, medians):", "",
               "| command | calls/s | p99 ms | Redis µs per call | vs INCR |", "|---|---:|---:|---:|---:|"]
     for name, row in alone.items():
-        lines.append(f"| {name} | {row['rps']:.0f} | {row['p99']:.2f} | {row['usec']:.2f} | {row['rps'] / incr['rps']:.3f}x |")
+        lines.append(f"| {name} | {row['rps']:.0f} | {row['p99']:.2f} | {row['usec']:.2f} |"
+                     f" {row['rps'] / incr['rps']:.3f}x |")
     lines += ["", f"Formation: keyed / keyless = **{keyed['rps'] / keyless['rps']:.3f}x** (goal >= 0.95)."]
     return "\n".join(lines)
 

@@ -80,7 +80,8 @@ def main(argv=None):
             row["duplicated"], row["unacknowledged"] = counted(out)
             print(f"# {kind} via {front}: {row['status']}", file=sys.stderr)
             rows.append(row)
-    print(f"{len(args.fronts.split(','))} front doors, {args.web} web instances, chaos {args.rate:g}/s ({args.mix}, seed {args.seed}),"
+    print(f"{len(args.fronts.split(','))} front doors, {args.web} web instances,"
+          f" chaos {args.rate:g}/s ({args.mix}, seed {args.seed}),"
           f" {args.duration:g} s per cell, PROXY_TIMEOUT={args.timeout}; reports in {base}\n")
     print(table(rows))
     return 0

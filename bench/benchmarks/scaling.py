@@ -102,7 +102,8 @@ def plot(curves, path, args):
     middle.axhline(0.9, color="grey", lw=0.8, ls="--")
     right.set(xscale="log", yscale="log", xlabel="web instances N", ylabel="p99 ms", title="p99 latency")
     for axes in (left, middle, right):
-        axes.set_xticks(sorted(next(iter(curves.values()))), labels=[str(n) for n in sorted(next(iter(curves.values())))])
+        ns = sorted(next(iter(curves.values())))
+        axes.set_xticks(ns, labels=[str(n) for n in ns])
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
     fig.suptitle(f"factor6 on {os.cpu_count()} cores: GET / through this proxy, {args.workers}x{args.threads} threads"

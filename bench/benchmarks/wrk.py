@@ -13,7 +13,7 @@ import tempfile
 
 from bench.harness.frontdoor import Missing, installed
 
-# POST /hits, each with a fresh Idempotency-Key <run>:wrk<thread>:<n> (web.schema's grammar: it goes in the run's ledger).
+# POST /hits, each with a fresh Idempotency-Key <run>:wrk<thread>:<n>: web.schema's grammar, so it goes in the ledger.
 KEYED = """
 local n, threads = 0, 0
 function setup(thread) threads = threads + 1; thread:set("id", threads) end
@@ -54,5 +54,6 @@ def run(url, connections, duration, script=None, args=()):
         "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "p50": seconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)) * 1000,
         "p99": seconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)) * 1000,
-        "errors": (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+        "errors": (int(non_2xx.group(1)) if non_2xx else 0)
+        + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
     }

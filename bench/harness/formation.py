@@ -51,7 +51,8 @@ class Formation:
             "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers, **self.autoscale_env(),
         }.items()))
         front = getattr(self.args, "front", "factor6")
-        types = ["redis", "web", *["proxy"] * (front == "factor6"), "scaler"] + ["autoscale"] * bool(self.args.autoscale)
+        proxy = ["proxy"] if front == "factor6" else []
+        types = ["redis", "web", *proxy, "scaler"] + ["autoscale"] * bool(self.args.autoscale)
         base = honcho_base_port()
         if front != "factor6":  # installed (or Missing) before anything starts
             web = [f"127.0.0.1:{base + 100 * types.index('web') + i}" for i in range(self.args.web)]
