@@ -2,6 +2,7 @@
 
     $ .venv/bin/python -m bench.benchmarks.exactly_once                    # 5 x 10 s per row: about 5 minutes
     $ .venv/bin/python -m bench.benchmarks.exactly_once --reps 1 --duration 3
+    $ .venv/bin/python -m bench.benchmarks.exactly_once --profile 10      # also: where a worker's CPU goes
 
 Through the whole formation (scripts/check's: honcho, Redis, ``--web`` instances,
 the proxy reading the registry) with ``PROXY_STAMP_KEYS=0``, so a keyless POST
@@ -13,6 +14,8 @@ Redis alone, on the same redis-server (append-only, ``appendfsync always``),
 redis-benchmark runs ``INCR`` and EVALSHA of that script keyed and keyless;
 ``INFO commandstats`` gives Redis's own µs per call. Rows are interleaved rep
 by rep; figures are medians; the ratios are keyed over the other, one run.
+With ``--profile S``, py-spy samples one web worker for S seconds under each
+kind of load, and its samples (the innermost frame's file) are summed by area.
 """
 import argparse
 import csv
@@ -20,9 +23,13 @@ import io
 import subprocess
 import sys
 import tempfile
+import collections
+import re
+import threading
 import uuid
 from pathlib import Path
 
+import psutil
 import redis
 
 from bench.benchmarks import wrk
@@ -56,6 +63,37 @@ def redis_alone(client, port, command, requests, connections):
     return {"rps": float(row["rps"]), "p99": float(row["p99_latency_ms"]), "usec": float(stats["usec_per_call"])}
 
 
+AREAS = (("redis-py, the Redis round trip", "/redis/"), ("gunicorn", "/gunicorn/"),
+         ("Flask and Werkzeug", "/flask/|/werkzeug/"), ("the app (web/)", "/web/"),
+         ("sockets, selectors, threads", r"/(socket|selectors|threading|ssl|queue)\.py"))
+
+
+def a_worker(formation):
+    """The pid of one gunicorn worker of the formation: a gunicorn process whose parent is one too."""
+    for proc in psutil.Process(formation.honcho.pid).children(recursive=True):
+        if "gunicorn" in " ".join(proc.cmdline()) and "gunicorn" in " ".join(proc.parent().cmdline()):
+            return proc.pid
+    raise RuntimeError("no gunicorn worker found")
+
+
+def profile(formation, seconds, connections, options, out):
+    """py-spy's samples of one worker while wrk sends this kind of hit: {area: share}, and samples per second."""
+    load = threading.Thread(target=wrk.run, args=(formation.proxy_url + "/hits", connections, seconds + 2),
+                            kwargs=options)
+    load.start()
+    subprocess.run([Path(sys.executable).parent / "py-spy", "record", "-p", str(a_worker(formation)),
+                    "-d", str(seconds), "-r", "250", "-f", "raw", "-o", str(out), "--nonblocking"],
+                   check=True, capture_output=True)
+    load.join()
+    areas = collections.Counter()
+    for line in Path(out).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        leaf = stack.rsplit(";", 1)[-1]
+        areas[next((name for name, pattern in AREAS if re.search(pattern, leaf)), "other")] += int(count)
+    total = sum(areas.values()) or 1
+    return {area: count / total for area, count in areas.most_common()}, total / seconds
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--web", type=int, default=4)
@@ -64,6 +102,7 @@ def main(argv=None):
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--requests", type=int, default=30_000, help="per redis-benchmark run")
+    parser.add_argument("--profile", type=int, default=0, metavar="S", help="py-spy a worker for S s per kind")
     args = parser.parse_args(argv)
     wrk.wrk_path()
     run = f"r{uuid.uuid4().hex[:10]}"
@@ -87,10 +126,15 @@ def main(argv=None):
                                                         args.connections))
                 print(f"# rep {rep + 1}: " + ", ".join(f"{name} {runs[-1]['rps']:.0f}/s" for name, runs in
                                                       [*formation_runs.items(), *redis_runs.items()]), file=sys.stderr)
+            profiles = {name: profile(formation, args.profile, args.connections, options, Path(workdir) / f"{i}.txt")
+                        for i, (name, options) in enumerate(web.items())} if args.profile else {}
         finally:
             formation.stop()
     print(report(args, {name: median_of(runs) for name, runs in formation_runs.items()},
                  {name: median_of(runs) for name, runs in redis_runs.items()}))
+    for name, (areas, rate) in profiles.items():
+        print(f"\nWhere one worker's CPU goes, {name} (py-spy, {rate:.0f} busy samples/s of 250):\n")
+        print("\n".join(f"- {area}: {share:.0%}" for area, share in areas.items()))
 
 
 def report(args, web, alone):
