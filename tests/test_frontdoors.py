@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from bench.harness.check import parse_args
 from bench.harness.frontdoor import DOORS, config
 from bench.runfolder import FRONT_CONF, VERDICT_JSON, read_json
 from bench.verdict.checker import check
@@ -63,6 +64,14 @@ def test_a_front_door_listens_on_loopback_and_dials_only_the_instances(name, tmp
                if line.strip().startswith("server ") and not line.strip().endswith("{")]
     assert dialled == ["127.0.0.1:10100", "127.0.0.1:10101"]
     assert "2000ms" in text  # the proxy's own timeout setting
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("other", [["--autoscale"], ["--hosts"]])
+def test_a_static_front_door_refuses_what_changes_or_moves_the_instances(other, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--front", "haproxy", *other])
+    assert "static list of instances" in capsys.readouterr().err
 
 
 def test_check_through_nginx_runs_to_a_verdict(tmp_path):

@@ -127,7 +127,7 @@ def report(curves, args, load):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instances", type=lambda s: [int(n) for n in s.split(",")], default=[1, 2, 4, 8, 16])
-    parser.add_argument("--work-ms", type=int, default=200, help="the I/O-bound hit's wait")
+    parser.add_argument("--work-ms", type=int, default=500, help="the I/O-bound hit's wait")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--duration", type=int, default=10)
