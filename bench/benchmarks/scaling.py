@@ -1,6 +1,6 @@
 """Benchmark: the scaling curve, hits/s and p99 for N = 1, 2, 4, 8, 16 instances, I/O-bound and CPU-bound.
 
-    $ .venv/bin/python -m bench.benchmarks.scaling                     # 3 x 10 s per point: about 8 minutes
+    $ .venv/bin/python -m bench.benchmarks.scaling                     # 3 x 15 s per point: about 12 minutes
     $ .venv/bin/python -m bench.benchmarks.scaling --instances 1,2 --reps 1 --duration 3 --plot /tmp/s.png
 
 Each point is a whole formation as ``scripts/check`` starts it (honcho: Redis,
@@ -127,10 +127,10 @@ def report(curves, args, load):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instances", type=lambda s: [int(n) for n in s.split(",")], default=[1, 2, 4, 8, 16])
-    parser.add_argument("--work-ms", type=int, default=500, help="the I/O-bound hit's wait")
+    parser.add_argument("--work-ms", type=int, default=1000, help="the I/O-bound hit's wait")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--plot", default=str(ROOT / "docs/scaling.png"))
     args = parser.parse_args(argv)
