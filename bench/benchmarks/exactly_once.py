@@ -63,9 +63,11 @@ def redis_alone(client, port, command, requests, connections):
     return {"rps": float(row["rps"]), "p99": float(row["p99_latency_ms"]), "usec": float(stats["usec_per_call"])}
 
 
-AREAS = (("redis-py, the Redis round trip", "/redis/"), ("gunicorn", "/gunicorn/"),
-         ("Flask and Werkzeug", "/flask/|/werkzeug/"), ("the app (web/)", "/web/"),
-         ("sockets, selectors, threads", r"/(socket|selectors|threading|ssl|queue)\.py"))
+# py-spy names a frame "function (path/inside/sys.path.py:line)".
+AREAS = (("redis-py, the Redis round trip", r"\(redis/"), ("gunicorn", r"\(gunicorn/"),
+         ("Flask and Werkzeug", r"\((flask|werkzeug)/"), ("the app (web/)", r"\(web/"),
+         ("sockets, selectors, threads", r"\((socket|selectors|threading|ssl|queue)\.py"),
+         ("json, re", r"\((json|re)/"))
 
 
 def a_worker(formation):
