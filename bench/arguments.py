@@ -82,3 +82,9 @@ def writable_folder(text):
     if not os.access(path, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{path} is not writable")
     return path
+
+
+# What a hit is, for scripts/check --hits and Locust's --hits (bench/locustfile.py): keyed is POST /hits with
+# its Idempotency-Key, retried; keyless is without one, tried once, as a client without keys must;
+# keyless-retried retries it anyway (wrong on purpose: a retry may count twice); page is the seed's GET /, once.
+HIT_KINDS = ("keyed", "keyless", "keyless-retried", "page")

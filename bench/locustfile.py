@@ -6,9 +6,12 @@
 Each logical hit is one ``POST /hits`` with a fresh ``Idempotency-Key``
 (``<run>:<process>.<user>:<seq>``). A connection error or a 5xx is retried
 with the same key after a jittered back-off, so a retry can never count twice;
-retries show in Locust's statistics under their own name (``--keyless``
-sends hits and retries with no key: wrong on purpose, a negative control;
-the journal still names each hit). The invoke is
+retries show in Locust's statistics under their own name. ``--hits keyless``
+sends ``POST /hits`` without a key and ``--hits page`` the seed's ``GET /``,
+each tried once, as a client without keys must; ``--hits keyless-retried``
+retries them anyway (wrong on purpose, a negative control: a retry may count
+twice). Keyless hits have no ledger entry, so the checker judges them by their
+numbers and the counter; the journal still names each one. The invoke is
 journaled before the request is sent, so a user killed mid-request leaves an
 ``info`` (unknown) operation, never a silent gap. The consistency plugin
 (bench/load/plugin.py) turns the journals into the verdict.
@@ -18,6 +21,7 @@ VisitorUser (bench/load/visitors.py) and UploadUser (bench/load/uploaders.py);
 each journals typed events for its workload's checker (bench/verdict/workloads.py).
 """
 import itertools
+import re
 
 from locust import FastHttpUser, constant, events, task
 
@@ -27,6 +31,9 @@ from bench.load.uploaders import UploadUser  # noqa: F401 - Locust finds user cl
 from bench.load.visitors import VisitorUser  # noqa: F401
 
 HIT = "POST /hits"  # its retries are "POST /hits (retry)"
+KEYLESS = "POST /hits (keyless)"
+PAGE = "GET /"
+PAGE_TEXT = re.compile(r"Hello World! (\d+) times\.\s*")
 
 
 @events.init_command_line_parser.add_listener
@@ -47,19 +54,34 @@ class HitUser(FastHttpUser):
     def on_start(self):
         self.sequence = itertools.count(1)
         self.number = next(self._user_numbers)
-        self.retrying = retrying(self.environment.parsed_options)
+        options = self.environment.parsed_options
+        self.hits = options.hits
+        # Only a keyed hit is safe to send again; keyless-retried does it anyway, on purpose.
+        self.retrying = retrying(options, tries=1 if self.hits in ("keyless", "page") else None)
+        self.request = {"keyed": ("POST", "/hits", HIT), "keyless": ("POST", "/hits", KEYLESS),
+                        "keyless-retried": ("POST", "/hits", KEYLESS), "page": ("GET", "/", PAGE)}[self.hits]
+        self.expect = None if self.hits == "page" else (lambda data: type(data.get("hits")) is int)
 
     @task
     def hit(self):
         journal = plugin.journal_of(self.environment)
         key = journal.key(self.number, next(self.sequence))
-        journal.invoke(key)
+        keyless = self.hits != "keyed"
+        journal.invoke(key, keyless=keyless)
         try:
-            # --keyless: no key on the request or its retries (wrong on purpose); the journal still names the hit.
-            answer = call(self, "POST", "/hits", HIT, key=None if self.environment.parsed_options.keyless else key,
-                          expect=lambda data: type(data.get("hits")) is int)
+            answer = call(self, *self.request, key=None if keyless else key, expect=self.expect)
+            number = self.number_in(answer) if answer.ok else None
         except Retryable:
             journal.complete(key, "info")
         else:
             # A 4xx means the request itself was refused, so nothing was applied.
-            journal.complete(key, "ok" if answer.ok else "fail", answer.data["hits"] if answer.ok else None)
+            journal.complete(key, "ok" if answer.ok else "fail", number)
+
+    def number_in(self, answer):
+        """The number a 2xx acknowledged: in the JSON, or in the seed's page."""
+        if self.hits != "page":
+            return answer.data["hits"]
+        match = PAGE_TEXT.fullmatch(answer.text)
+        if match is None:
+            raise Retryable()  # a 200 that names no number: its outcome is unknown
+        return int(match.group(1))

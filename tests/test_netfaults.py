@@ -153,7 +153,7 @@ def test_keyed_retries_ride_through_lost_replies_and_keyless_ones_count_twice(tm
     done, keyed, out = check(tmp_path, "keyed", *fault)
     assert done.returncode == 0 and keyed["status"] == "valid", done.stdout[-3000:]
     assert faults_of(out, "oneway")[0], "the fault was applied"
-    done, keyless, out = check(tmp_path, "keyless", *fault, "--keyless")
+    done, keyless, out = check(tmp_path, "keyless", *fault, "--hits", "keyless-retried")
     assert faults_of(out, "oneway")[0], "the fault was applied"
     assert done.returncode == 1 and keyless["status"] == "invalid", done.stdout[-3000:]
     counter = keyless["duplicated"][0]

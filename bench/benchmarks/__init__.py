@@ -6,7 +6,10 @@
     $ .venv/bin/python -m bench.benchmarks.autoscale    # spike capacity and p95 with and without autoscaling
     $ .venv/bin/python -m bench.benchmarks.network      # latency, loss and partitions between --hosts hosts (root)
     $ .venv/bin/python -m bench.benchmarks.workloads    # sessions per store under chaos; uploads of 1 and 10 MB
+    $ .venv/bin/python -m bench.benchmarks.frontdoors   # nginx, HAProxy and this proxy under chaos: verdicts
+    $ .venv/bin/python -m bench.benchmarks.scaling      # hits/s, p99 and efficiency for N = 1..16 (docs/scaling.png)
+    $ .venv/bin/python -m bench.benchmarks.exactly_once # keyed hits against keyless, and the script against INCR
 
-``stats`` holds the one percentile and median they all use. Benchmarks may
+``stats`` holds the one percentile and median they all use; ``wrk`` runs wrk. Benchmarks may
 import every other wing; nothing imports them.
 """

@@ -6,6 +6,7 @@
     $ scripts/check --shape spike --autoscale --duration 120   # 16 -> 200 -> 16 users, web between 4 and 8
     $ scripts/check --workload session --session-store memory  # a negative control: visitors' sessions vanish
     $ scripts/check --workload hits,upload --scratch keep      # another: uploads kept on one process's disk
+    $ scripts/check --front nginx --chaos-mix kill,freeze --hits keyless   # another front door (frontdoor.py)
 
 Steps: ``honcho start`` runs redis, N web instances, the proxy and the scaler
 (so ``scripts/scale`` works on it; with ``--autoscale`` the autoscaler too) on
@@ -24,10 +25,11 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.arguments import OneLineParser, chaos_mix, number, share, writable_folder
+from bench.arguments import HIT_KINDS, OneLineParser, chaos_mix, number, share, writable_folder
 from bench.chaos.network import DEFAULT_PARTITIONS, Refused
 from bench.chaos.vocabulary import ACTIONS, KILLS, is_action, network_refusal, parse_mix
 from bench.harness.formation import Formation
+from bench.harness.frontdoor import FRONTS, Missing
 from bench.harness.hosts import HostsFormation, Unavailable
 from bench.paths import BIN, ROOT
 from bench.runfolder import (CHAOS, CHECK, CSV_PREFIX, FORMATION_LOG, LIVE, LOCUST_HTML, LOCUST_LOG, REPORT_HTML,
@@ -71,8 +73,6 @@ def parse_args(argv=None):
     parser.add_argument("--fault-s", type=number(float, above=0), default=5.0,
                         help="seconds a network fault lasts (--hosts)")
     parser.add_argument("--partitions", default=DEFAULT_PARTITIONS, help="host pairs a partition cuts (--hosts)")
-    parser.add_argument("--keyless", action="store_true",
-                        help="hits and their retries carry no key, and the proxy stamps none: wrong on purpose")
     parser.add_argument("--workload", default="hits",
                         help=f"comma-separated workloads to run and check: {', '.join(WORKLOADS)} (default %(default)s)")
     parser.add_argument("--session-store", choices=SESSION_STORES, default="redis",
@@ -80,7 +80,14 @@ def parse_args(argv=None):
     parser.add_argument("--scratch", choices=SCRATCH_MODES, default="delete",
                         help="SCRATCH of the web instances; keep is wrong on purpose")
     parser.add_argument("--upload-size", default="1M", help="bytes per upload of the upload workload: 512K, 10M ...")
+    parser.add_argument("--front", choices=FRONTS, default="factor6",
+                        help="the front door: this proxy, or nginx or HAProxy over fixed ports (no --autoscale)")
+    parser.add_argument("--hits", choices=HIT_KINDS, default="keyed",
+                        help="keyed (POST /hits with a key, retried), keyless (without, once), keyless-retried"
+                             " (without, retried, and the proxy stamps no key: wrong on purpose) or page (GET /, once)")
     args = parser.parse_args(argv)
+    if args.front != "factor6" and (args.autoscale or args.hosts or args.require_hosts):
+        parser.error(f"--front {args.front} reads a static list of instances: no --autoscale, no --hosts")
     try:
         args.workload = ",".join(parse_workloads(args.workload))
     except ValueError as exc:
@@ -123,11 +130,10 @@ def locust_command(args, formation):
         "--html", out / LOCUST_HTML, "--stop-timeout", str(LOCUST_STOP_TIMEOUT), "--only-summary",
         "--min-success", str(args.min_success),
         "--workload", args.workload, "--upload-size", args.upload_size,
+        "--hits", args.hits,
     ]
     if args.shape:
         command += ["--shape", args.shape]
-    if args.keyless:
-        command += ["--keyless"]
     if args.processes:
         # A port of its own: workers left over from another run must not join this master.
         port = str(free_port())
@@ -176,7 +182,7 @@ def run(args, signals):
     locust = None
     try:
         print(f"factor6 check: {args.workload} on {args.web} web instances ({args.mode} hits, {args.session_store}"
-              f" sessions, scratch {args.scratch}), {args.duration:.0f}s,"
+              f" sessions, scratch {args.scratch}) behind {args.front}, {args.hits} hits, {args.duration:.0f}s,"
               f" chaos {args.chaos_rate}/s ({args.chaos_mix}), seed {args.seed}; report in {out}")
         formation.start(abort=signals.check)
         command = locust_command(args, formation)
@@ -226,6 +232,9 @@ def main(argv=None):
         return 2 if args.require_hosts else 0
     except Refused as exc:
         print(f"\nchaos refused: {exc}")
+        return 2
+    except Missing as exc:
+        print(f"\n--front {args.front} skipped: {exc}")
         return 2
     except TimeoutError as exc:
         print(f"\nthe formation did not come up: {exc}; see {args.report_dir / FORMATION_LOG}")

@@ -6,8 +6,11 @@
     formation.exited()                # None while honcho runs: the check stops at once when it does not
     formation.stop()                  # honcho, every instance and worker
 
-HostsFormation (bench.harness.hosts) has the same interface across network
-namespaces.
+With ``--front nginx`` (or another of bench.harness.frontdoor's) the Procfile's
+proxy is left out and that front door serves ``proxy_url`` instead, over the web
+instances' fixed ports: honcho's ``-p`` base + 100 per type before ``web`` + 1 per
+instance. HostsFormation (bench.harness.hosts) has the same interface across
+network namespaces.
 """
 import os
 import secrets
@@ -17,6 +20,7 @@ import subprocess
 import redis
 import requests
 
+from bench.harness.frontdoor import FrontDoor
 from bench.paths import BIN, ROOT
 from bench.runfolder import FORMATION_ENV, FORMATION_LOG, REDIS_DATA, SCRATCH
 from scaler.processes import free_port, honcho_base_port, stop_tree, wait_until
@@ -40,6 +44,7 @@ class Formation:
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.proxy_url = f"http://127.0.0.1:{self.proxy_port}"
         self.honcho = None
+        self.front = None  # a FrontDoor, with --front other than factor6
 
     def start(self, abort=None):
         """Returns once the formation serves; ``abort`` may raise to stop waiting (see wait_until)."""
@@ -49,13 +54,19 @@ class Formation:
         env_file.write_text("".join(f"{k}={v}\n" for k, v in {
             "PORT_REDIS": self.redis_port, "REDIS_DATA": out / REDIS_DATA, "PROXY_PORT": self.proxy_port,
             "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers, **self.autoscale_env(),
-            "PROXY_STAMP_KEYS": int(not self.args.keyless),
+            "PROXY_STAMP_KEYS": int(self.args.hits != "keyless-retried"),
             **self.state_env(),
         }.items()))
-        types = ["redis", "web", "proxy", "scaler"] + ["autoscale"] * bool(self.args.autoscale)
+        front = getattr(self.args, "front", "factor6")
+        proxy = ["proxy"] if front == "factor6" else []
+        types = ["redis", "web", *proxy, "scaler"] + ["autoscale"] * bool(self.args.autoscale)
+        base = honcho_base_port()
+        if front != "factor6":  # installed (or Missing) before anything starts
+            web = [f"127.0.0.1:{base + 100 * types.index('web') + i}" for i in range(self.args.web)]
+            self.front = FrontDoor(front, web, self.proxy_port, out).install()
         with open(out / FORMATION_LOG, "wb") as log:  # the child keeps its own copy of the descriptor
             self.honcho = subprocess.Popen(
-                [BIN / "honcho", "start", "-e", env_file, "-p", str(honcho_base_port()), "-c", f"web={self.args.web}",
+                [BIN / "honcho", "start", "-e", env_file, "-p", str(base), "-c", f"web={self.args.web}",
                  *types],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
@@ -71,6 +82,9 @@ class Formation:
 
         wait_until(lambda: len(Registry(client).instances()) == self.args.web, timeout=60,
                    what=f"{self.args.web} web instances", abort=still_running)
+        if self.front:
+            self.front.start(abort=still_running)
+            return
         wait_until(lambda: healthy_backends(self.proxy_url) == self.args.web, timeout=30, what="the proxy",
                    abort=still_running)
 
@@ -92,6 +106,8 @@ class Formation:
                 "UPLOAD_MAX_BYTES": UPLOAD_MAX_BYTES, "PROXY_MAX_BODY": UPLOAD_MAX_BYTES + 65536}
 
     def stop(self):
+        if self.front:
+            self.front.stop()
         if self.honcho:
             stop_tree(self.honcho.pid)
         shutil.rmtree(self.args.report_dir / SCRATCH, ignore_errors=True)  # what SCRATCH=keep left behind

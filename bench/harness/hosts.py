@@ -98,7 +98,7 @@ class HostsFormation:
                      HIT_MODE=self.args.mode, WEB_WORKERS=self.args.workers)
         self.run("proxy", "proxy", command_of(PROCFILE, "proxy"), PROXY_HOST=self.network.hosts["proxy"].address,
                  PROXY_PORT=PROXY_PORT, PROXY_ALLOW=SUBNET, REDIS_URL=self.redis_url, PROXY_TIMEOUT=PROXY_TIMEOUT_S,
-                 PROXY_STAMP_KEYS=int(not self.args.keyless))
+                 PROXY_STAMP_KEYS=int(self.args.hits != "keyless-retried"))
         self.layout["instances"] = self.instances("--wait-for", self.args.web, "--proxy-url", self.proxy_url)
         total = sum(processes_mix.values()) + sum(network_mix.values())
         if self.args.chaos_rate > 0 and processes_mix:

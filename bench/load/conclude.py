@@ -18,7 +18,7 @@ import gevent
 from bench.runfolder import JOURNAL, RUN, VERDICT_JSON, VERDICT_TXT, write_jsonl
 from bench.verdict import render, workloads
 from bench.verdict.record import seal_run
-from bench.verdict.sources import Source, acknowledged_as_ledger, read_redis
+from bench.verdict.sources import Source, read_redis
 
 
 def snapshot(run, as_of=None):
@@ -28,8 +28,7 @@ def snapshot(run, as_of=None):
     as_of = time.time() if as_of is None else as_of
     source = Source(run=run.run_id)
     ledger, start, end = read_redis(source, run.client)
-    # Keyless hits leave no ledger entry: each acknowledged number stands for one, and the counter judges the rest.
-    ledger = acknowledged_as_ledger(events) if run.settings.get("keyless") else list(ledger)
+    ledger = list(ledger)
     # The pure check is CPU-bound: a native thread keeps users' greenlets running meanwhile.
     verdict = gevent.get_hub().threadpool.apply(workloads.check, (run.workloads, events, ledger, start, end),
                                                 {"as_of": as_of})

@@ -3,6 +3,7 @@
     journal = Journal("r1a2b")
     key = journal.key(user=3, sequence=1)          # 'r1a2b:<tag>.3:1', the key grammar of web.schema
     journal.invoke(key)                            # before the request is sent
+    journal.invoke(key, keyless=True)              # a hit sent without the key: judged by its number and the counter
     journal.complete(key, "ok", number=41)         # or "fail", or "info" when unknown
     chunk = journal.unsent()                       # what a worker streams next
     journal.invoke(key, op="session.add", visitor="v1", item="i1")   # a typed event (bench/verdict/ops.py)
@@ -38,8 +39,10 @@ class Journal:
         with self._lock:
             self.events.extend(events)
 
-    def invoke(self, key, **fields):
-        self._add({"type": "invoke", "key": key, "time": time.time(), **fields})
+    def invoke(self, key, keyless=False, **fields):
+        """Before the request is sent; ``keyless``: it goes without its key, so it leaves no ledger entry."""
+        self._add({"type": "invoke", "key": key, "time": time.time(), **({"keyless": True} if keyless else {}),
+                   **fields})
 
     def complete(self, key, kind, number=None, **fields):
         event = {"type": kind, "key": key, "time": time.time(), **fields}

@@ -16,7 +16,7 @@ refuses at start-up, with exit status 2.
 import argparse
 import os
 
-from bench.arguments import chaos_mix, number, share, writable_folder
+from bench.arguments import HIT_KINDS, chaos_mix, number, share, writable_folder
 from bench.verdict.workloads import WORKLOADS
 from web.config import redis_url
 
@@ -42,8 +42,9 @@ def add_arguments(parser):
     parser.add_argument("--redis-url", default=redis_url(os.environ), include_in_web_ui=False,
                         help="the formation's Redis, read for the ledger (not for hits)")
     parser.add_argument("--hit-tries", type=int, default=8, help="tries per hit before its outcome is unknown")
-    parser.add_argument("--keyless", action="store_true", default=False,
-                        help="send no Idempotency-Key: a retry may count twice; judged by numbers and the counter")
+    parser.add_argument("--hits", choices=HIT_KINDS, default="keyed", include_in_web_ui=False,
+                        help="keyed: POST /hits with a key, retried; keyless: without one, once; keyless-retried:"
+                             " without one, retried (wrong on purpose); page: the seed's GET /, once")
     parser.add_argument("--chaos-rate", type=float, default=0.0, help="chaos actions per second (0: off)")
     parser.add_argument("--chaos-mix", default="kill,term,reload,freeze", help="actions, optionally weighted")
     parser.add_argument("--chaos-seed", type=int, default=1, help="seed of the chaos schedule")

@@ -161,7 +161,7 @@ class Conductor:
         self.run = Run(options.run_id, self.client, report_dir, self.journal, settings={
             "run": options.run_id, "host": self.env.host, "chaos_rate": options.chaos_rate,
             "chaos_mix": options.chaos_mix, "chaos_seed": options.chaos_seed, "users": self.users_asked(),
-            "keyless": options.keyless,
+            "hits": options.hits,
             "workloads": list(workloads),
         }, workloads=workloads)
         self.verdict, self.started_at = None, time.time()

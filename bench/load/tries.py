@@ -26,6 +26,7 @@ class Answer:
     status: int
     data: dict = field(default_factory=dict)
     instance: str = ""  # the web instance that answered, from X-Served-By
+    text: str = ""  # the body as sent (the seed's page is not JSON)
 
     @property
     def ok(self):
@@ -36,9 +37,10 @@ class Answer:
         return str(self.data.get("error", ""))[:200]
 
 
-def retrying(options):
+def retrying(options, tries=None):
+    """Up to ``--hit-tries`` tries (or ``tries``: 1 for a request that must not be sent twice)."""
     return Retrying(
-        stop=stop_after_attempt(options.hit_tries),
+        stop=stop_after_attempt(tries or options.hit_tries),
         wait=wait_random_exponential(multiplier=0.05, max=1.0),
         retry=retry_if_exception_type(Retryable),
         reraise=True,
@@ -75,4 +77,4 @@ def try_once(user, method, path, name, headers, expect, request):
             response.failure(f"{status} without what it must hold: {response.text[:80]}")
             raise Retryable()
         served_by = response.headers.get("X-Served-By") or ""
-        return Answer(status, data, served_by.split(";")[0])
+        return Answer(status, data, served_by.split(";")[0], response.text or "")

@@ -37,6 +37,12 @@ Categories; every item is a dict naming the key(s), number(s) and a reason:
   ranges; the range is ``counter_start + 1 .. counter_end`` where those are
   known, else the smallest .. largest applied number.
 
+Keyless hits (invoked with ``"keyless": true``: no Idempotency-Key, so no
+ledger entry) are judged by their numbers and the counter: the numbers
+acknowledged must be distinct and in range, and the counter must move by the
+applications plus at most one for each keyless hit whose outcome is unknown.
+More is ``duplicated`` (a front door re-sent one), with the ``excess``.
+
 A verdict has one of three statuses, as Jepsen's checkers do: ``invalid``
 when lost, duplicated, unexpected, vanished or gaps has an item; ``unknown`` when the
 input itself has ``errors`` (a key invoked twice, an ok without a number, a
@@ -79,6 +85,7 @@ class History:
     invoked: dict[str, Any] = field(default_factory=dict)  # key -> the time of its invoke
     acked_at: dict[str, Any] = field(default_factory=dict)  # key -> the time of its ok
     errors: list[str] = field(default_factory=list)
+    keyless: dict[str, None] = field(default_factory=dict)  # ops sent without a key (an ordered set)
 
 
 @dataclass
@@ -192,6 +199,8 @@ def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = Non
             else:
                 ops[key] = PENDING
                 invoked[key] = event.get("time")
+                if event.get("keyless"):
+                    history.keyless[key] = None
         elif kind in COMPLETIONS:
             if as_of is not None and _after(event.get("time"), as_of):
                 continue
@@ -265,8 +274,10 @@ def _applied_item(ledger: Ledger, key: str, reason: str, **fields: Any) -> dict:
 def check_outcomes(history: History, ledger: Ledger) -> Verdict:
     """Judge each attempted hit by its outcome, and each applied key nobody attempted."""
     verdict = Verdict()
-    applied = ledger.applied
+    applied, keyless = ledger.applied, history.keyless
     for key, status in history.ops.items():
+        if key in keyless:
+            continue  # judged by check_keyless and check_counter
         first = applied.get(key)
         if status == "ok":
             number = history.acked[key]
@@ -303,38 +314,81 @@ def check_numbers(ledger: Ledger) -> Verdict:
     return verdict
 
 
-def check_counter(
-    ledger: Ledger, counter_start: int | None = None, counter_end: int | None = None
-) -> Verdict:
-    """Reconcile the shared counter with the ledger: its delta, its range, its gaps.
+def check_keyless(history: History) -> tuple[Verdict, dict[int, str], int]:
+    """Keyless hits: the verdict on their numbers, the numbers acknowledged ({number: key}), the unknown count.
 
-    The delta must equal the number of applications: above, the counter
-    counted hits nobody applied (duplicated); below, applications never moved
-    the shared counter (lost, e.g. a server counting in process memory).
+    Each unknown outcome (``info``, or none) may or may not have moved the counter; a ``fail`` did not.
+
+    >>> history = index_history([{"type": "invoke", "key": k, "keyless": True} for k in "abc"]
+    ...                         + [{"type": "ok", "key": "a", "number": 5}, {"type": "ok", "key": "b", "number": 5}])
+    >>> verdict, seen, unknown = check_keyless(history)
+    >>> verdict.ok, verdict.duplicated[0]["reason"], seen, unknown
+    (1, 'number acknowledged to two keyless hits', {5: 'a'}, 1)
+    """
+    verdict, seen, unknown = Verdict(), {}, 0
+    for key in history.keyless:
+        status = history.ops[key]
+        if status == "ok":
+            number = history.acked[key]
+            if number in seen:
+                verdict.duplicated.append({"reason": "number acknowledged to two keyless hits", "number": number,
+                                           "keys": sorted((seen[number], key))})
+            else:
+                seen[number] = key
+                verdict.ok += 1
+        elif status != "fail":
+            unknown += 1
+    return verdict, seen, unknown
+
+
+def check_counter(
+    ledger: Ledger, counter_start: int | None = None, counter_end: int | None = None,
+    seen: Mapping[int, str] | None = None, unknown: int = 0,
+) -> Verdict:
+    """Reconcile the shared counter with the ledger (and keyless hits): its delta, its range, its gaps.
+
+    The delta must equal the number of applications (the ledger's, plus the
+    keyless hits ``seen`` acknowledged), give or take the ``unknown`` keyless
+    hits: above, the counter counted hits nobody applied (duplicated); below,
+    applications never moved the shared counter (lost, e.g. a server counting
+    in process memory). Gaps the unknown keyless hits can fill are no violation.
     """
     verdict = Verdict()
+    seen = seen or {}
+    applications = ledger.applications + len(seen)
     if counter_start is not None and counter_end is not None:
         delta = counter_end - counter_start
-        if delta != ledger.applications:
+        if not applications <= delta <= applications + unknown:
             item = {
-                "reason": f"counter moved {delta} for {ledger.applications} applications",
+                "reason": f"counter moved {delta} for {applications} applications"
+                          + (f" and {unknown} keyless hits of unknown outcome" if unknown else ""),
                 "counter_start": counter_start,
                 "counter_end": counter_end,
                 "delta": delta,
-                "applications": ledger.applications,
+                "applications": applications,
             }
-            (verdict.duplicated if delta > ledger.applications else verdict.lost).append(item)
-    numbers = sorted(ledger.owner)
+            if delta > applications:
+                verdict.duplicated.append({**item, "excess": delta - applications - unknown})
+            else:
+                verdict.lost.append(item)
+    owner = {**seen, **ledger.owner} if seen else ledger.owner
+    for number, key in seen.items():
+        if number in ledger.owner:
+            verdict.duplicated.append(
+                {"reason": "number given to 2 keys", "number": number, "keys": sorted((ledger.owner[number], key))})
+    numbers = sorted(owner)
     first = counter_start + 1 if counter_start is not None else (numbers[0] if numbers else None)
     last = counter_end if counter_end is not None else (numbers[-1] if numbers else None)
     if first is None or last is None:
         return verdict
     low, high = bisect_left(numbers, first), bisect_right(numbers, last)
     for number in numbers[:low] + numbers[high:]:
-        keys = sorted({ledger.owner[number], *ledger.shared.get(number, ())})
+        keys = sorted({owner[number], *ledger.shared.get(number, ())})
         verdict.duplicated.append(
             {"reason": "number outside the run's counter range", "number": number, "keys": keys})
-    verdict.gaps = [{"first": a, "last": b} for a, b in find_gaps(numbers[low:high], first, last)]
+    gaps = find_gaps(numbers[low:high], first, last)
+    if sum(b - a + 1 for a, b in gaps) > unknown:
+        verdict.gaps = [{"first": a, "last": b} for a, b in gaps]
     return verdict
 
 
@@ -365,7 +419,8 @@ def check_acknowledged(history: History, ledger: Ledger, counter_end: int | None
     verdict = Verdict()
     by_number: dict[int, list[str]] = {}
     for key, number in history.acked.items():
-        by_number.setdefault(number, []).append(key)
+        if key not in history.keyless:  # check_keyless and check_counter judge those
+            by_number.setdefault(number, []).append(key)
     for number, keys in sorted(by_number.items()):
         if len(keys) > 1 and number not in ledger.shared:
             verdict.duplicated.append({"reason": f"number acknowledged to {len(keys)} keys", "number": number,
@@ -414,10 +469,12 @@ def check(
     """
     history = index_history(history_events, as_of)
     ledger = index_ledger(ledger_entries)
+    keyless, seen, unknown = check_keyless(history)
     verdict = merge(
         check_outcomes(history, ledger),
         check_numbers(ledger),
-        check_counter(ledger, counter_start, counter_end),
+        keyless,
+        check_counter(ledger, counter_start, counter_end, seen, unknown),
         check_acknowledged(history, ledger, counter_end),
     )
     verdict.errors += history.errors + ledger.errors
@@ -428,4 +485,6 @@ def check(
         "counter_start": counter_start,
         "counter_end": counter_end,
     }
+    if history.keyless:
+        verdict.stats["keyless"] = {"hits": len(history.keyless), "acknowledged": len(seen), "unknown": unknown}
     return verdict

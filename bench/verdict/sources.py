@@ -152,21 +152,6 @@ def _ledger_pages(client: redis.Redis, key: str, length: int) -> Iterator[bytes]
         yield from client.lrange(key, start, min(start + LEDGER_CHUNK, length) - 1)
 
 
-def acknowledged_as_ledger(events: Iterable[dict]) -> list[dict]:
-    """The ledger of a keyless run, whose hits leave none: one entry per acknowledged hit, with its number.
-
-    The counter then judges what no client saw: a retry applied twice moves it
-    beyond these entries (duplicated, and a gap per number nobody was given).
-    An unknown outcome that was applied once reads the same way: a keyless
-    run cannot tell the two apart, which is why keys exist.
-
-    >>> acknowledged_as_ledger([{"type": "invoke", "key": "r:c:1"}, {"type": "ok", "key": "r:c:1", "number": 5}])
-    [{'key': 'r:c:1', 'number': 5, 'instance': 'unknown (keyless)'}]
-    """
-    return [{"key": e["key"], "number": e.get("number"), "instance": "unknown (keyless)"}
-            for e in events if e.get("type") == "ok"]
-
-
 def _int(raw: bytes | None) -> int | None:
     try:
         return None if raw is None else int(raw)

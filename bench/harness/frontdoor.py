@@ -1,0 +1,163 @@
+"""Front doors other than this proxy, for ``scripts/check --front``: nginx and HAProxy from the distribution.
+
+    $ scripts/check --front nginx --chaos-mix kill,freeze --hits keyless
+
+    door = FrontDoor("haproxy-all-retryable", backends=["127.0.0.1:10100", "127.0.0.1:10101"], port=8000, folder=out)
+    door.install()    # the package, if missing (or Missing)
+    door.start()      # writes front.conf into the run folder, starts it, returns once it answers
+    door.url          # http://127.0.0.1:8000
+    door.stop()
+
+Each reads a static upstream list (the web instances' fixed ports) and listens
+on 127.0.0.1 only; its one upstream is that list, so it can neither relay
+elsewhere nor reach Redis. Timeouts and tries are this proxy's own settings
+(``PROXY_CONNECT_TIMEOUT``, ``PROXY_TIMEOUT``, ``PROXY_TRIES``, read by
+proxy.config), so every front door waits and tries alike; only the retry rule
+differs:
+
+- ``nginx``: its default ``proxy_next_upstream error timeout``: a POST is not
+  re-sent once sent, a GET is.
+- ``nginx-non-idempotent``: ``error timeout non_idempotent``: POSTs too.
+- ``haproxy``: ``retry-on conn-failure``: only a connection that failed.
+- ``haproxy-all-retryable``: ``retry-on all-retryable-errors`` and ``option
+  redispatch``: also after the request was sent (empty response, timeout, 5xx).
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+import requests
+
+from bench.runfolder import FRONT_CONF, FRONT_LOG, FRONT_WORK
+from proxy.config import Config
+from scaler.processes import stop_tree, wait_until
+
+NGINX = """worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log {work}/access.log;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    upstream web {{
+{servers}
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://web;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_connect_timeout {connect_ms}ms;
+            proxy_read_timeout {timeout_ms}ms;
+            proxy_next_upstream {retry};
+            proxy_next_upstream_tries {tries};
+        }}
+    }}
+}}
+"""
+
+HAPROXY = """global
+    maxconn 4096
+defaults
+    mode http
+    timeout connect {connect_ms}ms
+    timeout client 30s
+    timeout server {timeout_ms}ms
+    retries {retries}
+frontend front
+    bind 127.0.0.1:{port}
+    default_backend web
+backend web
+    balance roundrobin
+    {retry}
+{servers}
+"""
+
+# name: (command, package, config template, retry rule)
+DOORS = {
+    "nginx": ("nginx", "nginx", NGINX, "error timeout"),
+    "nginx-non-idempotent": ("nginx", "nginx", NGINX, "error timeout non_idempotent"),
+    "haproxy": ("haproxy", "haproxy", HAPROXY, "retry-on conn-failure"),
+    "haproxy-all-retryable": ("haproxy", "haproxy", HAPROXY, "retry-on all-retryable-errors\n    option redispatch"),
+}
+FRONTS = ("factor6", *DOORS)  # factor6: this proxy, as the Procfile runs it
+_updated = []  # apt-get update runs once per process
+
+
+class Missing(Exception):
+    """The front door's program is not installed and could not be."""
+
+
+def installed(tool, package):
+    """The path of ``tool``, installing its Debian package first when it is missing and that is possible."""
+    def found():
+        return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+
+    if not found() and shutil.which("apt-get") and os.geteuid() == 0:
+        print(f"# installing {package} with apt-get", file=sys.stderr)
+        if not _updated:
+            subprocess.run(["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _updated.append(True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if not found():
+        raise Missing(f"{tool} is not installed and could not be (apt-get install -y {package}, as root)")
+    return found()
+
+
+def config(name, backends, port, work, env=None):
+    """The config text of front door ``name`` on ``port`` for ``backends`` (host:port); ``work``: nginx's folder."""
+    tool, _, template, retry = DOORS[name]
+    proxy = Config.from_env(env)
+    if tool == "nginx":
+        servers = "\n".join(f"        server {address};" for address in backends)
+    else:
+        servers = "\n".join(f"    server web{i} {address}" for i, address in enumerate(backends, 1))
+    return template.format(work=work, servers=servers, port=port, retry=retry, tries=proxy.tries,
+                           retries=proxy.tries - 1, connect_ms=round(proxy.connect_timeout * 1000),
+                           timeout_ms=round(proxy.timeout * 1000))
+
+
+class FrontDoor:
+    """One nginx or HAProxy in front of a formation's web instances, its config and output in the run folder."""
+
+    def __init__(self, name, backends, port, folder):
+        self.name, self.backends, self.port, self.folder = name, list(backends), port, folder
+        self.url = f"http://127.0.0.1:{port}"
+        self.popen = self.path = None
+
+    def install(self):
+        self.path = installed(*DOORS[self.name][:2])
+        return self
+
+    def start(self, abort=None):
+        tool, path = DOORS[self.name][0], self.path or self.install().path
+        work = self.folder / FRONT_WORK
+        work.mkdir(exist_ok=True)
+        conf = self.folder / FRONT_CONF
+        conf.write_text(config(self.name, self.backends, self.port, work))
+        command = [path, "-p", str(work), "-c", str(conf)] if tool == "nginx" else [path, "-db", "-f", str(conf)]
+        with open(self.folder / FRONT_LOG, "wb") as log:
+            self.popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def still_running():
+            if abort:
+                abort()
+            if self.popen.poll() is not None:
+                raise TimeoutError(f"{tool} exited with {self.popen.returncode}; see {self.folder / FRONT_LOG}")
+
+        wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, timeout=30, what=self.name,
+                   abort=still_running)
+        return self
+
+    def stop(self):
+        if self.popen:
+            stop_tree(self.popen.pid)
