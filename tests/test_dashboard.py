@@ -9,8 +9,6 @@ control: the same run, with a real scaler and "scale web" to 3, plus a click on
 "add a bad instance", ends INVALID. Screenshots go to the test's tmp_path.
 """
 import json
-import os
-import shutil
 import subprocess
 import sys
 
@@ -18,27 +16,21 @@ import pytest
 import redis
 import requests
 
+from bench.packages import Missing, installed
 from bench.runfolder import CHAOS, read_jsonl
 from scaler.shared import Desired, read_status
 from tests.procs import ROOT, VENV_BIN, Processes, free_port, process_env, wait_until
 from web.schema import SCALER_KEY
 
-CHROMIUM = "/usr/bin/chromium"
 LOAD_S = 6  # seconds of load before and after the clicks
 
 
 def chromium():
     """Debian's Chromium, installed with apt-get when missing and we are root; else the test skips."""
-    if shutil.which(CHROMIUM):
-        return CHROMIUM
-    if os.geteuid() != 0:
-        pytest.skip("chromium is missing and installing it needs root: apt-get install chromium")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, capture_output=True, timeout=600)
-    done = subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, capture_output=True, timeout=900)
-    if done.returncode or not shutil.which(CHROMIUM):
-        pytest.skip(f"chromium is missing and apt-get could not install it: {done.stderr.decode()[-200:].strip()}")
-    return CHROMIUM
+    try:
+        return installed("chromium", "chromium")
+    except Missing as exc:
+        pytest.skip(str(exc))
 
 
 def playwright_api():

@@ -35,7 +35,7 @@ import redis
 from bench.benchmarks import wrk
 from bench.benchmarks.scaling import point, start
 from bench.benchmarks.stats import median_of
-from bench.harness.frontdoor import installed
+from bench.packages import installed
 from web.hits import APPLY_ONCE
 from web.schema import COUNTER, SERVED, key_record, make_key, run_ledger
 

@@ -29,8 +29,6 @@ import collections
 import json
 import os
 import pstats
-import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -44,7 +42,9 @@ import psutil
 import redis
 import requests
 
+from bench.benchmarks import wrk
 from bench.benchmarks.stats import median_of
+from bench.packages import Missing, installed
 from bench.paths import BIN, ROOT
 from scaler.processes import free_port, kill_tree, wait_until
 from web.schema import registry_entry
@@ -76,17 +76,6 @@ http {{
     }}
 }}
 """
-
-
-def ensure(tool, package):
-    """The tool's path, installing its Debian package first when that is possible; else None."""
-    if shutil.which(tool):
-        return shutil.which(tool)
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        print(f"# installing {package} with apt-get", file=sys.stderr)
-        subprocess.run("apt-get update -qq && apt-get install -y -qq " + package, shell=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
 
 
 class Formation:
@@ -150,40 +139,25 @@ class Formation:
         self.popens.clear()
 
 
-def seconds(text):
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
-
-
-def wrk(port, path, connections, duration, pid=None):
-    """One wrk run: requests/s, p50 and p99 in ms, errors, and the CPU µs per request of ``pid``."""
+def wrk_cpu(port, path, connections, duration, pid=None):
+    """One wrk run (bench.benchmarks.wrk), and the CPU µs per request of ``pid``."""
     before = psutil.Process(pid).cpu_times() if pid else None
-    out = subprocess.run(["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration}s", "--latency",
-                          f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    result = {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": seconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)) * 1000,
-        "p99": seconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)) * 1000,
-        "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
-    }
+    result = wrk.run(f"http://127.0.0.1:{port}{path}", connections, duration)
     if pid:
         after = psutil.Process(pid).cpu_times()
         cpu = (after.user - before.user) + (after.system - before.system)
-        result["cpu_us"] = cpu / max(total, 1) * 1e6
+        result["cpu_us"] = cpu / max(result["requests"], 1) * 1e6
     return result
 
 
 def measure(targets, path, connections, duration, reps):
     """{name: median result}, the targets' runs interleaved rep by rep."""
     for port, pid in targets.values():  # warm-up: connections, pools, lazy imports
-        wrk(port, path, connections, 2)
+        wrk_cpu(port, path, connections, 2)
     runs = collections.defaultdict(list)
     for _ in range(reps):
         for name, (port, pid) in targets.items():
-            runs[name].append(wrk(port, path, connections, duration, pid))
+            runs[name].append(wrk_cpu(port, path, connections, duration, pid))
     return {name: median_of(results) for name, results in runs.items()}
 
 
@@ -231,9 +205,9 @@ def area_of(filename, function):
 def profile(form, backends, path, connections, duration, out):
     """Run the proxy under cProfile (CPU clock) for one load run; its CPU by area, in percent."""
     port, pid = form.proxy(backends, "proxy-profiled", command=(str(BIN / "python"), "-c", PROFILED, out))
-    wrk(port, path, connections, 2)
+    wrk_cpu(port, path, connections, 2)
     os.kill(pid, signal.SIGUSR1)
-    wrk(port, path, connections, duration)
+    wrk_cpu(port, path, connections, duration)
     process = psutil.Process(pid)
     process.terminate()  # SIGTERM: the proxy drains and returns, and cProfile writes its file
     process.wait(timeout=30)
@@ -338,11 +312,12 @@ def main(argv=None):
                         help="one more proxy row per N, with these settings; cwd=DIR runs another checkout's proxy")
     parser.add_argument("--profile", metavar="FILE", help="also profile the proxy at the largest N, into FILE")
     args = parser.parse_args(argv)
-    if not ensure("wrk", "wrk"):
-        sys.exit("wrk is missing and could not be installed: nothing to measure with")
-    nginx = ensure("nginx", "nginx")
-    if not nginx:
-        print("# nginx is missing and could not be installed: its rows are skipped", file=sys.stderr)
+    wrk.wrk_path()  # installed now, or exit with the reason
+    try:
+        nginx = installed("nginx", "nginx")
+    except Missing as exc:
+        nginx = None
+        print(f"# {exc}: the nginx rows are skipped", file=sys.stderr)
     load_start = os.getloadavg()[0]
     results, low, areas, found = {}, {}, {}, ()
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as workdir:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 
-from bench.harness.frontdoor import Missing, installed
+from bench.packages import Missing, installed
 
 # POST /hits, each with a fresh Idempotency-Key <run>:wrk<thread>:<n>: web.schema's grammar, so it goes in the ledger.
 KEYED = """

@@ -29,7 +29,8 @@ from bench.arguments import HIT_KINDS, OneLineParser, chaos_mix, number, share, 
 from bench.chaos.network import DEFAULT_PARTITIONS, Refused
 from bench.chaos.vocabulary import ACTIONS, KILLS, is_action, network_refusal, parse_mix
 from bench.harness.formation import Formation
-from bench.harness.frontdoor import FRONTS, Missing
+from bench.harness.frontdoor import FRONTS
+from bench.packages import Missing
 from bench.harness.hosts import HostsFormation, Unavailable
 from bench.paths import BIN, ROOT
 from bench.runfolder import (CHAOS, CHECK, CSV_PREFIX, FORMATION_LOG, LIVE, LOCUST_HTML, LOCUST_LOG, REPORT_HTML,

@@ -22,13 +22,11 @@ differs:
 - ``haproxy-all-retryable``: ``retry-on all-retryable-errors`` and ``option
   redispatch``: also after the request was sent (empty response, timeout, 5xx).
 """
-import os
-import shutil
 import subprocess
-import sys
 
 import requests
 
+from bench.packages import installed
 from bench.runfolder import FRONT_CONF, FRONT_LOG, FRONT_WORK
 from proxy.config import Config
 from scaler.processes import stop_tree, wait_until
@@ -89,30 +87,6 @@ DOORS = {
     "haproxy-all-retryable": ("haproxy", "haproxy", HAPROXY, "retry-on all-retryable-errors\n    option redispatch"),
 }
 FRONTS = ("factor6", *DOORS)  # factor6: this proxy, as the Procfile runs it
-_updated = []  # apt-get update runs once per process
-
-
-class Missing(Exception):
-    """The front door's program is not installed and could not be."""
-
-
-def installed(tool, package):
-    """The path of ``tool``, installing its Debian package first when it is missing and that is possible."""
-    def found():
-        return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
-
-    if not found() and shutil.which("apt-get") and os.geteuid() == 0:
-        print(f"# installing {package} with apt-get", file=sys.stderr)
-        if not _updated:
-            subprocess.run(["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            _updated.append(True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", package], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    if not found():
-        raise Missing(f"{tool} is not installed and could not be (apt-get install -y {package}, as root)")
-    return found()
-
-
 def config(name, backends, port, work, env=None):
     """The config text of front door ``name`` on ``port`` for ``backends`` (host:port); ``work``: nginx's folder."""
     tool, _, template, retry = DOORS[name]
