@@ -269,7 +269,7 @@ def test_web_health_check_is_readyz_on_its_port():
 
 def test_proxy_health_check_is_its_own_metrics_endpoint():
     url = health_url("proxy")
-    assert url.path == METRICS_PATH and url.port == ProxyConfig.from_env(environment("proxy")).port
+    assert url.path == METRICS_PATH.decode() and url.port == ProxyConfig.from_env(environment("proxy")).port
 
 
 def test_health_checks_gate_the_start_order():
