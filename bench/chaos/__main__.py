@@ -5,6 +5,7 @@
     12:00:01.002 kill     web.2 pid 4251 ok signal=SIGKILL
     12:00:01.391 recovery web.2 pid 4251 ok after=kill recovery_s=0.389 replacement=[4263] served_by=4263
     $ python -m bench.chaos once freeze --target web.1     # one action, then wait for its follow-up
+    $ python -m bench.chaos once redis-kill --proxy-url http://127.0.0.1:8000   # the server; recovery to a hit served
     $ CHAOS_RATE=1 CHAOS_SEED=7 honcho start -c web=4      # the Procfile's chaos type, idle without CHAOS_RATE
 
 SIGTERM and SIGINT only set an event; the main thread then stops the engine,
@@ -18,7 +19,7 @@ import sys
 import threading
 
 from bench.chaos.engine import DRY_RUN, POLL_S, ChaosMonkey
-from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, format_event, parse_mix
+from bench.chaos.vocabulary import DEFAULT_MIX, KNOWN_ACTIONS, format_event, parse_mix
 from web.config import redis_url
 from web.redis_client import connect
 
@@ -32,7 +33,8 @@ def mix_argument(text):
 
 def parse_args(argv, env):
     parser = argparse.ArgumentParser(
-        prog="python -m bench.chaos", description="Kill, freeze, reload and rescale the formation's web processes.",
+        prog="python -m bench.chaos",
+        description="Kill, freeze, reload and rescale the formation's web processes, and break its Redis server.",
         epilog="CHAOS_RATE, CHAOS_MIX and CHAOS_SEED give the defaults; with a rate of 0 the monkey "
                "only idles until SIGTERM (the Procfile's chaos type relies on that).")
     parser.add_argument("--rate", type=float, default=env.get("CHAOS_RATE") or "0",
@@ -44,12 +46,15 @@ def parse_args(argv, env):
     parser.add_argument("--duration", type=float, help="seconds to run (default: until SIGTERM or Ctrl-C)")
     parser.add_argument("--log", metavar="PATH", help="append every event to PATH as a JSON line")
     parser.add_argument("--freeze-s", type=float, default=3.0, help="how long a freeze lasts (default: 3)")
+    parser.add_argument("--outage-s", type=float, default=3.0, help="how long a redis-outage lasts (default: 3)")
+    parser.add_argument("--proxy-url", default=f"http://127.0.0.1:{env['PROXY_PORT']}" if env.get("PROXY_PORT") else None,
+                        help="where a recovery is timed to the first hit served (default: PROXY_PORT's, if set)")
     parser.add_argument("--max-workers", type=int, default=4, help="scale never goes above this per instance")
     parser.add_argument("--dry-run", action="store_true", help="choose actions and targets, send no signal")
     parser.add_argument("--redis-url", default=redis_url(env), help="the formation's Redis (default from env)")
     commands = parser.add_subparsers(dest="command", metavar="once", help="one action instead of a schedule")
     once = commands.add_parser("once", help="perform one action, wait for its follow-up, and exit")
-    once.add_argument("action", choices=ACTIONS)
+    once.add_argument("action", choices=KNOWN_ACTIONS)
     once.add_argument("--target", metavar="NAME", help="the instance, e.g. web.2 (default: a random one)")
     return parser.parse_args(argv)
 
@@ -65,6 +70,7 @@ def main(argv=None, env=os.environ):
         signal.signal(signum, lambda *_: done.set())
     monkey = ChaosMonkey(connect(args.redis_url), rate=args.rate, mix=args.mix, seed=args.seed, log_path=args.log,
                          freeze_s=args.freeze_s, max_workers=args.max_workers, dry_run=args.dry_run,
+                         proxy_url=args.proxy_url, outage_s=args.outage_s,
                          on_event=lambda event: say(format_event(event)))
     mix = ",".join(f"{name}={weight:g}" for name, weight in monkey.mix.items())
     if args.command == "once":

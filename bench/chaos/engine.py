@@ -17,11 +17,16 @@ Actions, each on a random target:
 - ``freeze``: SIGSTOP a worker for ``freeze_s`` (longer than the proxy's timeout),
   then SIGCONT. ``stop()`` and Ctrl-C thaw every frozen worker first.
 - ``scale``: SIGTTIN or SIGTTOU a master: one worker more or less, within 1..``max_workers``.
+- ``redis-kill``, ``redis-restart``, ``redis-freeze``, ``redis-outage``: the formation's
+  Redis server (bench/chaos/backing.py), timed through ``proxy_url`` to a hit served.
 
 The schedule fires one action every 1/rate seconds (a fixed interval, so a run of
 d seconds makes d*rate actions). The seed drives two random streams, one for the
 sequence of actions and one for the targets, so a seed replays the same actions,
-and the same targets on a formation of the same shape.
+and the same targets on a formation of the same shape. Backing actions have a
+stream of their own, which decides when one takes a turn: the web stream is
+drawn every turn all the same, so adding them to a mix leaves every other turn's
+web action as it was.
 
 Targets are found through the registry and the process tree (``targets``);
 workers are the master's children. Masters only
@@ -49,14 +54,14 @@ from collections import Counter, defaultdict
 
 import psutil
 
+from bench.chaos.backing import DRY_RUN, BackingFaults
 from bench.chaos.targets import healthz_pid, local_master
-from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, checked_mix, parse_mix
+from bench.chaos.vocabulary import ACTIONS, BACKING_ACTIONS, DEFAULT_MIX, KNOWN_ACTIONS, checked_mix, parse_mix
 from scaler.processes import is_alive
 from web.formation import live_instances, workers_of
 
 # Anything else sent to a master could make it exit, and honcho would then stop the formation.
 MASTER_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU})
-DRY_RUN = "skipped: dry run"
 NO_REPLACEMENT_S = 5.0  # serving without a new worker this long after the signal: none is coming
 POLL_S = 0.05
 
@@ -69,7 +74,7 @@ class ChaosMonkey:
     """
 
     def __init__(self, client, rate=1.0, mix=DEFAULT_MIX, seed=None, log_path=None, freeze_s=3.0,
-                 max_workers=4, recovery_timeout=30.0, dry_run=False, on_event=None):
+                 max_workers=4, recovery_timeout=30.0, dry_run=False, on_event=None, proxy_url=None, outage_s=3.0):
         self.client, self.rate, self.log_path = client, rate, log_path
         self.mix = parse_mix(mix) if isinstance(mix, str) else checked_mix(mix)
         self.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
@@ -78,6 +83,7 @@ class ChaosMonkey:
         # Separate streams: how many random choices a target takes must not shift the action sequence.
         self._action_rng = random.Random(f"{self.seed}:actions")
         self._target_rng = random.Random(f"{self.seed}:targets")
+        self._backing_rng = random.Random(f"{self.seed}:backing")
         self._lock = threading.Lock()
         self._events = []
         self._frozen = {}  # pid -> (instance, psutil.Process, monotonic time of the SIGSTOP)
@@ -85,6 +91,10 @@ class ChaosMonkey:
         self._roller = None
         self._stopping = threading.Event()
         self._scheduler = None
+        kwargs = client.connection_pool.connection_kwargs
+        self.backing = BackingFaults(self._record, self._in_background, self._stopping, kwargs.get("port", 6379),
+                                     proxy_url, kwargs.get("host", "127.0.0.1"), freeze_s, outage_s,
+                                     recovery_timeout, dry_run)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -117,10 +127,12 @@ class ChaosMonkey:
     def act(self, action=None, target=None):
         """Performs one action now, the next from the mix unless named, on a random instance or
         the one named ``target``; returns its event."""
-        action = action or self._action_rng.choices(list(self.mix), weights=list(self.mix.values()))[0]
-        if action not in ACTIONS:
-            raise ValueError(f"unknown chaos action {action!r}; choose from {', '.join(ACTIONS)}")
+        action = action or self._next_action()
+        if action not in KNOWN_ACTIONS:
+            raise ValueError(f"unknown chaos action {action!r}; choose from {', '.join(KNOWN_ACTIONS)}")
         try:
+            if action in BACKING_ACTIONS:
+                return self.backing.act(action)
             return getattr(self, f"_{action}")(target)
         except Exception as exc:  # Redis away, a process gone mid-way...: note it, keep the schedule going
             return self._record(action, None, None, f"error: {type(exc).__name__}: {exc}")
@@ -142,6 +154,15 @@ class ChaosMonkey:
         }
 
     # -- schedule and bookkeeping -----------------------------------------------------------
+
+    def _next_action(self):
+        """The web stream's draw, every turn; the backing stream's, in its share of the turns, overrides it."""
+        web = {name: weight for name, weight in self.mix.items() if name in ACTIONS}
+        backing = {name: weight for name, weight in self.mix.items() if name in BACKING_ACTIONS and weight}
+        action = self._action_rng.choices(list(web), weights=list(web.values()))[0] if any(web.values()) else None
+        if backing and (action is None or self._backing_rng.random() * sum(self.mix.values()) < sum(backing.values())):
+            action = self._backing_rng.choices(list(backing), weights=list(backing.values()))[0]
+        return action
 
     def _schedule(self):
         interval = 1.0 / self.rate

@@ -5,11 +5,16 @@
     >>> parse_mix("kil")
     Traceback (most recent call last):
     ...
-    ValueError: unknown chaos action(s) kil (did you mean kill?); choose from kill, term, reload, rolling, freeze, scale
+    ValueError: unknown chaos action(s) kil (did you mean kill?); choose from kill, term, reload, rolling, freeze, scale, redis-kill, redis-restart, redis-freeze, redis-outage
+    >>> parse_mix("kill,redis-kill=2")
+    {'kill': 1.0, 'redis-kill': 2.0}
 
 The engine performs ACTIONS; FOLLOW_UPS are events that report on an action
 rather than act (``recovery`` after kill, term and reload; ``thaw`` after a
-freeze). The report, the Locust tab and the harness count actions by these
+freeze). ``BACKING_ACTIONS`` break the backing service (bench/chaos/backing.py);
+an action that lasts (a freeze, an outage) carries ``duration_s`` on its own event,
+and its end is a follow-up with ``"after"`` naming it: ``thaw`` after a freeze,
+``restore`` after an outage. The report, the Locust tab and the harness count actions by these
 names, and the console's "kills" are ``KILLS`` only.
 """
 import difflib
@@ -17,7 +22,9 @@ import difflib
 from web.clock import clock
 
 ACTIONS = ("kill", "term", "reload", "rolling", "freeze", "scale")
-FOLLOW_UPS = ("recovery", "thaw")
+BACKING_ACTIONS = ("redis-kill", "redis-restart", "redis-freeze", "redis-outage")
+KNOWN_ACTIONS = ACTIONS + BACKING_ACTIONS
+FOLLOW_UPS = ("recovery", "thaw", "restore")
 KILLS = ("kill",)  # a crash: SIGKILL; ``term`` is a graceful stop, counted apart
 DEFAULT_MIX = "kill,term,reload,freeze"
 EVENT_FIELDS = ("time", "action", "target", "pid", "outcome")
@@ -36,11 +43,11 @@ def parse_mix(text):
 
 
 def checked_mix(mix):
-    unknown = sorted(set(mix) - set(ACTIONS))
+    unknown = sorted(set(mix) - set(KNOWN_ACTIONS))
     if unknown:
-        guesses = [f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, ACTIONS, 1))
+        guesses = [f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, KNOWN_ACTIONS, 1))
                    else name for name in unknown]
-        raise ValueError(f"unknown chaos action(s) {', '.join(guesses)}; choose from {', '.join(ACTIONS)}")
+        raise ValueError(f"unknown chaos action(s) {', '.join(guesses)}; choose from {', '.join(KNOWN_ACTIONS)}")
     if any(weight < 0 for weight in mix.values()) or not any(mix.values()):
         raise ValueError("mix weights must be >= 0, and at least one > 0")
     return dict(mix)

@@ -116,7 +116,7 @@ class Conductor:
         self.chaos = None
         if options.chaos_rate > 0:
             self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=parse_mix(options.chaos_mix),
-                                     seed=options.chaos_seed, log_path=report_dir / CHAOS)
+                                     seed=options.chaos_seed, log_path=report_dir / CHAOS, proxy_url=self.env.host)
             self.chaos.start()
         self.live = LiveView(self.run, self.env.runner)
         self.live.start()
