@@ -5,8 +5,11 @@
 
 Each logical hit is one ``POST /hits`` with a fresh ``Idempotency-Key``
 (``<run>:<process>.<user>:<seq>``). A connection error or a 5xx is retried
-with the same key after a jittered back-off, so a retry can never count twice;
-retries show in Locust's statistics under their own name. The invoke is
+with the same key after a jittered back-off, or after the response's
+``Retry-After`` when that is longer (web's 503 while Redis is away says 1 s), so
+a retry can never count twice; a hit is retried until ``--hit-budget`` seconds
+have gone by since its first try (or ``--hit-tries`` tries), so an outage of a
+few seconds costs no hit. Retries show in Locust's statistics under their own name. The invoke is
 journaled before the request is sent, so a user killed mid-request leaves an
 ``info`` (unknown) operation, never a silent gap. The consistency plugin
 (bench/load/plugin.py) turns the journals into the verdict.
@@ -15,7 +18,7 @@ import itertools
 import os
 
 from locust import FastHttpUser, constant, events, task
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay, wait_random_exponential
 
 from bench.load import plugin, shapes
 from web.config import redis_url
@@ -25,7 +28,26 @@ RETRY = "POST /hits (retry)"
 
 
 class Retryable(Exception):
-    """The outcome of this try is unknown or transient: try again with the same key."""
+    """The outcome of this try is unknown or transient: try again with the same key, not before ``retry_after`` s."""
+
+    def __init__(self, retry_after=0.0):
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+def retry_after(response):
+    """Seconds from a ``Retry-After: <seconds>`` header, capped at 5; 0 without one."""
+    try:
+        return min(5.0, max(0.0, float((response.headers or {}).get("Retry-After", 0))))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def back_off(jitter):
+    """A tenacity wait: the jittered back-off, or the last try's Retry-After when longer."""
+    def wait(state):
+        return max(jitter(state), getattr(state.outcome.exception(), "retry_after", 0.0))
+    return wait
 
 
 @events.init_command_line_parser.add_listener
@@ -35,7 +57,9 @@ def add_arguments(parser):
     parser.add_argument("--report-dir", default="reports/latest", help="where the journal and verdict go")
     parser.add_argument("--redis-url", default=redis_url(os.environ), include_in_web_ui=False,
                        help="the formation's Redis, read for the ledger (not for hits)")
-    parser.add_argument("--hit-tries", type=int, default=8, help="tries per hit before its outcome is unknown")
+    parser.add_argument("--hit-tries", type=int, default=50, help="most tries per hit before its outcome is unknown")
+    parser.add_argument("--hit-budget", type=float, default=20.0,
+                        help="seconds a hit is retried for, from its first try, before its outcome is unknown")
     parser.add_argument("--chaos-rate", type=float, default=0.0, help="chaos actions per second (0: off)")
     parser.add_argument("--chaos-mix", default="kill,term,reload,freeze", help="actions, optionally weighted")
     parser.add_argument("--chaos-seed", type=int, default=1, help="seed of the chaos schedule")
@@ -60,8 +84,8 @@ class HitUser(FastHttpUser):
         self.number = next(self._user_numbers)
         options = self.environment.parsed_options
         self.retrying = Retrying(
-            stop=stop_after_attempt(options.hit_tries),
-            wait=wait_random_exponential(multiplier=0.05, max=1.0),
+            stop=stop_after_attempt(options.hit_tries) | stop_before_delay(options.hit_budget),
+            wait=back_off(wait_random_exponential(multiplier=0.05, max=1.0)),
             retry=retry_if_exception_type(Retryable),
             reraise=True,
         )
@@ -71,14 +95,16 @@ class HitUser(FastHttpUser):
         journal = plugin.journal_of(self.environment)
         key = journal.key(self.number, next(self.sequence))
         journal.invoke(key)
+        tries = 0
         try:
             for attempt in self.retrying:
                 with attempt:
-                    number = self.try_hit(key, attempt.retry_state.attempt_number)
+                    tries = attempt.retry_state.attempt_number
+                    number = self.try_hit(key, tries)
         except Retryable:
-            journal.complete(key, "info")
+            journal.complete(key, "info", tries=tries)
         else:
-            journal.complete(key, "ok" if number is not None else "fail", number)
+            journal.complete(key, "ok" if number is not None else "fail", number, tries)
 
     def try_hit(self, key, attempt):
         """The acknowledged number, None when refused for good; Retryable when unknown."""
@@ -96,4 +122,4 @@ class HitUser(FastHttpUser):
             # 4xx means the request itself was refused, so nothing was applied; 408/429 are transient.
             if 400 <= status < 500 and status not in (408, 429):
                 return None
-            raise Retryable()
+            raise Retryable(retry_after(response))

@@ -2,6 +2,7 @@
 
     $ scripts/check --web 4 --duration 60 --chaos-rate 1 --chaos-mix kill,term,reload,freeze --seed 7
     $ scripts/check --mode seed      # a negative control: must end INVALID
+    $ scripts/check --chaos-mix kill,redis-kill,redis-freeze --redis-persistence none   # another one
     $ scripts/check --hosts          # the same across network namespace hosts (bench/hosts.py; root)
     $ scripts/check --shape spike --autoscale --duration 120   # 16 -> 200 -> 16 users, web between 4 and 8
 
@@ -21,6 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
+from backing.config import PERSISTENCE
 from bench.chaos.vocabulary import KILLS, is_action
 from bench.harness import report
 from bench.harness.formation import Formation
@@ -45,6 +47,8 @@ def parse_args(argv=None):
     parser.add_argument("--mode", choices=HIT_MODES, default="atomic",
                         help="HIT_MODE of the web instances; seed and local are wrong on purpose")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
+    parser.add_argument("--redis-persistence", choices=PERSISTENCE, default="always",
+                        help="REDIS_PERSISTENCE of the formation's server; none forgets on a restart (a negative control)")
     parser.add_argument("--report-dir", type=Path, help="default: reports/<time>-<mode>")
     parser.add_argument("--shape", help="a Locust load shape from bench/shapes.py instead of steady users: spike")
     parser.add_argument("--autoscale", type=int, nargs="?", const=8, metavar="MAX",

@@ -44,6 +44,7 @@ class Formation:
         env_file.write_text("".join(f"{k}={v}\n" for k, v in {
             "PORT_REDIS": self.redis_port, "REDIS_DATA": out / REDIS_DATA, "PROXY_PORT": self.proxy_port,
             "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers, **self.autoscale_env(),
+            "REDIS_PERSISTENCE": self.args.redis_persistence,
         }.items()))
         types = ["redis", "web", "proxy", "scaler"] + ["autoscale"] * bool(self.args.autoscale)
         with open(out / FORMATION_LOG, "wb") as log:  # the child keeps its own copy of the descriptor

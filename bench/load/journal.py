@@ -4,6 +4,7 @@
     key = journal.key(user=3, sequence=1)          # 'r1a2b:<tag>.3:1', the key grammar of web.schema
     journal.invoke(key)                            # before the request is sent
     journal.complete(key, "ok", number=41)         # or "fail", or "info" when unknown
+    journal.complete(key, "ok", number=42, tries=3)  # retried twice (noted when above 1; the checker ignores it)
     chunk = journal.unsent()                       # what a worker streams next
 
 A user killed mid-request leaves its invoke without a completion, which the
@@ -39,10 +40,12 @@ class Journal:
     def invoke(self, key):
         self._add({"type": "invoke", "key": key, "time": time.time()})
 
-    def complete(self, key, kind, number=None):
+    def complete(self, key, kind, number=None, tries=1):
         event = {"type": kind, "key": key, "time": time.time()}
         if number is not None:
             event["number"] = number
+        if tries > 1:
+            event["tries"] = tries
         self._add(event)
 
     def unsent(self):
