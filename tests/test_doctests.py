@@ -15,6 +15,7 @@ PURE_MODULES = [
     "proxy.config", "proxy.metrics", "proxy.headers",
     "scaler.config", "scaler.policy", "scaler.procfile",
     "bench.chaos.vocabulary", "bench.verdict.checker", "bench.benchmarks.stats",
+    "bench.harness.outages",
 ]
 
 

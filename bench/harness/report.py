@@ -23,8 +23,9 @@ matplotlib.use("Agg")  # no display: render to PNG only
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 
 from bench.chaos.vocabulary import is_action  # noqa: E402
-from bench.runfolder import (AUTOSCALE, CHAOS, FORMATION, HISTORY, LOCUST_HTML, REPORT_HTML, RUN,  # noqa: E402
-                             VERDICT_JSON, read_json, read_jsonl)
+from bench.harness.outages import outage_costs  # noqa: E402
+from bench.runfolder import (AUTOSCALE, CHAOS, FORMATION, HISTORY, JOURNAL, LOCUST_HTML, REPORT_HTML,  # noqa: E402
+                             RUN, VERDICT_JSON, read_json, read_jsonl)
 from bench.verdict import render  # noqa: E402
 from bench.verdict.checker import CATEGORIES, VALID  # noqa: E402
 from web.clock import clock  # noqa: E402
@@ -152,6 +153,21 @@ def recovery_section(recoveries):
         for action, times in sorted(recoveries.items())]) + "<p>From the signal to a replacement worker serving.</p>"
 
 
+def outage_section(rows):
+    """Per backing-service outage (bench/harness/outages.py): how long, recovery, what it cost the clients."""
+    if not rows:
+        return ""
+    def seconds(row, end):
+        return f"{row[end] - row['began']:.3f}" if row[end] else "-"
+    return "<h2>Backing-service outages</h2>" + table(
+        ("time", "action", "down s", "recovery s", "hits delayed", "tries refused", "failed after retries",
+         "acknowledged hits lost"),
+        [(clock(r["began"]), r["action"], seconds(r, "ended"), r["recovery_s"] if r["recovery_s"] is not None else "-",
+          r["hits_delayed"], r["tries_refused"], r["hits_failed"], r["hits_lost"]) for r in rows]) + (
+        "<p>Down: from the signal to the server answering again; recovery: from then to the first hit served through"
+        " the proxy. A lost hit counts against the first outage after it was acknowledged.</p>")
+
+
 def render_html(out):
     out = Path(out)
     data = read_json(out / VERDICT_JSON)
@@ -163,6 +179,7 @@ def render_html(out):
     scaling = scaling_of(read_jsonl(out / AUTOSCALE))
     picture = base64.b64encode(timeline_png(history, formation, actions_of(chaos), scaling)).decode()
     recovery = recovery_section(recovery_times(chaos))
+    outages = outage_section(outage_costs(read_jsonl(out / JOURNAL), chaos, verdict.lost))
     actions = Counter(f"{e.get('action')} {e.get('outcome', '').partition(':')[0]}" for e in actions_of(chaos))
     return f"""<!doctype html><html><head><meta charset=utf-8><title>factor6 check {html.escape(str(run.get('run', '')))}</title>
 <style>body{{font:14px sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;margin:1em 0}}
@@ -175,6 +192,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;
  with chaos events and the instance count the autoscaler asked for" src="data:image/png;base64,{picture}">
 {scaling_section(scaling)}
 <h2>Recovery per action</h2>{recovery}
+{outages}
 <h2>Chaos actions</h2>{table(("action and outcome", "count"), sorted(actions.items()))}
 {table(("time", "action", "target", "pid", "outcome", "recovery s"),
        [(clock(e.get("time", 0)), e.get("action"), e.get("target"), e.get("pid"), e.get("outcome"),
