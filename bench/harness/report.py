@@ -150,7 +150,9 @@ def recovery_section(recoveries):
         return "<p>No recovery was measured in this run.</p>"
     return table(("after", "measured", "median s", "worst s"), [
         (action, len(times), f"{statistics.median(times):.3f}", f"{max(times):.3f}")
-        for action, times in sorted(recoveries.items())]) + "<p>From the signal to a replacement worker serving.</p>"
+        for action, times in sorted(recoveries.items())]) + ("<p>From the signal to a replacement worker serving; after a"
+                                                         " redis-* action, from the server answering again to the"
+                                                         " first hit served through the proxy.</p>")
 
 
 def outage_section(rows):
