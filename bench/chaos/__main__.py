@@ -45,9 +45,11 @@ def parse_args(argv, env):
                         help="random seed, for a reproducible run (default: CHAOS_SEED, else random)")
     parser.add_argument("--duration", type=float, help="seconds to run (default: until SIGTERM or Ctrl-C)")
     parser.add_argument("--log", metavar="PATH", help="append every event to PATH as a JSON line")
-    parser.add_argument("--freeze-s", type=float, default=3.0, help="how long a freeze lasts (default: 3)")
+    parser.add_argument("--freeze-s", type=float, default=3.0,
+                        help="how long a freeze, of a worker or of Redis, lasts (default: 3)")
     parser.add_argument("--outage-s", type=float, default=3.0, help="how long a redis-outage lasts (default: 3)")
-    parser.add_argument("--proxy-url", default=f"http://127.0.0.1:{env['PROXY_PORT']}" if env.get("PROXY_PORT") else None,
+    proxy = f"http://127.0.0.1:{env['PROXY_PORT']}" if env.get("PROXY_PORT") else None
+    parser.add_argument("--proxy-url", default=proxy,
                         help="where a recovery is timed to the first hit served (default: PROXY_PORT's, if set)")
     parser.add_argument("--max-workers", type=int, default=4, help="scale never goes above this per instance")
     parser.add_argument("--dry-run", action="store_true", help="choose actions and targets, send no signal")

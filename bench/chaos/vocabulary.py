@@ -5,7 +5,7 @@
     >>> parse_mix("kil")
     Traceback (most recent call last):
     ...
-    ValueError: unknown chaos action(s) kil (did you mean kill?); choose from kill, term, reload, rolling, freeze, scale, redis-kill, redis-restart, redis-freeze, redis-outage
+    ValueError: unknown chaos action(s) kil (did you mean kill?); choose from kill, term, reload, rolling, freeze, scale, ...
     >>> parse_mix("kill,redis-kill=2")
     {'kill': 1.0, 'redis-kill': 2.0}
 

@@ -48,7 +48,7 @@ def parse_args(argv=None):
                         help="HIT_MODE of the web instances; seed and local are wrong on purpose")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
     parser.add_argument("--redis-persistence", choices=PERSISTENCE, default="always",
-                        help="REDIS_PERSISTENCE of the formation's server; none forgets on a restart (a negative control)")
+                        help="the formation's REDIS_PERSISTENCE; none forgets on a restart (wrong on purpose)")
     parser.add_argument("--report-dir", type=Path, help="default: reports/<time>-<mode>")
     parser.add_argument("--shape", help="a Locust load shape from bench/shapes.py instead of steady users: spike")
     parser.add_argument("--autoscale", type=int, nargs="?", const=8, metavar="MAX",

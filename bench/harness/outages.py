@@ -3,7 +3,8 @@
     >>> chaos = [{"time": 10.0, "action": "redis-kill", "outcome": "ok", "target": "redis:6379"},
     ...          {"time": 10.4, "action": "recovery", "after": "redis-kill", "outcome": "ok",
     ...           "outage_began": 10.0, "outage_ended": 10.1, "recovery_s": 0.2}]
-    >>> journal = [{"type": "invoke", "key": "r:c.1:1", "time": 9.0}, {"type": "ok", "key": "r:c.1:1", "time": 9.5, "number": 7},
+    >>> journal = [{"type": "invoke", "key": "r:c.1:1", "time": 9.0},
+    ...            {"type": "ok", "key": "r:c.1:1", "time": 9.5, "number": 7},
     ...            {"type": "invoke", "key": "r:c.1:2", "time": 10.05},
     ...            {"type": "ok", "key": "r:c.1:2", "time": 11.2, "number": 8, "tries": 3}]
     >>> [row["action"] for row in outages(chaos)], outages(chaos)[0]["served"]
