@@ -56,7 +56,7 @@ import psutil
 
 from bench.chaos.backing import DRY_RUN, BackingFaults
 from bench.chaos.targets import healthz_pid, local_master
-from bench.chaos.vocabulary import ACTIONS, BACKING_ACTIONS, DEFAULT_MIX, KNOWN_ACTIONS, checked_mix, parse_mix
+from bench.chaos.vocabulary import BACKING_ACTIONS, DEFAULT_MIX, KNOWN_ACTIONS, checked_mix, next_action, parse_mix
 from scaler.processes import is_alive
 from web.formation import live_instances, workers_of
 
@@ -156,13 +156,7 @@ class ChaosMonkey:
     # -- schedule and bookkeeping -----------------------------------------------------------
 
     def _next_action(self):
-        """The web stream's draw, every turn; the backing stream's, in its share of the turns, overrides it."""
-        web = {name: weight for name, weight in self.mix.items() if name in ACTIONS}
-        backing = {name: weight for name, weight in self.mix.items() if name in BACKING_ACTIONS and weight}
-        action = self._action_rng.choices(list(web), weights=list(web.values()))[0] if any(web.values()) else None
-        if backing and (action is None or self._backing_rng.random() * sum(self.mix.values()) < sum(backing.values())):
-            action = self._backing_rng.choices(list(backing), weights=list(backing.values()))[0]
-        return action
+        return next_action(self.mix, self._action_rng, self._backing_rng)
 
     def _schedule(self):
         interval = 1.0 / self.rate

@@ -53,6 +53,27 @@ def checked_mix(mix):
     return dict(mix)
 
 
+def next_action(mix, web_rng, backing_rng):
+    """The next turn's action: ``web_rng`` draws a web action every turn, and ``backing_rng``, in the backing
+    actions' share of the turns, puts one of them in its place, so they leave every other turn as it was.
+
+    >>> import random
+    >>> def turns(mix):
+    ...     web, backing = random.Random(1), random.Random(2)
+    ...     return [next_action(parse_mix(mix), web, backing) for _ in range(8)]
+    >>> turns("kill,term")
+    ['kill', 'term', 'term', 'kill', 'kill', 'kill', 'term', 'term']
+    >>> turns("kill,term,redis-kill")
+    ['kill', 'term', 'redis-kill', 'kill', 'kill', 'kill', 'redis-kill', 'term']
+    """
+    web = {name: weight for name, weight in mix.items() if name in ACTIONS}
+    backing = {name: weight for name, weight in mix.items() if name in BACKING_ACTIONS and weight}
+    action = web_rng.choices(list(web), weights=list(web.values()))[0] if any(web.values()) else None
+    if backing and (action is None or backing_rng.random() * sum(mix.values()) < sum(backing.values())):
+        action = backing_rng.choices(list(backing), weights=list(backing.values()))[0]
+    return action
+
+
 def is_action(event):
     """True for an action's own event, False for a follow-up."""
     return event.get("action") not in FOLLOW_UPS
