@@ -72,8 +72,8 @@ def outage_costs(journal_events, chaos_events, lost=()):
             row["tries_refused"] += max(0, done.get("tries", 1) - 1)
             row["hits_failed"] += done.get("type") == "info"
     starts = [row["began"] for row in rows]
-    for item in lost:
-        acked = completed.get(item.get("key"), {}).get("time")
+    for key in {item["key"] for item in lost if "key" in item}:  # a hit may be lost for two reasons: once
+        acked = completed.get(key, {}).get("time")
         index = bisect_right(starts, acked) if acked is not None else len(rows)
         if index < len(rows):
             rows[index]["hits_lost"] += 1
