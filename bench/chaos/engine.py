@@ -32,8 +32,8 @@ Targets are found through the registry and the process tree (``targets``);
 workers are the master's children. Masters only
 ever get HUP, TTIN or TTOU: when one exits, honcho stops the whole formation.
 
-Every action, and every follow-up (``recovery`` after kill, term and reload;
-``thaw`` after freeze), is an event, kept in memory and appended as a JSON line
+Every action, and every follow-up (``recovery`` after kill, term, reload and the
+backing actions; ``thaw`` after a freeze, ``restore`` after an outage), is an event, kept in memory and appended as a JSON line
 to ``log_path``:
 
     {"time": 1700000000.1, "action": "kill", "target": "web.2", "pid": 4251, "outcome": "ok", "signal": "SIGKILL"}
