@@ -128,10 +128,10 @@ def check(tmp_path, persistence):
 def up_throughout(out):
     """honcho stopped nothing before the harness asked it to (its first 'sending SIGTERM' follows the harness's
     SIGTERM, not a process that ended), and gunicorn timed no worker out."""
-    log = (out / FORMATION_LOG).read_text(errors="replace")
-    before_stop = log.partition("sending SIGTERM")[0].rstrip()
-    return (before_stop.endswith("SIGTERM received") and " stopped (rc=" not in before_stop
-            and "WORKER TIMEOUT" not in log)
+    lines = (out / FORMATION_LOG).read_text(errors="replace").splitlines()
+    stop = next((n for n, line in enumerate(lines) if "sending SIGTERM" in line), 0)
+    return (stop > 0 and "SIGTERM received" in lines[stop - 1] and not any(" stopped (rc=" in ln for ln in lines[:stop])
+            and not any("WORKER TIMEOUT" in line for line in lines))
 
 
 @pytest.mark.parametrize("persistence", ["always", "none"])
