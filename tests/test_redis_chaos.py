@@ -143,6 +143,9 @@ def test_redis_crashes_under_load_lose_nothing_with_always_and_convict_a_redis_t
     assert len(crashes) >= 3 and len(recoveries) >= 3 and all(e["outcome"] == "ok" for e in recoveries), events
     assert len({e["supervisor"] for e in crashes}) == 1, "one supervisor all along"
     assert up_throughout(out), (out / FORMATION_LOG).read_text(errors="replace")[-3000:]
+    restarts = [line for line in (out / FORMATION_LOG).read_text(errors="replace").splitlines()
+                if "backing: server pid" in line and "killed by SIGKILL" in line]
+    assert len(restarts) >= 3 and all(" now on port" in line for line in restarts), "a killed server: no back-off"
     assert "Backing-service outages" in (out / REPORT_HTML).read_text()
     if persistence == "always":
         assert result.returncode == 0, result.stdout[-3000:]
