@@ -22,9 +22,10 @@ at its ``thaw``/``restore`` follow-up, else when the next one begins. Per outage
   journal's ``tries``), each a refusal (503) or an error retried with the same key;
   ``hits_failed``: those that ended unknown (``info``) after every try: client-visible.
 - ``hits_lost``: acknowledged hits the checker found lost, each counted against the
-  first outage that began after it was acknowledged: the one that forgot it.
+  first outage that ended after it was acknowledged: the one that forgot it (an
+  acknowledgement arriving just after the signal was applied by the server that died).
 """
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 
 from bench.chaos.vocabulary import BACKING_ACTIONS
 
@@ -71,10 +72,10 @@ def outage_costs(journal_events, chaos_events, lost=()):
             row["hits_delayed"] += 1
             row["tries_refused"] += max(0, done.get("tries", 1) - 1)
             row["hits_failed"] += done.get("type") == "info"
-    starts = [row["began"] for row in rows]
+    back = [row["ended"] or row["until"] or float("inf") for row in rows]
     for key in {item["key"] for item in lost if "key" in item}:  # a hit may be lost for two reasons: once
         acked = completed.get(key, {}).get("time")
-        index = bisect_right(starts, acked) if acked is not None else len(rows)
+        index = bisect_left(back, acked) if acked is not None else len(rows)
         if index < len(rows):
             rows[index]["hits_lost"] += 1
     return rows

@@ -167,7 +167,7 @@ def outage_section(rows):
         [(clock(r["began"]), r["action"], seconds(r, "ended"), r["recovery_s"] if r["recovery_s"] is not None else "-",
           r["hits_delayed"], r["tries_refused"], r["hits_failed"], r["hits_lost"]) for r in rows]) + (
         "<p>Down: from the signal to the server answering again; recovery: from then to the first hit served through"
-        " the proxy. A lost hit counts against the first outage after it was acknowledged.</p>")
+        " the proxy. A lost hit counts against the first outage to end after it was acknowledged.</p>")
 
 
 def render_html(out):
