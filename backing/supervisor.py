@@ -9,8 +9,13 @@ server is not one: this supervisor is, and the server is its child.
 - **Restarts.** When the server exits without being asked to, it is started again
   on the same port and data folder: at once the first time, then after 0.5, 1, 2 ...
   up to ``REDIS_RESTART_MAX`` seconds while it keeps dying; once a server has stayed
-  up ``REDIS_STABLE`` seconds, the next death is again restarted at once. Each
-  restart is one line of output.
+  up ``REDIS_STABLE`` seconds, the next death is again restarted at once, and so is
+  a server that had answered and was then killed from outside (SIGKILL, SIGTERM...:
+  a chaos monkey or an operator, not a crash loop). Each restart is one line of output.
+- **Holding.** While the file ``<data folder>/hold`` names a time (seconds since the
+  epoch) still to come, a server that exited is not restarted: the chaos monkey's
+  ``redis-outage`` writes it, SIGTERMs the server and removes it when the outage is
+  over. The time bounds it: a hold left behind by a monkey that died lapses by itself.
 - **Giving up.** A server failing within ``REDIS_FAST_EXIT`` seconds of its start
   ``REDIS_GIVE_UP`` times in a row (a port taken, a folder it cannot write, a bad
   binary) makes the supervisor exit 1 with one line saying so, rather than restart
@@ -54,6 +59,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 # they never count towards giving up. Exit 0 (a SHUTDOWN command) neither.
 EXTERNAL = {-s for s in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)} | {0}
 TICK_S = 0.2
+HOLD_FILE = "hold"  # holds a dead server down until the time in it (bench/chaos/backing.py's redis-outage)
 
 
 def say(line):
@@ -115,6 +121,8 @@ class Supervisor:
         self.queue = []
         self.pipe = None
         self.pid_file = config.data_dir / "server.pid"
+        self.hold_file = config.data_dir / HOLD_FILE
+        self.holding = False
         self.own_pid_file = config.data_dir / "supervisor.pid"
         self.lock_fd = None
 
@@ -171,13 +179,13 @@ class Supervisor:
         try:
             while True:
                 now = time.monotonic()
-                if self.child is None and now >= self.due:
+                if self.child is None and now >= self.due and not self.held():
                     try:
                         self.spawn(now)
                     except OSError as exc:  # the binary cannot be executed at all
                         say(f"cannot start the server {self.binary}: {exc}")
                         return 2
-                self.sleep(TICK_S if self.child is not None else min(TICK_S, self.due - now))
+                self.sleep(TICK_S if self.child is not None or self.holding else min(TICK_S, self.due - now))
                 if any(s in STOP_SIGNALS for s in self.queue):
                     return self.stop(next(s for s in self.queue if s in STOP_SIGNALS))
                 self.queue.clear()  # SIGCHLD only wakes the loop
@@ -211,6 +219,19 @@ class Supervisor:
         self.write(self.pid_file, self.child.pid)
         say(f"server started: pid {self.child.pid}" + (f" (restart {self.restarts})" if self.restarts else ""))
 
+    def held(self):
+        """True while the hold file names a time still to come; one line when a hold begins and ends."""
+        try:
+            until = float(self.hold_file.read_text())
+        except (OSError, ValueError):
+            until = 0.0
+        holding = until > time.time()
+        if holding != self.holding:
+            say(f"holding the server down until {until:.3f} ({self.hold_file})" if holding
+                else f"hold over ({self.hold_file}): starting the server")
+        self.holding = holding
+        return holding
+
     def check_ready(self):
         host = (self.config.bind.split() or [""])[0]  # bind may list several addresses
         if self.child is not None and not self.ready and ping(host, self.config.port, timeout=0.2):
@@ -225,7 +246,7 @@ class Supervisor:
         pid, code, up = self.child.pid, self.child.returncode, now - self.started
         self.child = None
         self.remove(self.pid_file)
-        if up >= self.config.stable:
+        if up >= self.config.stable or (self.ready and code in EXTERNAL):
             self.streak = 0
         self.fast = self.fast + 1 if up < self.config.fast_exit and code not in EXTERNAL else 0
         if self.fast >= self.config.give_up:

@@ -5,7 +5,8 @@
 
 Each logical hit is one ``POST /hits`` with a fresh ``Idempotency-Key``
 (``<run>:<process>.<user>:<seq>``). A connection error or a 5xx is retried
-with the same key after a jittered back-off, so a retry can never count twice;
+with the same key after a jittered back-off (or the answer's ``Retry-After``),
+for up to ``--hit-budget`` seconds, so a retry can never count twice;
 retries show in Locust's statistics under their own name. ``--hits keyless``
 sends ``POST /hits`` without a key and ``--hits page`` the seed's ``GET /``,
 each tried once, as a client without keys must; ``--hits keyless-retried``
@@ -75,7 +76,7 @@ class HitUser(FastHttpUser):
             journal.complete(key, "info")
         else:
             # A 4xx means the request itself was refused, so nothing was applied.
-            journal.complete(key, "ok" if answer.ok else "fail", number)
+            journal.complete(key, "ok" if answer.ok else "fail", number, tries=answer.tries)
 
     def number_in(self, answer):
         """The number a 2xx acknowledged: in the JSON, or in the seed's page."""

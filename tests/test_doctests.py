@@ -18,6 +18,7 @@ PURE_MODULES = [
     "bench.harness.story", "bench.arguments", "bench.benchmarks.stats",
     "bench.verdict.ops", "bench.verdict.sessions", "bench.verdict.uploads", "bench.verdict.workloads",
     "bench.load.board", "bench.harness.timeline",
+    "bench.harness.outages",
 ]
 
 

@@ -6,8 +6,9 @@
 Modules: ``vocabulary`` (actions, follow-ups, the mix syntax: the contract
 everyone who names an action imports), ``targets`` (what may be signalled),
 ``engine`` (the schedule and the actions), ``recovery`` (how a recovery is
-timed), ``network`` (faults between ``--hosts`` hosts), ``__main__`` (the
-Procfile's ``chaos`` type). It imports web and scaler, never another bench wing.
+timed), ``backing`` (the backing service's faults), ``network`` (faults between
+``--hosts`` hosts), ``__main__`` (the Procfile's ``chaos`` type). It imports
+web, scaler and backing, never another bench wing.
 """
 from bench.chaos.engine import ChaosMonkey
 from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, FOLLOW_UPS, KILLS, parse_mix

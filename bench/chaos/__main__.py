@@ -27,10 +27,10 @@ import sys
 import threading
 
 from bench.arguments import OneLineParser, chaos_mix, number
-from bench.chaos.engine import DRY_RUN, ChaosMonkey
+from bench.chaos.engine import ChaosMonkey
 from bench.chaos.network import DEFAULT_PARTITIONS, NetworkFaults, partition_pairs
 from bench.chaos.recovery import POLL_S
-from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, format_event
+from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, DRY_RUN, format_event
 from web.config import redis_url
 from web.redis_client import connect
 
@@ -44,7 +44,8 @@ def pairs_argument(text):
 
 def parse_args(argv, env):
     parser = OneLineParser(
-        prog="python -m bench.chaos", description="Kill, freeze, reload and rescale the formation's web processes.",
+        prog="python -m bench.chaos",
+        description="Kill, freeze, reload and rescale the formation's web processes, and break its Redis server.",
         epilog="CHAOS_RATE, CHAOS_MIX and CHAOS_SEED give the defaults; with a rate of 0 the monkey "
                "only idles until SIGTERM (the Procfile's chaos type relies on that).")
     parser.add_argument("--rate", type=number(float, least=0, hint=" (0: off)"), default=env.get("CHAOS_RATE") or "0",
@@ -57,7 +58,12 @@ def parse_args(argv, env):
                         help="seconds to run (default: until SIGTERM or Ctrl-C)")
     parser.add_argument("--log", metavar="PATH", help="append every event to PATH as a JSON line")
     parser.add_argument("--freeze-s", type=number(float, above=0), default=3.0,
-                        help="how long a freeze lasts (default: 3)")
+                        help="how long a freeze, of a worker or of Redis, lasts (default: 3)")
+    parser.add_argument("--outage-s", type=number(float, above=0), default=3.0,
+                        help="how long a redis-outage lasts (default: 3)")
+    proxy = f"http://127.0.0.1:{env['PROXY_PORT']}" if env.get("PROXY_PORT") else None
+    parser.add_argument("--proxy-url", default=proxy,
+                        help="where a recovery is timed to the first hit served (default: PROXY_PORT's, if set)")
     parser.add_argument("--max-workers", type=number(int, least=1), default=4,
                         help="scale never goes above this per instance")
     parser.add_argument("--dry-run", action="store_true", help="choose actions and targets, send no signal")
@@ -92,7 +98,8 @@ def main(argv=None, env=os.environ):
     try:
         monkey = ChaosMonkey(connect(args.redis_url), rate=args.rate, mix=args.mix, seed=seed, log_path=args.log,
                              freeze_s=args.freeze_s, max_workers=args.max_workers, dry_run=args.dry_run,
-                             on_event=lambda event: say(format_event(event)), network=network)
+                             on_event=lambda event: say(format_event(event)), network=network,
+                             proxy_url=args.proxy_url, outage_s=args.outage_s)
     except ValueError as exc:
         say(f"chaos: refused: {exc}")
         return 2

@@ -17,6 +17,8 @@ Actions, each on a random target:
 - ``freeze``: SIGSTOP a worker for ``freeze_s`` (longer than the proxy's timeout),
   then SIGCONT. ``stop()`` and Ctrl-C thaw every frozen worker first.
 - ``scale``: SIGTTIN or SIGTTOU a master: one worker more or less, within 1..``max_workers``.
+- ``redis-kill``, ``redis-restart``, ``redis-freeze``, ``redis-outage``: the formation's
+  Redis server (bench/chaos/backing.py), timed through ``proxy_url`` to a hit served.
 - ``partition``, ``oneway``, ``latency``, ``loss``, ``reset``: network faults between
   ``--hosts`` hosts, given a ``network`` (bench/chaos/network.py); each lasting one is
   healed after its ``duration_s`` and by ``stop()``, with a ``heal`` follow-up.
@@ -26,13 +28,16 @@ d seconds makes d*rate actions). The seed drives two random streams, one for the
 sequence of actions and one for the targets, so a seed replays the same actions,
 and the same targets on a formation of the same shape. Network faults pick
 their hosts from a third stream, the network's own (bench/chaos/network.py).
+Backing actions have a stream of their own, which decides when one takes a
+turn: the action stream is drawn every turn all the same, so adding them to a
+mix leaves every other turn's action as it was.
 
 Targets are found through the registry and the process tree (``targets``);
 workers are the master's children. Masters only
 ever get HUP, TTIN or TTOU: when one exits, honcho stops the whole formation.
 
-Every action, and every follow-up (``recovery`` after kill, term and reload;
-``thaw`` after freeze), is an event, kept in memory and appended as a JSON line
+Every action, and every follow-up (``recovery`` after kill, term, reload and the
+backing actions; ``thaw`` after a freeze, ``restore`` after an outage), is an event, kept in memory and appended as a JSON line
 to ``log_path``. A freeze is a lasting fault (bench/chaos/vocabulary.py): it
 carries ``duration_s``, and its thaw ``"after": "freeze"``.
 
@@ -59,16 +64,16 @@ from collections import Counter, defaultdict
 
 import psutil
 
+from bench.chaos.backing import BackingFaults
 from bench.chaos.recovery import serving_again
 from bench.chaos.targets import local_master
-from bench.chaos.vocabulary import (ACTIONS, DEFAULT_MIX, NETWORK_ACTIONS, checked_mix, end_of, lasting,
-                                    network_refusal, parse_mix)
+from bench.chaos.vocabulary import (ACTIONS, BACKING_ACTIONS, DEFAULT_MIX, DRY_RUN, NETWORK_ACTIONS, checked_mix, end_of,
+                                    lasting, network_refusal, next_action, parse_mix)
 from scaler.processes import is_alive
 from web.formation import live_instances, workers_of
 
 # Anything else sent to a master could make it exit, and honcho would then stop the formation.
 MASTER_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU})
-DRY_RUN = "skipped: dry run"
 
 
 def manual_mark(manual):
@@ -84,7 +89,8 @@ class ChaosMonkey:
     """
 
     def __init__(self, client, rate=1.0, mix=DEFAULT_MIX, seed=None, log_path=None, freeze_s=3.0,
-                 max_workers=4, recovery_timeout=30.0, dry_run=False, on_event=None, network=None):
+                 max_workers=4, recovery_timeout=30.0, dry_run=False, on_event=None, network=None, proxy_url=None,
+                 outage_s=3.0):
         self.client, self.rate, self.log_path, self.network = client, rate, log_path, network
         self.mix = parse_mix(mix) if isinstance(mix, str) else checked_mix(mix)
         refusal = network_refusal(self.mix) if network is None else network.refusal(self.mix)
@@ -96,6 +102,7 @@ class ChaosMonkey:
         # Separate streams: how many random choices a target takes must not shift the action sequence.
         self._action_rng = random.Random(f"{self.seed}:actions")
         self._target_rng = random.Random(f"{self.seed}:targets")
+        self._backing_rng = random.Random(f"{self.seed}:backing")
         self._manual_rng = random.Random()  # buttons draw here, never from the seeded streams
         self._call = threading.local()  # the current act()'s choices: rng, manual, pid, seconds
         self._lock = threading.Lock()
@@ -105,6 +112,10 @@ class ChaosMonkey:
         self._roller = None
         self._stopping = threading.Event()
         self._scheduler = None
+        kwargs = client.connection_pool.connection_kwargs
+        self.backing = BackingFaults(self._record, self._in_background, self._stopping, kwargs.get("port", 6379),
+                                     proxy_url, kwargs.get("host", "127.0.0.1"), freeze_s, outage_s,
+                                     recovery_timeout, dry_run)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -142,7 +153,7 @@ class ChaosMonkey:
         stream; ``pid``: that worker of the target; ``seconds``: how long a freeze lasts."""
         if manual and not action:
             raise ValueError("a manual action must be named")
-        action = action or self._action_rng.choices(list(self.mix), weights=list(self.mix.values()))[0]
+        action = action or next_action(self.mix, self._action_rng, self._backing_rng)
         if action not in ACTIONS:
             raise ValueError(f"unknown chaos action {action!r}; choose from {', '.join(ACTIONS)}")
         self._call.current = {"rng": self._manual_rng if manual else self._target_rng, "manual": manual,
@@ -150,6 +161,8 @@ class ChaosMonkey:
         try:
             if action in NETWORK_ACTIONS:
                 return self._network_fault(action, target)
+            if action in BACKING_ACTIONS:
+                return self.backing.act(action)
             return getattr(self, f"_{action}")(target)
         except Exception as exc:  # Redis away, a process gone mid-way...: note it, keep the schedule going
             return self._record(action, None, None, f"error: {type(exc).__name__}: {exc}")

@@ -13,8 +13,9 @@
 
 The engine performs ACTIONS, which ``IN_WORDS`` says in words ("3 SIGKILLs
 to workers"); FOLLOW_UPS are events that report on an action rather than act
-(``recovery`` after kill, term and reload; ``thaw`` after a freeze; ``heal``
-after a lasting network fault, whose own event carries ``duration_s``).
+(``recovery`` after kill, term, reload and the backing actions; ``thaw``
+after a freeze; ``heal`` after a lasting network fault; ``restore`` after a
+Redis outage). BACKING_ACTIONS break the backing service (bench/chaos/backing.py).
 NETWORK_ACTIONS act on the links between ``--hosts`` hosts
 (bench/chaos/network.py), from the machine's own namespace, not on processes.
 The report, the Locust tab and the harness count actions by these names, and
@@ -51,9 +52,11 @@ import difflib
 from web.clock import clock
 
 PROCESS_ACTIONS = ("kill", "term", "reload", "rolling", "freeze", "scale")
+BACKING_ACTIONS = ("redis-kill", "redis-restart", "redis-freeze", "redis-outage")  # bench/chaos/backing.py
 NETWORK_ACTIONS = ("partition", "oneway", "latency", "loss", "reset")
-ACTIONS = PROCESS_ACTIONS + NETWORK_ACTIONS
-FOLLOW_UPS = ("recovery", "thaw", "heal", "remove")  # and any event with "after" (is_action)
+ACTIONS = PROCESS_ACTIONS + BACKING_ACTIONS + NETWORK_ACTIONS
+FOLLOW_UPS = ("recovery", "thaw", "heal", "restore", "remove")  # and any event with "after" (is_action)
+DRY_RUN = "skipped: dry run"  # the outcome of an action chosen but not sent (--dry-run)
 SCALE_WEB, BAD_INSTANCE, REMOVE = "scale_web", "bad", "remove"  # a bad instance ends with its ``remove``
 FORMATION_CHANGES = (SCALE_WEB, BAD_INSTANCE)  # journaled from the dashboard; never in a mix
 RECOVERED = ("kill", "term", "reload")  # actions followed by a ``recovery`` once the instance serves again
@@ -65,7 +68,11 @@ IN_WORDS = {"kill": ("SIGKILL to a worker", "SIGKILLs to workers"),
             "reload": ("reload (SIGHUP)", "reloads (SIGHUP)"),
             "rolling": ("rolling reload", "rolling reloads"),
             "freeze": ("freeze (SIGSTOP, then SIGCONT)", "freezes (SIGSTOP, then SIGCONT)"),
-            "scale": ("worker added or removed (TTIN/TTOU)", "workers added or removed (TTIN/TTOU)")}
+            "scale": ("worker added or removed (TTIN/TTOU)", "workers added or removed (TTIN/TTOU)"),
+            "redis-kill": ("SIGKILL to the Redis server", "SIGKILLs to the Redis server"),
+            "redis-restart": ("clean Redis restart (SIGTERM)", "clean Redis restarts (SIGTERM)"),
+            "redis-freeze": ("Redis freeze (SIGSTOP, then SIGCONT)", "Redis freezes (SIGSTOP, then SIGCONT)"),
+            "redis-outage": ("Redis outage (stopped, held down)", "Redis outages (stopped, held down)")}
 EVENT_FIELDS = ("time", "action", "target", "pid", "outcome")
 
 
@@ -106,6 +113,28 @@ def network_refusal(mix):
     many = len(network) > 1
     return (f"chaos action{'s' * many} {', '.join(network)} act{'s' * (not many)} on the network between hosts:"
             f" {'they need' if many else 'it needs'} --hosts")
+
+
+def next_action(mix, rng, backing_rng):
+    """The next turn's action: ``rng`` draws a process (or network) action every turn, and ``backing_rng``,
+    in the backing actions' share of the turns, puts one of them in its place, so they leave every other
+    turn as it was.
+
+    >>> import random
+    >>> def turns(mix):
+    ...     web, backing = random.Random(1), random.Random(2)
+    ...     return [next_action(parse_mix(mix), web, backing) for _ in range(8)]
+    >>> turns("kill,term")
+    ['kill', 'term', 'term', 'kill', 'kill', 'kill', 'term', 'term']
+    >>> turns("kill,term,redis-kill")
+    ['kill', 'term', 'redis-kill', 'kill', 'kill', 'kill', 'redis-kill', 'term']
+    """
+    web = {name: weight for name, weight in mix.items() if name not in BACKING_ACTIONS}
+    backing = {name: weight for name, weight in mix.items() if name in BACKING_ACTIONS and weight}
+    action = rng.choices(list(web), weights=list(web.values()))[0] if any(web.values()) else None
+    if backing and (action is None or backing_rng.random() * sum(mix.values()) < sum(backing.values())):
+        action = backing_rng.choices(list(backing), weights=list(backing.values()))[0]
+    return action
 
 
 def is_action(event):

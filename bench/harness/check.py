@@ -2,6 +2,7 @@
 
     $ scripts/check --web 4 --duration 60 --chaos-rate 1 --chaos-mix kill,term,reload,freeze --seed 7
     $ scripts/check --mode seed      # a negative control: must end INVALID
+    $ scripts/check --chaos-mix kill,redis-kill,redis-freeze --redis-persistence none   # another one
     $ scripts/check --hosts          # the same across network namespace hosts (bench/hosts.py; root)
     $ scripts/check --shape spike --autoscale --duration 120   # 16 -> 200 -> 16 users, web between 4 and 8
     $ scripts/check --workload session --session-store memory  # a negative control: visitors' sessions vanish
@@ -25,6 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
+from backing.config import PERSISTENCE
 from bench.arguments import HIT_KINDS, OneLineParser, chaos_mix, number, share, writable_folder
 from bench.chaos.network import DEFAULT_PARTITIONS, Refused
 from bench.chaos.vocabulary import ACTIONS, KILLS, is_action, network_refusal, parse_mix
@@ -65,6 +67,8 @@ def parse_args(argv=None):
     parser.add_argument("--min-success", type=share, default=0.5,
                         help="least share of tries that must succeed, else no verdict (default %(default)s)")
     parser.add_argument("--report-dir", type=writable_folder, help="default: reports/<time>-<mode>-<random>")
+    parser.add_argument("--redis-persistence", choices=PERSISTENCE, default="always",
+                        help="the formation's REDIS_PERSISTENCE; none forgets on a restart (wrong on purpose)")
     parser.add_argument("--shape", help="a Locust load shape from bench/shapes.py instead of steady users: spike")
     parser.add_argument("--autoscale", type=number(int, least=1), nargs="?", const=8, metavar="MAX",
                         help="run the autoscaler, between --web and MAX (default 8) instances")

@@ -56,6 +56,7 @@ class Formation:
             "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers, **self.autoscale_env(),
             "PROXY_STAMP_KEYS": int(self.args.hits != "keyless-retried"),
             **self.state_env(),
+            "REDIS_PERSISTENCE": self.args.redis_persistence,
         }.items()))
         front = getattr(self.args, "front", "factor6")
         proxy = ["proxy"] if front == "factor6" else []

@@ -89,7 +89,7 @@ class HostsFormation:
         (self.args.report_dir / HOSTS_LOGS).mkdir(parents=True, exist_ok=True)
         redis_host = self.network.hosts["redis"].address
         self.run("redis", "redis", command_of(PROCFILE, "redis"), REDIS_BIND=redis_host, PORT_REDIS=REDIS_PORT,
-                 REDIS_DATA=self.args.report_dir / REDIS_DATA)
+                 REDIS_DATA=self.args.report_dir / REDIS_DATA, REDIS_PERSISTENCE=self.args.redis_persistence)
         for number in range(1, self.args.web + 1):
             host = self.web_hosts[(number - 1) % len(self.web_hosts)]
             self.run(host, f"web.{number}", command_of(PROCFILE, "web"), PS=f"web.{number}",

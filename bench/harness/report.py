@@ -21,9 +21,10 @@ from pathlib import Path
 
 from bench.chaos.vocabulary import IN_WORDS, is_action
 from bench.harness import story
+from bench.harness.outages import outage_costs
 from bench.harness.timeline import timeline_png
-from bench.runfolder import (AUTOSCALE, CHAOS, CHECK, FORMATION, HISTORY, LOCUST_HTML, PROXY_METRICS, REPORT_HTML, RUN,
-                             VERDICT_JSON, read_json, read_jsonl)
+from bench.runfolder import (AUTOSCALE, CHAOS, CHECK, FORMATION, HISTORY, JOURNAL, LOCUST_HTML, PROXY_METRICS,
+                             REPORT_HTML, RUN, VERDICT_JSON, read_json, read_jsonl)
 from bench.verdict import render
 from bench.verdict.checker import CATEGORIES, VALID
 from web.clock import clock
@@ -101,7 +102,24 @@ def recovery_section(recoveries):
         return "<p>No recovery was measured in this run.</p>"
     return table(("after", "measured", "median s", "worst s"), [
         (action, len(times), f"{statistics.median(times):.3f}", f"{max(times):.3f}")
-        for action, times in sorted(recoveries.items())]) + "<p>From the signal to a replacement worker serving.</p>"
+        for action, times in sorted(recoveries.items())]) + ("<p>From the signal to a replacement worker serving; after a"
+                                                         " redis-* action, from the server answering again to the"
+                                                         " first hit served through the proxy.</p>")
+
+
+def outage_section(rows):
+    """Per backing-service outage (bench/harness/outages.py): how long, recovery, what it cost the clients."""
+    if not rows:
+        return ""
+    def seconds(row, end):
+        return f"{row[end] - row['began']:.3f}" if row[end] else "-"
+    return "<h2>Backing-service outages</h2>" + table(
+        ("time", "action", "down s", "recovery s", "hits delayed", "tries refused", "failed after retries",
+         "acknowledged hits lost"),
+        [(clock(r["began"]), r["action"], seconds(r, "ended"), r["recovery_s"] if r["recovery_s"] is not None else "-",
+          r["hits_delayed"], r["tries_refused"], r["hits_failed"], r["hits_lost"]) for r in rows]) + (
+        "<p>Down: from the signal to the server answering again; recovery: from then to the first hit served through"
+        " the proxy. A lost hit counts against the first outage to end after it was acknowledged.</p>")
 
 
 def render_html(out):
@@ -116,6 +134,7 @@ def render_html(out):
     scaling = scaling_of(read_jsonl(out / AUTOSCALE))
     picture = base64.b64encode(timeline_png(history, formation, chaos, scaling)).decode()
     recovery = recovery_section(recovery_times(chaos))
+    outages = outage_section(outage_costs(read_jsonl(out / JOURNAL), chaos, verdict.lost))
     actions = Counter((e.get("action"), e.get("outcome", "").partition(":")[0] + " (by hand)" * bool(e.get("manual")))
                       for e in actions_of(chaos))
     mode = check.get("mode")
@@ -135,6 +154,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;
  with chaos events and the instance count the autoscaler asked for" src="data:image/png;base64,{picture}">
 {scaling_section(scaling)}
 <h2>Recovery per action</h2>{recovery}
+{outages}
 <h2>Chaos actions</h2>{table(("action", "what it is", "outcome", "count"), [
     (action, IN_WORDS.get(action, (action,) * 2)[1], outcome, count)
     for (action, outcome), count in sorted(actions.items())])}

@@ -8,7 +8,10 @@ verdict.txt, journal.jsonl and run.json into the run folder, and seals the
 run's record so a later check judges it as it ended. A run that proved nothing
 is ``unknown``, not valid (``inconclusive``): nothing acknowledged, too few
 tries succeeded, the users never reached the number asked for, or the chaos
-asked for did not happen.
+asked for did not happen. It waits for Redis to answer first (a chaos action may
+just have restarted it), and when the run's record, written as the run began, is
+gone, Redis forgot (``REDIS_PERSISTENCE=none``): the verdict says so, and rests
+on the journal-only checks; finding nothing wrong then proves nothing.
 """
 import json
 import time
@@ -19,6 +22,10 @@ from bench.runfolder import JOURNAL, RUN, VERDICT_JSON, VERDICT_TXT, write_jsonl
 from bench.verdict import render, workloads
 from bench.verdict.record import seal_run
 from bench.verdict.sources import Source, read_redis
+from scaler.processes import wait_until
+from web.schema import run_record
+
+REDIS_WAIT_S = 30.0
 
 
 def snapshot(run, as_of=None):
@@ -53,7 +60,12 @@ def inconclusive(verdict, proof):
 
 def conclude(run, missing, proof, chaos_summary=None):
     """The final verdict of ``run``, written to its folder and printed; ``missing`` are incomplete journals."""
+    wait_until(run.client.ping, timeout=REDIS_WAIT_S, what="the formation's Redis to answer")
     source, verdict = snapshot(run, as_of=None)
+    if verdict.stats.get("counter_start") is None:
+        verdict.inconclusive.append(
+            f"the run record {run_record(run.run_id)}, written when the run began, is gone: Redis forgot it (a restart"
+            " without persistence?), and with it ledger entries and the counter; only the journal-only checks judged")
     source.events = len(run.journal.events)
     source.journals = run.journal_names
     source.errors += [f"journal of worker {w} incomplete or missing" for w in missing]

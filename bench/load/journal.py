@@ -44,10 +44,13 @@ class Journal:
         self._add({"type": "invoke", "key": key, "time": time.time(), **({"keyless": True} if keyless else {}),
                    **fields})
 
-    def complete(self, key, kind, number=None, **fields):
+    def complete(self, key, kind, number=None, tries=1, **fields):
+        """How it ended; ``tries`` beyond the first (each a refusal or an error, retried) are noted too."""
         event = {"type": kind, "key": key, "time": time.time(), **fields}
         if number is not None:
             event["number"] = number
+        if tries > 1:
+            event["tries"] = tries
         self._add(event)
 
     def unsent(self):

@@ -25,6 +25,7 @@ NUMBERS = {
     "chaos_rate": ("--chaos-rate", number(float, least=0, hint=" (0: no chaos)")),
     "chaos_seed": ("--chaos-seed", number(int)),
     "hit_tries": ("--hit-tries", number(int, least=1)),
+    "hit_budget": ("--hit-budget", number(float, above=0)),
     "journal_timeout": ("--journal-timeout", number(float, above=0)),
     "min_success": ("--min-success", share),
     "num_users": ("users", number(int, least=1)),
@@ -41,7 +42,9 @@ def add_arguments(parser):
                         help="where the journal and verdict go (default: reports/<time>-ui-<run>, one per run)")
     parser.add_argument("--redis-url", default=redis_url(os.environ), include_in_web_ui=False,
                         help="the formation's Redis, read for the ledger (not for hits)")
-    parser.add_argument("--hit-tries", type=int, default=8, help="tries per hit before its outcome is unknown")
+    parser.add_argument("--hit-tries", type=int, default=50, help="most tries per hit before its outcome is unknown")
+    parser.add_argument("--hit-budget", type=float, default=20.0,
+                        help="seconds a hit is retried for, from its first try, before its outcome is unknown")
     parser.add_argument("--hits", choices=HIT_KINDS, default="keyed", include_in_web_ui=False,
                         help="keyed: POST /hits with a key, retried; keyless: without one, once; keyless-retried:"
                              " without one, retried (wrong on purpose); page: the seed's GET /, once")

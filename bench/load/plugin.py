@@ -173,7 +173,7 @@ class Conductor:
         self.proxy_start = proxy_metrics(self.env.host)
         # Every run has an engine, so the Formation page's buttons are journaled; it schedules only with a rate.
         self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=parse_mix(options.chaos_mix),
-                                 seed=options.chaos_seed, log_path=report_dir / CHAOS)
+                                 seed=options.chaos_seed, log_path=report_dir / CHAOS, proxy_url=self.env.host)
         if options.chaos_rate > 0:
             self.chaos.start()
         self.live = LiveView(self.run, self.env.runner)
