@@ -153,7 +153,7 @@ class ChaosMonkey:
         stream; ``pid``: that worker of the target; ``seconds``: how long a freeze lasts."""
         if manual and not action:
             raise ValueError("a manual action must be named")
-        action = action or next_action(self.mix, self._action_rng, self._backing_rng)
+        action = action or self._next_action()
         if action not in ACTIONS:
             raise ValueError(f"unknown chaos action {action!r}; choose from {', '.join(ACTIONS)}")
         self._call.current = {"rng": self._manual_rng if manual else self._target_rng, "manual": manual,
@@ -190,6 +190,9 @@ class ChaosMonkey:
         }
 
     # -- schedule and bookkeeping -----------------------------------------------------------
+
+    def _next_action(self):
+        return next_action(self.mix, self._action_rng, self._backing_rng)
 
     def _schedule(self):
         interval = 1.0 / self.rate
