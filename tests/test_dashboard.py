@@ -184,7 +184,8 @@ def test_a_click_on_add_a_bad_instance_makes_the_same_run_invalid(stage, browser
 
     assert stop_run(stage, page) == "INVALID"
     assert "duplicated" in page.locator("#headline").inner_text()
-    manual = [e for e in read_jsonl(stage["tmp"] / "report" / CHAOS) if e.get("manual")]
+    run_folder = sorted((stage["tmp"] / "report").glob("*-ui-*"))[-1]  # each web-UI run has a folder of its own
+    manual = [e for e in read_jsonl(run_folder / CHAOS) if e.get("manual")]
     assert {"scale_web", "bad", "remove"} <= {e["action"] for e in manual}, json.dumps(manual)
     # Stopped with the run: the bad instance is no longer registered, its card gone or marked so.
     page.wait_for_function("""(() => { const c = document.querySelector('.card[data-name="bad.1"]');

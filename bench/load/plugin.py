@@ -50,7 +50,7 @@ import gevent.event
 import requests
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.chaos import KILLS, ChaosMonkey, parse_mix
+from bench.chaos import DEFAULT_MIX, KILLS, ChaosMonkey, parse_mix
 from bench.load import dashboard, shapes, webui
 from bench.load import options as plugin_options
 from bench.load.collect import Collector, Streamer
@@ -172,8 +172,11 @@ class Conductor:
         start_run(self.client, options.run_id, idempotency_ttl(os.environ))
         self.proxy_start = proxy_metrics(self.env.host)
         # Every run has an engine, so the Formation page's buttons are journaled; it schedules only with a rate.
-        self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=parse_mix(options.chaos_mix),
-                                 seed=options.chaos_seed, log_path=report_dir / CHAOS, proxy_url=self.env.host)
+        # Without a rate the mix is never drawn from (under --hosts it may name network actions, which the
+        # agents in the machine's own namespace make): the buttons name their actions themselves.
+        mix = parse_mix(options.chaos_mix) if options.chaos_rate > 0 else DEFAULT_MIX
+        self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=mix, seed=options.chaos_seed,
+                                 log_path=report_dir / CHAOS, proxy_url=self.env.host)
         if options.chaos_rate > 0:
             self.chaos.start()
         self.live = LiveView(self.run, self.env.runner)
