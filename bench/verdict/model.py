@@ -1,0 +1,219 @@
+"""The checker's types: the indexed history and ledger it judges, and the Verdict it gives, with three statuses.
+
+    history = index_history(journal_events)      # the client's ops by key: status, number, times
+    ledger = index_ledger(ledger_entries)         # the server's applications by key and by number
+    verdict = merge(check_outcomes(history, ledger), ...)   # bench.verdict.checker's checks
+
+A verdict has one of three statuses, as Jepsen's checkers do: ``invalid``
+when lost, duplicated, unexpected, vanished or gaps has an item; ``unknown`` when the
+input itself has ``errors`` (a key invoked twice, an ok without a number, a
+journal missing...), whatever was found, since nothing found in broken input
+can be trusted; ``unknown`` too when nothing is wrong but the run proved
+nothing (``inconclusive`` says why: no hit acknowledged, say); else ``valid``.
+
+    >>> Verdict(ok=1).status, Verdict(inconclusive=["no hit was acknowledged"]).status
+    ('valid', 'unknown')
+    >>> Verdict(lost=[{"key": "r1:c1:1"}]).status, Verdict(errors=["journal missing"]).status
+    ('invalid', 'unknown')
+    >>> EXIT_CODES
+    {'valid': 0, 'invalid': 1, 'unknown': 2}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+PENDING = "pending"  # the status of an op invoked but never completed
+# Maps each completion type to one shared string, so a million ops hold no copies.
+COMPLETIONS = {kind: kind for kind in ("ok", "fail", "info")}
+CATEGORIES = ("lost", "duplicated", "unexpected", "vanished", "recovered", "not_applied", "gaps")
+VIOLATIONS = ("lost", "duplicated", "unexpected", "vanished", "gaps")  # the categories that make a run invalid
+VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
+EXIT_CODES = {VALID: 0, INVALID: 1, UNKNOWN: 2}
+
+
+@dataclass
+class History:
+    """The client's ops by key: each op's status and, when ok, its number.
+
+    A status is the type of the op's completion, or ``PENDING``.
+    """
+
+    ops: dict[str, str] = field(default_factory=dict)
+    acked: dict[str, int] = field(default_factory=dict)
+    invoked: dict[str, Any] = field(default_factory=dict)  # key -> the time of its invoke
+    acked_at: dict[str, Any] = field(default_factory=dict)  # key -> the time of its ok
+    errors: list[str] = field(default_factory=list)
+    keyless: dict[str, None] = field(default_factory=dict)  # ops sent without a key (an ordered set)
+
+
+@dataclass
+class Ledger:
+    """The server's applications, indexed by key and by number.
+
+    The first application of each key and each number is kept in a dict, the
+    rare repeats aside, so the common case costs one entry per application.
+    """
+
+    applied: dict[str, tuple[int, str]] = field(default_factory=dict)  # key -> (number, instance)
+    owner: dict[int, str] = field(default_factory=dict)  # number -> key
+    reapplied: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    shared: dict[int, list[str]] = field(default_factory=dict)
+    applications: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def applications_of(self, key: str) -> list[tuple[int, str]]:
+        """Every (number, instance) the key was applied with, in ledger order."""
+        first = self.applied.get(key)
+        return [] if first is None else [first, *self.reapplied.get(key, ())]
+
+
+@dataclass
+class Verdict:
+    """The checker's answer; ``to_dict()`` is its JSON form."""
+
+    ok: int = 0
+    lost: list[dict] = field(default_factory=list)
+    duplicated: list[dict] = field(default_factory=list)
+    unexpected: list[dict] = field(default_factory=list)
+    vanished: list[dict] = field(default_factory=list)  # a visitor's session gone (bench/verdict/sessions.py)
+    recovered: list[dict] = field(default_factory=list)
+    not_applied: list[dict] = field(default_factory=list)
+    gaps: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the input is broken: no verdict can be trusted
+    inconclusive: list[str] = field(default_factory=list)  # nothing wrong, but nothing proved either
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def violations(self) -> list[str]:
+        """The names of the non-empty categories that make the verdict invalid."""
+        return [name for name in VIOLATIONS if getattr(self, name)]
+
+    @property
+    def status(self) -> str:
+        if self.errors:
+            return UNKNOWN
+        if self.violations:
+            return INVALID
+        return UNKNOWN if self.inconclusive else VALID
+
+    @property
+    def valid(self) -> bool:
+        return self.status == VALID
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Items per category, except gaps: the count of missing numbers, not of ranges."""
+        counts = {"ok": self.ok} | {name: len(getattr(self, name)) for name in CATEGORIES}
+        counts["gaps"] = sum(gap["last"] - gap["first"] + 1 for gap in self.gaps)
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "violations": self.violations,
+            "counts": self.counts,
+            "stats": self.stats,
+            "ok": self.ok,
+            **{name: getattr(self, name) for name in CATEGORIES},
+            "errors": self.errors,
+            "inconclusive": self.inconclusive,
+        }
+
+
+def merge(*verdicts: Verdict) -> Verdict:
+    """One verdict holding every item of the given ones."""
+    merged = Verdict()
+    for verdict in verdicts:
+        merged.ok += verdict.ok
+        for name in CATEGORIES:
+            getattr(merged, name).extend(getattr(verdict, name))
+        merged.errors.extend(verdict.errors)
+        merged.inconclusive.extend(verdict.inconclusive)
+    return merged
+
+
+def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = None) -> History:
+    """Index journal events by key, whatever their order across journals.
+
+    With ``as_of`` (the time the ledger was read), later completions are
+    ignored: those ops were still in flight for a ledger read at that time.
+    """
+    history = History()
+    ops, invoked, errors = history.ops, history.invoked, history.errors
+    early: dict[str, tuple[str, Any, Any]] = {}  # completions met before their invoke
+    for event in events:
+        key = event.get("key")
+        kind = event.get("type")
+        if type(key) is not str:
+            errors.append(f"event without a string key: {event!r}")
+        elif kind == "invoke":
+            if key in ops:
+                errors.append(f"{key}: invoked twice")
+            else:
+                ops[key] = PENDING
+                invoked[key] = event.get("time")
+                if event.get("keyless"):
+                    history.keyless[key] = None
+        elif kind in COMPLETIONS:
+            if as_of is not None and _after(event.get("time"), as_of):
+                continue
+            number = event.get("number")
+            status = ops.get(key)
+            if kind == "ok" and type(number) is not int:
+                errors.append(f"{key}: ok without an integer number")
+            elif status == PENDING:
+                _complete(history, key, COMPLETIONS[kind], number, event.get("time"))
+            elif status is not None or key in early:
+                errors.append(f"{key}: completed twice")
+            else:
+                early[key] = (COMPLETIONS[kind], number, event.get("time"))
+        else:
+            errors.append(f"{key}: unknown event type {kind!r}")
+    for key, (kind, number, time) in early.items():
+        if key in ops:
+            _complete(history, key, kind, number, time)
+        else:
+            errors.append(f"{key}: completed but never invoked")
+    return history
+
+
+def _after(time: Any, as_of: float) -> bool:
+    return isinstance(time, (int, float)) and time > as_of
+
+
+def _complete(history: History, key: str, kind: str, number: int | None, time: Any) -> None:
+    history.ops[key] = kind
+    if kind == "ok":
+        history.acked[key] = number
+        history.acked_at[key] = time
+
+
+def index_ledger(entries: Iterable[Mapping[str, Any]]) -> Ledger:
+    """Index ledger entries by key and by number, keeping every repeat."""
+    ledger = Ledger()
+    applied, owner, reapplied, shared = ledger.applied, ledger.owner, ledger.reapplied, ledger.shared
+    instances: dict[str, str] = {}  # one string per instance name, not one per entry
+    for entry in entries:
+        key = entry.get("key")
+        number = entry.get("number")
+        if type(key) is not str or type(number) is not int:
+            ledger.errors.append(f"ledger entry without a string key and an integer number: {entry!r}")
+            continue
+        instance = str(entry.get("instance"))
+        application = (number, instances.setdefault(instance, instance))
+        ledger.applications += 1
+        if key in applied:
+            reapplied.setdefault(key, []).append(application)
+        else:
+            applied[key] = application
+        if number in owner:
+            shared.setdefault(number, []).append(key)
+        else:
+            owner[number] = key
+    return ledger
