@@ -82,7 +82,8 @@ class Dashboard:
             self.remove_bad(name)
 
     def running(self):
-        return self.sampler is not None and not self.sampler.dead
+        """A test runs and the run's every part (its engine above all) is in place."""
+        return self.sampler is not None and not self.sampler.dead and self.conductor.started
 
     def sample_while_running(self):
         while True:

@@ -105,6 +105,7 @@ class Conductor:
         self.chaos = None
         self.verdict = None
         self.started_at = None
+        self.started = False  # True from the end of on_test_start to the stop
         self.stopper = None
         self.concluded = gevent.event.Event()
         self.client = None
@@ -150,7 +151,7 @@ class Conductor:
 
     def on_test_start(self, **_):
         options = self.options
-        self.failed = None
+        self.failed, self.started = None, False
         # Workers receive parsed_options with their spawn message: this is how they learn the run id.
         options.run_id = self.new_run_id()
         self.client = self.client or connect(options.redis_url)
@@ -183,6 +184,7 @@ class Conductor:
         self.live.start()
         if self.duration:
             self.stopper = gevent.spawn(self.stop_after, self.duration)
+        self.started = True  # every part of the run is in place: its engine takes buttons from now on
         log.info("factor6 run %s started: %s", options.run_id, report_dir)
 
     def users_asked(self):
@@ -213,6 +215,7 @@ class Conductor:
         runner.quit()
 
     def on_test_stop(self, **_):
+        self.started = False
         if self.live:
             self.live.stop()
         if self.chaos:
