@@ -29,6 +29,7 @@ HOSTS_JSON = "hosts.json"  # with --hosts: the layout and every process's settin
 HOSTS_LOGS = "hosts"  # with --hosts: a folder of per-process output
 REPORT_HTML = "report.html"
 REDIS_DATA = "redis"  # the formation's Redis data folder
+REPLICATION = "replication.json"  # with --redis sentinel: the nodes' ports and the Sentinel settings
 
 
 def read_json(path, default=None):
@@ -51,6 +52,10 @@ def read_jsonl(path):
         except ValueError:
             pass
     return rows
+
+
+def write_json(path, data):
+    Path(path).write_text(json.dumps(data, indent=1) + "\n")
 
 
 def write_jsonl(path, rows):

@@ -11,7 +11,7 @@ import pytest
 pytestmark = pytest.mark.fast
 
 PURE_MODULES = [
-    "backing.config", "web.config", "web.schema", "web.clock",
+    "backing.config", "backing.replication", "web.config", "web.durability", "web.schema", "web.clock",
     "proxy.config", "proxy.metrics", "proxy.headers",
     "scaler.config", "scaler.policy", "scaler.procfile",
     "bench.chaos.vocabulary", "bench.verdict.checker", "bench.benchmarks.stats",

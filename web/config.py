@@ -7,12 +7,64 @@
     1.5
 
 ``REDIS_URL`` wins; without it the seed's ``HOST_REDIS``/``PORT_REDIS`` are honoured.
+
+A replicated backing service is reached through Sentinel (web/redis_client.py):
+
+    >>> sentinels({"REDIS_SENTINELS": "127.0.0.1:26379, 127.0.0.1:26380"})
+    Sentinels(addresses=(('127.0.0.1', 26379), ('127.0.0.1', 26380)), master='factor6')
+    >>> durability({"REDIS_DURABILITY": "wait", "REDIS_WAIT_REPLICAS": "2"})
+    Durability(mode='wait', replicas=2, timeout_ms=1000)
 """
 import os
 import socket
 from dataclasses import dataclass
 
 HIT_MODES = ("atomic", "seed", "local")
+DURABILITY_MODES = ("async", "wait", "waitaof")
+
+
+@dataclass(frozen=True)
+class Sentinels:
+    addresses: tuple  # ((host, port), ...)
+    master: str = "factor6"
+
+
+def sentinels(env):
+    """``REDIS_SENTINELS=host:port,...`` and ``REDIS_MASTER_NAME`` (``factor6``); None when unset."""
+    text = env.get("REDIS_SENTINELS", "").strip()
+    if not text:
+        return None
+    addresses = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"REDIS_SENTINELS must be host:port,host:port..., not {text!r}")
+        addresses.append((host, int(port)))
+    return Sentinels(tuple(addresses), env.get("REDIS_MASTER_NAME", "").strip() or "factor6")
+
+
+@dataclass(frozen=True)
+class Durability:
+    """When a hit is acknowledged: ``async`` once the primary applied it; ``wait`` once ``replicas``
+    replicas have it too (``WAIT``); ``waitaof`` once the primary's and ``replicas`` replicas' append-only
+    files hold it (``WAITAOF``), each within ``timeout_ms``, else the hit's outcome is unknown (503)."""
+    mode: str = "async"
+    replicas: int = 1
+    timeout_ms: int = 1000
+
+
+def durability(env):
+    mode = env.get("REDIS_DURABILITY", "").strip() or "async"
+    if mode not in DURABILITY_MODES:
+        raise ValueError(f"REDIS_DURABILITY must be one of {', '.join(DURABILITY_MODES)}, not {mode!r}")
+    try:
+        replicas = int(env.get("REDIS_WAIT_REPLICAS", "").strip() or 1)
+        timeout_ms = int(env.get("REDIS_WAIT_TIMEOUT_MS", "").strip() or 1000)
+    except ValueError:
+        raise ValueError("REDIS_WAIT_REPLICAS and REDIS_WAIT_TIMEOUT_MS must be whole numbers") from None
+    if replicas < 0 or timeout_ms < 1:
+        raise ValueError("REDIS_WAIT_REPLICAS must be at least 0 and REDIS_WAIT_TIMEOUT_MS at least 1")
+    return Durability(mode, replicas, timeout_ms)
 
 
 def instance_name(env):
@@ -59,6 +111,7 @@ class Config:
     work_ms: int = 0
     # Seconds a Redis connect or reply may take; then the request answers 503 and the next one reconnects.
     redis_timeout: float = 1.5
+    durability: Durability = Durability()
 
     @classmethod
     def from_env(cls, env=None):
@@ -73,4 +126,5 @@ class Config:
             idempotency_ttl=idempotency_ttl(env),
             work_ms=int(env.get("WORK_MS", 0)),
             redis_timeout=redis_timeout(env),
+            durability=durability(env),
         )

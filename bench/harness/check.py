@@ -49,6 +49,8 @@ def parse_args(argv=None):
     parser.add_argument("--shape", help="a Locust load shape from bench/shapes.py instead of steady users: spike")
     parser.add_argument("--autoscale", type=int, nargs="?", const=8, metavar="MAX",
                         help="run the autoscaler, between --web and MAX (default 8) instances")
+    parser.add_argument("--redis", choices=("single", "sentinel"), default="single",
+                        help="one server, or a primary, two replicas and three Sentinels (bench/harness/replicated.py)")
     parser.add_argument("--hosts", action="store_true",
                         help="one host per role, made of network namespaces (root); skipped where impossible")
     parser.add_argument("--require-hosts", action="store_true", help="--hosts, failing where it cannot run")

@@ -11,12 +11,13 @@ namespaces.
 import os
 import subprocess
 
-import redis
 import requests
 
+from bench.harness.replicated import Replicated
 from bench.paths import BIN, ROOT
-from bench.runfolder import FORMATION_ENV, FORMATION_LOG, REDIS_DATA
+from bench.runfolder import FORMATION_ENV, FORMATION_LOG, REDIS_DATA, REPLICATION, write_json
 from scaler.processes import free_port, honcho_base_port, stop_tree, wait_until
+from web.redis_client import connect
 from web.registry import Registry
 
 
@@ -35,26 +36,34 @@ class Formation:
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.proxy_url = f"http://127.0.0.1:{self.proxy_port}"
         self.honcho = None
+        self.replicated = None  # with --redis sentinel: bench.harness.replicated.Replicated
+        self.client_env = {}  # what a client of this formation must be given to find its Redis
 
     def start(self, abort=None):
         """Returns once the formation serves; ``abort`` may raise to stop waiting (see wait_until)."""
         out = self.args.report_dir
         env_file = out / FORMATION_ENV
+        types = ["redis", "web", "proxy", "scaler"] + ["autoscale"] * bool(self.args.autoscale)
+        concurrency = f"web={self.args.web}"
+        base = honcho_base_port(types=len(types) + 2)
+        if getattr(self.args, "redis", "single") == "sentinel":
+            self.replicated = Replicated(self.redis_port, base, types)
+            types, concurrency = self.replicated.types, f"{concurrency},{self.replicated.concurrency}"
+            self.client_env = {k: str(v) for k, v in self.replicated.env.items()}
+            write_json(out / REPLICATION, self.replicated.describe())
         # honcho lets its env file override the shell's, so this file is the formation's whole config.
         env_file.write_text("".join(f"{k}={v}\n" for k, v in {
             "PORT_REDIS": self.redis_port, "REDIS_DATA": out / REDIS_DATA, "PROXY_PORT": self.proxy_port,
-            "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers, **self.autoscale_env(),
+            "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers, **self.autoscale_env(), **self.client_env,
         }.items()))
-        types = ["redis", "web", "proxy", "scaler"] + ["autoscale"] * bool(self.args.autoscale)
         with open(out / FORMATION_LOG, "wb") as log:  # the child keeps its own copy of the descriptor
             self.honcho = subprocess.Popen(
-                [BIN / "honcho", "start", "-e", env_file, "-p", str(honcho_base_port()), "-c", f"web={self.args.web}",
-                 *types],
+                [BIN / "honcho", "start", "-e", env_file, "-p", str(base), "-c", concurrency, *types],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
                 start_new_session=True,
             )
-        client = redis.Redis.from_url(self.redis_url)
+        client = connect(self.redis_url, env={**os.environ, **self.client_env})
 
         def still_running():
             if abort:
@@ -62,6 +71,8 @@ class Formation:
             if self.honcho.poll() is not None:
                 raise TimeoutError(f"honcho exited with {self.honcho.returncode} before the formation served")
 
+        if self.replicated:
+            self.replicated.wait_ready(abort=still_running)
         wait_until(lambda: len(Registry(client).instances()) == self.args.web, timeout=60,
                    what=f"{self.args.web} web instances", abort=still_running)
         wait_until(lambda: healthy_backends(self.proxy_url) == self.args.web, timeout=30, what="the proxy",
@@ -79,5 +90,5 @@ class Formation:
             stop_tree(self.honcho.pid)
 
     def wrap(self, command):
-        """Locust runs on this machine as it is (HostsFormation puts it in a host of its own)."""
-        return command
+        """Locust runs on this machine, told where the Sentinels are (HostsFormation puts it in a host of its own)."""
+        return ["env", *(f"{k}={v}" for k, v in self.client_env.items()), *command] if self.client_env else command
