@@ -18,6 +18,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from web.config import Config
+from web.durability import Unconfirmed
 from web.hits import make_counter
 from web.redis_client import connect
 
@@ -51,7 +52,7 @@ def create_app(config=None):
     app = Flask(__name__)
     client = connect(config.redis_url, timeout=config.redis_timeout)
     outage = {"since": None, "logged": 0.0}  # this process's view of a Redis outage, for its log only
-    counter = make_counter(config.hit_mode, client, config.instance, config.idempotency_ttl)
+    counter = make_counter(config.hit_mode, client, config.instance, config.idempotency_ttl, config.durability)
 
     def served_by():
         return {"instance": config.instance, "pid": os.getpid()}
@@ -74,6 +75,13 @@ def create_app(config=None):
     @app.errorhandler(HTTPException)
     def http_error(exc):
         return jsonify(error=f"{exc.code} {exc.name}: {exc.description}"), exc.code
+
+    @app.errorhandler(Unconfirmed)
+    def unconfirmed(exc):
+        # Applied on the primary, perhaps; not confirmed durable: never an acknowledgement (REDIS_DURABILITY).
+        response = jsonify(error=str(exc), outcome="unknown")
+        response.headers["Retry-After"] = "1"
+        return response, 503
 
     @app.errorhandler(redis.RedisError)
     def backing_service_down(exc):
