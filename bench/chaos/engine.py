@@ -40,6 +40,7 @@ runs from the signal until a new worker exists under the master, none of the
 replaced ones does, and a direct ``GET /healthz`` is answered by a live worker.
 """
 import json
+import os
 import random
 import signal
 import statistics
@@ -49,9 +50,11 @@ from collections import Counter, defaultdict
 
 import psutil
 
+from bench.chaos.replicas import PrimaryFaults
 from bench.chaos.targets import healthz_pid, local_master
-from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, checked_mix, parse_mix
+from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, REPLICA_ACTIONS, checked_mix, parse_mix
 from scaler.processes import is_alive
+from web.config import sentinels
 from web.formation import live_instances, workers_of
 
 # Anything else sent to a master could make it exit, and honcho would then stop the formation.
@@ -85,6 +88,7 @@ class ChaosMonkey:
         self._roller = None
         self._stopping = threading.Event()
         self._scheduler = None
+        self._replicas = PrimaryFaults(sentinels(os.environ), self._record, self._in_background, self._stopping)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -98,6 +102,7 @@ class ChaosMonkey:
             raise ValueError("rate must be > 0 actions per second")
         self._scheduler = threading.Thread(target=self._schedule, name="chaos-schedule", daemon=True)
         self._scheduler.start()
+        self._in_background(self._replicas.observe)
         return self
 
     def stop(self):
@@ -107,6 +112,7 @@ class ChaosMonkey:
         if self._scheduler:
             self._scheduler.join()
         self._thaw_all()
+        self._replicas.stop()
         for thread in self._pending():
             thread.join(self.recovery_timeout)
 
@@ -121,6 +127,8 @@ class ChaosMonkey:
         if action not in ACTIONS:
             raise ValueError(f"unknown chaos action {action!r}; choose from {', '.join(ACTIONS)}")
         try:
+            if action in REPLICA_ACTIONS:
+                return self._replicas.act(action)
             return getattr(self, f"_{action}")(target)
         except Exception as exc:  # Redis away, a process gone mid-way...: note it, keep the schedule going
             return self._record(action, None, None, f"error: {type(exc).__name__}: {exc}")

@@ -5,7 +5,7 @@
     >>> parse_mix("kil")
     Traceback (most recent call last):
     ...
-    ValueError: unknown chaos action(s) kil (did you mean kill?); choose from kill, term, reload, rolling, freeze, scale
+    ValueError: unknown chaos action(s) kil (did you mean kill?); choose from kill, term, reload, rolling, freeze, scale, primary-kill, primary-freeze
 
 The engine performs ACTIONS; FOLLOW_UPS are events that report on an action
 rather than act (``recovery`` after kill, term and reload; ``thaw`` after a
@@ -17,7 +17,9 @@ import difflib
 from web.clock import clock
 
 ACTIONS = ("kill", "term", "reload", "rolling", "freeze", "scale")
-FOLLOW_UPS = ("recovery", "thaw")
+REPLICA_ACTIONS = ("primary-kill", "primary-freeze")  # on the replicated backing service: bench/chaos/replicas.py
+ACTIONS += REPLICA_ACTIONS
+FOLLOW_UPS = ("recovery", "thaw", "failover", "primary-thaw")
 KILLS = ("kill",)  # a crash: SIGKILL; ``term`` is a graceful stop, counted apart
 DEFAULT_MIX = "kill,term,reload,freeze"
 EVENT_FIELDS = ("time", "action", "target", "pid", "outcome")
