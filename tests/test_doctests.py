@@ -14,7 +14,7 @@ PURE_MODULES = [
     "backing.config", "backing.replication", "web.config", "web.durability", "web.schema", "web.clock",
     "proxy.config", "proxy.metrics", "proxy.headers",
     "scaler.config", "scaler.policy", "scaler.procfile",
-    "bench.chaos.vocabulary", "bench.verdict.checker", "bench.benchmarks.stats",
+    "bench.chaos.vocabulary", "bench.verdict.checker", "bench.verdict.failover", "bench.benchmarks.stats",
 ]
 
 

@@ -15,8 +15,9 @@ import time
 
 import gevent
 
-from bench.runfolder import JOURNAL, RUN, VERDICT_JSON, VERDICT_TXT, write_jsonl
+from bench.runfolder import CHAOS, JOURNAL, RUN, VERDICT_JSON, VERDICT_TXT, read_jsonl, write_jsonl
 from bench.verdict import checker, render
+from bench.verdict.failover import breakdown, counter_history
 from bench.verdict.record import seal_run
 from bench.verdict.sources import Source, read_redis
 
@@ -62,10 +63,13 @@ def conclude(run, missing, proof, chaos_summary=None):
         seal_run(run.client, run.run_id, verdict.stats["counter_end"], source.ledger_length)
     verdict.inconclusive += inconclusive(verdict, proof)
     out = run.report_dir
-    render.write_json(out / VERDICT_JSON, render.report_json(source, verdict, chaos=chaos_summary, proof=proof))
+    failovers = breakdown(run.journal.events, read_jsonl(out / CHAOS), verdict)
+    render.write_json(out / VERDICT_JSON, render.report_json(
+        source, verdict, chaos=chaos_summary, proof=proof, failovers=failovers,
+        **({"counter_history": counter_history(run.journal.events)} if failovers else {})))
     write_jsonl(out / JOURNAL, run.journal.events)
     (out / RUN).write_text(json.dumps(run.settings) + "\n")
-    table = render.console(source, verdict)
+    table = render.console(source, verdict, failovers)
     (out / VERDICT_TXT).write_text(table + "\n")
     print(table, flush=True)
     return verdict
