@@ -19,7 +19,8 @@ Events, through the engine's ``record`` (so they land in chaos.jsonl like any ot
      "rejoined_s": 4.1, "old_primary": "slave", "second_primary": false}
 
 Failovers nobody asked for are recorded too: while the schedule runs, ``observe``
-polls the Sentinels and records a ``failover`` with ``"after": "none"`` for every
+polls the Sentinels (what most of them name, as they disagree for a moment during a
+switch) and records a ``failover`` with ``"after": "none"`` for every
 change of primary that no fault's watch is timing (a Sentinel that saw a busy
 primary miss down-after, on a loaded machine), so the checker can name the hits
 such a failover lost as well.
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 
 import redis
 
-from web.redis_client import primary_address
+from web.redis_client import primary_address, sentinel_of
 
 ACTIONS = {"primary-kill": "kill", "primary-freeze": "freeze"}
 POLL_S = 0.1
@@ -121,15 +122,30 @@ class PrimaryFaults:
         """Until the schedule stops: a ``failover`` event for each change of primary no fault caused."""
         if self.settings is None:
             return
-        known, seen_at = primary_address(self.settings), time.time()
+        known, seen_at = self.agreed(), time.time()
         while not self.stopping.wait(POLL_S * 2):
-            named = primary_address(self.settings)
+            named = self.agreed()
             if named is not None and known is not None and named != known and not self.watching:
                 old, new = Server(*known), Server(*named)
                 self.record("failover", old, None, "ok", after="none", began=seen_at, elected=time.time(),
                             **{"from": f"{old.host}:{old.port}"}, to=f"{new.host}:{new.port}")
             if named is not None:
                 known, seen_at = named, time.time()
+
+    def agreed(self):
+        """The primary most of the Sentinels name; None without a majority (during a switch they differ)."""
+        votes = {}
+        for sentinel in sentinel_of(self.settings).sentinels:
+            try:
+                named = sentinel.sentinel_get_master_addr_by_name(self.settings.master)
+            except redis.RedisError:
+                continue
+            if named:
+                host, port = named
+                named = (host.decode() if isinstance(host, bytes) else host, int(port))
+                votes[named] = votes.get(named, 0) + 1
+        best = max(votes, key=votes.get, default=None)
+        return best if best and votes[best] > len(self.settings.addresses) / 2 else None
 
     def watch(self, cause, old):
         """Waits for the Sentinels to name another primary, then for the old one to rejoin as a replica."""
