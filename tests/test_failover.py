@@ -1,5 +1,8 @@
 """The replicated backing service on real processes: Sentinel failover, a forced loss the checker names, bad input.
 
+Web follows the primary through a failover (a 503 at most, never a crash); primary-freeze
+fails over and the zombie is demoted when it wakes.
+
 One primary, two replicas and three Sentinels, each a ``python -m backing`` supervisor
 (REDIS_ROLE), on free ports, shared by the tests of this module and always cleaned up.
 
@@ -17,12 +20,14 @@ import psutil
 import pytest
 import redis
 
+from bench.chaos.engine import ChaosMonkey
 from bench.verdict.checker import check
 from bench.verdict.failover import breakdown
 from bench.verdict.record import start_run
 from bench.verdict.sources import Source, read_redis
 from tests.procs import ROOT, Processes, free_port, process_env, wait_until
-from web.config import sentinels
+from web import create_app
+from web.config import Config, sentinels
 from web.hits import AtomicCounter
 from web.redis_client import check_sentinels, connect, primary_address
 
@@ -61,6 +66,47 @@ def formation(tmp_path_factory):
         form = Formation(procs, tmp_path_factory.mktemp("replicated"))
         wait_until(form.ready, timeout=GENEROUS, interval=0.5, what="2 replicas in sync, 3 Sentinels with a quorum")
         yield form
+
+
+def test_web_follows_the_primary_through_a_failover_and_answers_503_not_a_crash_on_the_way(formation, monkeypatch):
+    for name, value in formation.env.items():
+        monkeypatch.setenv(name, value)
+    app = create_app(Config.from_env({**formation.env, "HONCHO_PROCESS_NAME": "web.t"})).test_client()
+    first = app.post("/hits")
+    assert first.status_code == 200
+    old = primary_address(formation.settings)
+    formation.server(formation.sentinels[0]).execute_command("SENTINEL", "FAILOVER", MASTER)  # old one demoted, alive
+    new = wait_until(lambda: (named := primary_address(formation.settings)) != old and named, timeout=GENEROUS,
+                     interval=0.1, what="a failover")
+    statuses = []
+    for _ in range(20):  # a connection still open to the demoted primary gets READONLY: a 503, then it reconnects
+        response = app.post("/hits")
+        statuses.append(response.status_code)
+        if response.status_code == 200:
+            break
+        assert response.status_code == 503 and response.headers["Retry-After"] == "1", response.get_json()
+        time.sleep(0.2)
+    assert statuses[-1] == 200 and response.get_json()["hits"] > first.get_json()["hits"]
+    assert formation.server(new[1]).execute_command("ROLE")[0] == "master"
+    wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="both replicas in sync again")
+
+
+def test_primary_freeze_fails_over_and_the_zombie_rejoins_as_a_replica(formation, monkeypatch, tmp_path):
+    for name, value in formation.env.items():
+        monkeypatch.setenv(name, value)
+    old = primary_address(formation.settings)
+    monkey = ChaosMonkey(connect(f"redis://127.0.0.1:{old[1]}/0", env=formation.env), seed=1,
+                         log_path=tmp_path / "chaos.jsonl")
+    event = monkey.act("primary-freeze")
+    assert event["outcome"] == "ok" and event["duration_s"] > 1 and event["target"] == f"redis@127.0.0.1:{old[1]}"
+    failover = wait_until(lambda: next((e for e in monkey.events if e["action"] == "failover"), None),
+                          timeout=GENEROUS, interval=0.2, what="the failover event")
+    monkey.stop()
+    assert failover["outcome"] == "ok" and failover["after"] == "primary-freeze" and failover["failover_s"] > 0
+    assert any(e["action"] == "primary-thaw" and e["frozen_s"] >= event["duration_s"] for e in monkey.events)
+    wait_until(lambda: formation.server(old[1]).execute_command("ROLE")[0] == "slave", timeout=GENEROUS,
+               interval=0.2, what="the zombie primary to be demoted")
+    wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="both replicas in sync again")
 
 
 def test_a_failover_to_a_replica_that_never_got_the_hits_loses_them_and_the_checker_names_them(formation):
