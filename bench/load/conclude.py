@@ -19,16 +19,22 @@ from bench.runfolder import CHAOS, JOURNAL, RUN, VERDICT_JSON, VERDICT_TXT, read
 from bench.verdict import checker, render
 from bench.verdict.failover import breakdown, counter_history
 from bench.verdict.record import seal_run
-from bench.verdict.sources import Source, read_redis
+from bench.verdict.sources import Source, patiently, read_redis
+
+PATIENCE_S = 30  # at the end, a failover of the primary may be under way: wait for the new one
 
 
-def snapshot(run, as_of=None):
+def snapshot(run, as_of=None, patience_s=0):
     """Check the journal so far against one consistent read of the ledger and counter."""
     events = list(run.journal.events)
     as_of = time.time() if as_of is None else as_of
     source = Source(run=run.run_id)
-    ledger, start, end = read_redis(source, run.client)
-    ledger = list(ledger)
+
+    def read():
+        ledger, start, end = read_redis(source, run.client)
+        return list(ledger), start, end
+
+    ledger, start, end = patiently(read, patience_s)
     # The pure check is CPU-bound: a native thread keeps users' greenlets running meanwhile.
     verdict = gevent.get_hub().threadpool.apply(checker.check, (events, ledger, start, end), {"as_of": as_of})
     return source, verdict
@@ -54,13 +60,14 @@ def inconclusive(verdict, proof):
 
 def conclude(run, missing, proof, chaos_summary=None):
     """The final verdict of ``run``, written to its folder and printed; ``missing`` are incomplete journals."""
-    source, verdict = snapshot(run, as_of=None)
+    source, verdict = snapshot(run, as_of=None, patience_s=PATIENCE_S)
     source.events = len(run.journal.events)
     source.journals = run.journal_names
     source.errors += [f"journal of worker {w} incomplete or missing" for w in missing]
     verdict = render.with_source(source, verdict)
     if verdict.stats.get("counter_end") is not None:
-        seal_run(run.client, run.run_id, verdict.stats["counter_end"], source.ledger_length)
+        patiently(lambda: seal_run(run.client, run.run_id, verdict.stats["counter_end"], source.ledger_length),
+                  PATIENCE_S)
     verdict.inconclusive += inconclusive(verdict, proof)
     out = run.report_dir
     failovers = breakdown(run.journal.events, read_jsonl(out / CHAOS), verdict)
