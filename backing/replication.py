@@ -37,6 +37,13 @@ elected by then does it start as the primary again, with the data its append-onl
 that wait the supervisor's restart, faster than down-after, would hide every kill from Sentinel; and a
 server that came back as primary after a failover would be a second primary until Sentinel demoted it.
 
+**Replicated settings** (``REPLICATED_ARGS``, on every data server of a replicated formation, as any
+may become a replica): a replica whose link to its primary is down or still syncing refuses reads
+(``replica-serve-stale-data no``: MASTERDOWN) rather than serve what its old data file holds, in which
+every registry entry has long expired; and a full resync starts at once (``repl-diskless-sync-delay 0``)
+rather than after 5 s. A client reading a replica by mistake (the proxy's registry reader, which
+dials one address) thus gets an error, and keeps what it knew, instead of an empty registry.
+
 A Sentinel rewrites its configuration file as it learns (replicas, epochs, the current primary), so
 the file is written only at its first start: a restarted Sentinel resumes from what it knew.
 """
@@ -58,6 +65,9 @@ def start_as(config, named, waited, first):
     if waited < config.rejoin_wait:
         return "wait", ("the Sentinels still name this server the primary" if named else "no Sentinel answers")
     return ("primary", ()) if named else configured
+
+
+REPLICATED_ARGS = ["--replica-serve-stale-data", "no", "--repl-diskless-sync-delay", "0"]
 
 
 def role_args(follow):

@@ -49,7 +49,7 @@ import sys
 import time
 
 from backing.config import server_args
-from backing.replication import role_args, sentinel_conf, start_as
+from backing.replication import REPLICATED_ARGS, role_args, sentinel_conf, start_as
 from backing.server import binary_version, ping
 from web.redis_client import primary_address
 
@@ -240,7 +240,8 @@ class Supervisor:
             return None, follow
         self.waiting = False
         described = f"replica of {follow[0]}:{follow[1]}" if follow else "primary"
-        return server_args(self.config, self.binary) + role_args(follow), described
+        replicated = REPLICATED_ARGS if self.config.sentinels or self.config.role == "replica" else []
+        return server_args(self.config, self.binary) + role_args(follow) + replicated, described
 
     def check_ready(self):
         host = (self.config.bind.split() or [""])[0]  # bind may list several addresses
