@@ -147,15 +147,16 @@ def read_redis(source: Source, client: redis.Redis) -> tuple[Iterator[dict], int
 
 
 def patiently(call, patience_s: float = 0.0, pause_s: float = 0.5):
-    """``call()``, tried again on a connection error or timeout for up to ``patience_s`` seconds.
+    """``call()``, tried again on a Redis error for up to ``patience_s`` seconds.
 
-    For reads and idempotent writes only: at a run's end a failover of the primary may be under way,
-    and the conclusion must wait for the new one rather than end with no verdict."""
+    For reads and idempotent writes only: at a run's end a failover of the primary may be under way
+    (connections refused, timeouts, a demoted primary's READONLY or a transaction it aborted), and
+    the conclusion must wait for the new one rather than end with no verdict."""
     deadline = time.monotonic() + patience_s
     while True:
         try:
             return call()
-        except (redis.ConnectionError, redis.TimeoutError):
+        except redis.RedisError:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(pause_s)
