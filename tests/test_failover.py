@@ -91,6 +91,25 @@ def test_web_follows_the_primary_through_a_failover_and_answers_503_not_a_crash_
     wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="both replicas in sync again")
 
 
+def test_wait_durability_never_acknowledges_a_hit_the_replicas_did_not_confirm(formation, monkeypatch):
+    env = {**formation.env, "REDIS_DURABILITY": "wait", "REDIS_WAIT_REPLICAS": "2", "REDIS_WAIT_TIMEOUT_MS": "300"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = create_app(Config.from_env({**env, "HONCHO_PROCESS_NAME": "web.t"})).test_client()
+    assert app.post("/hits", headers={"Idempotency-Key": "w:c:1"}).status_code == 200
+    primary = primary_address(formation.settings)
+    replica = psutil.Process(formation.pid(next(p for p in (formation.primary, *formation.replicas) if p != primary[1])))
+    replica.send_signal(signal.SIGSTOP)
+    try:
+        unconfirmed = app.post("/hits", headers={"Idempotency-Key": "w:c:2"})
+    finally:
+        replica.send_signal(signal.SIGCONT)
+    assert unconfirmed.status_code == 503 and unconfirmed.get_json()["outcome"] == "unknown"
+    retried = wait_until(lambda: (r := app.post("/hits", headers={"Idempotency-Key": "w:c:2"})).status_code == 200 and r,
+                         timeout=GENEROUS, interval=0.2, what="the retry to be confirmed")
+    assert retried.get_json()["replayed"] is True  # applied once, acknowledged only once both replicas had it
+
+
 def test_primary_freeze_fails_over_and_the_zombie_rejoins_as_a_replica(formation, monkeypatch, tmp_path):
     for name, value in formation.env.items():
         monkeypatch.setenv(name, value)
