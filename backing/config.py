@@ -37,14 +37,33 @@ Variable                  Default                      Meaning
 ``REDIS_FAST_EXIT``       ``3``                        seconds: a death sooner than this after start
                                                        counts towards ``REDIS_GIVE_UP``
 ``REDIS_STABLE``          ``10``                       seconds up after which the back-off starts over
+``REDIS_ROLE``            ``primary``                  ``primary``, ``replica`` (of ``REDIS_PRIMARY``) or
+                                                       ``sentinel`` (monitoring ``REDIS_PRIMARY``); see
+                                                       backing/replication.py
+``REDIS_PRIMARY``         (unset)                      host:port of the first primary; a replica or a
+                                                       sentinel without it only waits
+``REDIS_QUORUM``          ``2``                        sentinels that must agree the primary is down
+``REDIS_DOWN_AFTER_MS``   ``1000``                     a sentinel's down-after-milliseconds
+``REDIS_FAILOVER_MS``     ``4000``                     a sentinel's failover-timeout
+``REDIS_MIN_REPLICAS``    ``0``                        min-replicas-to-write on every data server (lag
+                                                       at most 10 s); 0: off
+``REDIS_REJOIN_WAIT``     ``15``                       seconds a killed primary waits for Sentinel to
+                                                       elect another before it starts as primary again
 ========================  ===========================  ================================================
+
+``REDIS_SENTINELS`` and ``REDIS_MASTER_NAME`` are read by ``web.config.sentinels``:
+a data server in a replicated formation asks them, before every restart, which
+primary to follow.
 """
 import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from web.config import sentinels
+
 ROOT = Path(__file__).resolve().parent.parent
+ROLES = ("primary", "replica", "sentinel")
 PERSISTENCE = {
     "always": ["--appendonly", "yes", "--appendfsync", "always", "--save", ""],
     "everysec": ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
@@ -82,6 +101,14 @@ class BackingConfig:
     give_up: int = 5
     fast_exit: float = 3.0
     stable: float = 10.0
+    role: str = "primary"
+    primary: tuple = ()  # (host, port) of the first primary: a replica follows it, a sentinel monitors it
+    sentinels: object = None  # web.config.Sentinels, or None: not a replicated formation
+    quorum: int = 2
+    down_after_ms: int = 1000
+    failover_ms: int = 4000
+    min_replicas: int = 0
+    rejoin_wait: float = 15.0
 
     @classmethod
     def from_env(cls, env=None):
@@ -93,6 +120,9 @@ class BackingConfig:
         if port > 65535:
             raise ValueError(f"PORT_REDIS must be a port number, not {port}")
         data = env.get("REDIS_DATA", "").strip()
+        role = env.get("REDIS_ROLE", "").strip() or "primary"
+        if role not in ROLES:
+            raise ValueError(f"REDIS_ROLE must be one of {', '.join(ROLES)}, not {role!r}")
         return cls(
             port=port,
             bind=env.get("REDIS_BIND", "").strip() or "127.0.0.1",
@@ -105,7 +135,30 @@ class BackingConfig:
             give_up=number(env, "REDIS_GIVE_UP", 5, int, least=1),
             fast_exit=number(env, "REDIS_FAST_EXIT", 3.0),
             stable=number(env, "REDIS_STABLE", 10.0),
+            role=role,
+            primary=address(env, "REDIS_PRIMARY"),
+            sentinels=sentinels(env),
+            quorum=number(env, "REDIS_QUORUM", 2, int, least=1),
+            down_after_ms=number(env, "REDIS_DOWN_AFTER_MS", 1000, int, least=100),
+            failover_ms=number(env, "REDIS_FAILOVER_MS", 4000, int, least=100),
+            min_replicas=number(env, "REDIS_MIN_REPLICAS", 0, int),
+            rejoin_wait=number(env, "REDIS_REJOIN_WAIT", 15.0),
         )
+
+
+def address(env, name):
+    """``host:port`` in ``env[name]`` as (host, port); () when unset.
+
+    >>> address({"REDIS_PRIMARY": "127.0.0.1:6390"}, "REDIS_PRIMARY")
+    ('127.0.0.1', 6390)
+    """
+    text = env.get(name, "").strip()
+    if not text:
+        return ()
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"{name} must be host:port, not {text!r}")
+    return host, int(port)
 
 
 def loopback_only(bind):
@@ -128,4 +181,6 @@ def server_args(config, binary=None):
     (Valkey and Redis 7 would refuse them): bind beyond loopback only where the network is trusted."""
     return [binary or config.server, "--bind", config.bind, "--port", str(config.port), "--dir", str(config.data_dir),
             "--daemonize", "no", "--protected-mode", "yes" if loopback_only(config.bind) else "no", "--logfile", "",
-            *persistence_args(config.persistence)]
+            *persistence_args(config.persistence)] + (
+                ["--min-replicas-to-write", str(config.min_replicas), "--min-replicas-max-lag", "10"]
+                if config.min_replicas else [])

@@ -35,6 +35,9 @@ server is not one: this supervisor is, and the server is its child.
   ``<data folder>/server.pid`` (removed when the server exits), and the supervisor's own
   in ``<data folder>/supervisor.pid``. Once the server answers, ``INFO server``'s
   ``process_id`` too. The server's pid is the one safe to kill.
+- **Roles.** ``REDIS_ROLE`` makes the server a primary, a replica or a Sentinel; in a
+  replicated formation each restart follows the primary the Sentinels name, and a
+  killed primary waits for a failover before it rejoins (backing/replication.py).
 """
 import ctypes
 import errno
@@ -51,7 +54,9 @@ import sys
 import time
 
 from backing.config import server_args
+from backing.replication import REPLICATED_ARGS, role_args, sentinel_conf, start_as
 from backing.server import binary_version, ping
+from web.redis_client import primary_address
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -118,6 +123,8 @@ class Supervisor:
         self.streak = 0  # restarts in a row without a stable run in between
         self.fast = 0  # deaths in a row, each soon after its start
         self.restarts = 0
+        self.died = 0.0  # when the last server died (monotonic)
+        self.waiting = False  # a restart waits for the Sentinels to elect another primary
         self.queue = []
         self.pipe = None
         self.pid_file = config.data_dir / "server.pid"
@@ -157,8 +164,10 @@ class Supervisor:
 
     def run(self):
         self.install_signals()
-        if self.config.external:
-            say(f"using the Redis at {self.config.external}; no embedded server started")
+        idle = self.config.role != "primary" and not self.config.primary
+        if self.config.external or idle:
+            say(f"no REDIS_PRIMARY: a {self.config.role} with nothing to follow; idle" if idle else
+                f"using the Redis at {self.config.external}; no embedded server started")
             while not any(s in STOP_SIGNALS for s in self.queue):
                 self.sleep(3600)
             return 0
@@ -175,7 +184,8 @@ class Supervisor:
             say(f"cannot start: data folder {self.config.data_dir} is in use by another supervisor ({holder})")
             return 2
         say(f"supervising {binary_version(self.binary) or self.binary} on {self.config.bind}:{self.config.port}, "
-            f"data in {self.config.data_dir}, persistence {self.config.persistence}; pid {os.getpid()}")
+            f"data in {self.config.data_dir}, persistence {self.config.persistence}, role {self.config.role}; "
+            f"pid {os.getpid()}")
         try:
             while True:
                 now = time.monotonic()
@@ -213,11 +223,33 @@ class Supervisor:
         return None
 
     def spawn(self, now):
-        self.child = subprocess.Popen(server_args(self.config, self.binary), stdin=subprocess.DEVNULL,
-                                      preexec_fn=own_group_and_die_with_parent())
+        argv, role = self.argv(now)
+        if argv is None:
+            self.due = now + 0.5
+            return
+        self.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=own_group_and_die_with_parent())
         self.started, self.ready = now, False
         self.write(self.pid_file, self.child.pid)
-        say(f"server started: pid {self.child.pid}" + (f" (restart {self.restarts})" if self.restarts else ""))
+        say(f"server started: pid {self.child.pid}, {role}" + (f" (restart {self.restarts})" if self.restarts else ""))
+
+    def argv(self, now):
+        """The server's argv and role now; (None, why) while a killed primary waits for a failover."""
+        if self.config.role == "sentinel":
+            conf = self.config.data_dir / "sentinel.conf"
+            if not conf.exists():  # later starts resume from what the Sentinel wrote there
+                conf.write_text(sentinel_conf(self.config))
+            return [self.binary, str(conf), "--sentinel"], "sentinel"
+        named = primary_address(self.config.sentinels, timeout=0.3) if self.config.sentinels else None
+        role, follow = start_as(self.config, named, now - self.died, first=self.restarts == 0)
+        if role == "wait":
+            if not self.waiting:
+                say(f"not restarting yet: {follow}; waiting up to {self.config.rejoin_wait:g}s for a failover")
+            self.waiting = True
+            return None, follow
+        self.waiting = False
+        described = f"replica of {follow[0]}:{follow[1]}" if follow else "primary"
+        replicated = REPLICATED_ARGS if self.config.sentinels or self.config.role == "replica" else []
+        return server_args(self.config, self.binary) + role_args(follow) + replicated, described
 
     def held(self):
         """True while the hold file names a time still to come; one line when a hold begins and ends."""
@@ -244,7 +276,7 @@ class Supervisor:
         if self.child is None or self.child.poll() is None:
             return None
         pid, code, up = self.child.pid, self.child.returncode, now - self.started
-        self.child = None
+        self.child, self.died = None, now
         self.remove(self.pid_file)
         if up >= self.config.stable or (self.ready and code in EXTERNAL):
             self.streak = 0

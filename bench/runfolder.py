@@ -35,6 +35,7 @@ REPORT_HTML = "report.html"
 PROXY_METRICS = "proxy_metrics.json"  # the proxy's /_proxy/metrics at the run's start and end: {"start", "end"}
 REDIS_DATA = "redis"  # the formation's Redis data folder
 SCRATCH = "scratch"  # the web processes' scratch folders (SCRATCH_DIR), removed when the formation stops
+REPLICATION = "replication.json"  # with --redis sentinel: the nodes' ports and the Sentinel settings
 
 
 def read_json(path, default=None):
@@ -57,6 +58,10 @@ def read_jsonl(path):
         except ValueError:
             pass
     return rows
+
+
+def write_json(path, data):
+    Path(path).write_text(json.dumps(data, indent=1) + "\n")
 
 
 def write_jsonl(path, rows):

@@ -11,11 +11,11 @@ import pytest
 pytestmark = pytest.mark.fast
 
 PURE_MODULES = [
-    "backing.config", "web.config", "web.schema", "web.clock",
+    "backing.config", "backing.replication", "web.config", "web.durability", "web.schema", "web.clock",
     "proxy.config", "proxy.metrics", "proxy.headers", "proxy.discovery",
     "scaler.config", "scaler.policy", "scaler.procfile",
-    "bench.chaos.vocabulary", "bench.verdict.checker", "bench.verdict.model", "bench.load.options",
-    "bench.harness.story", "bench.arguments", "bench.benchmarks.stats",
+    "bench.chaos.vocabulary", "bench.verdict.checker", "bench.verdict.model", "bench.verdict.failover",
+    "bench.load.options", "bench.harness.story", "bench.arguments", "bench.benchmarks.stats",
     "bench.verdict.ops", "bench.verdict.sessions", "bench.verdict.uploads", "bench.verdict.workloads",
     "bench.load.board", "bench.harness.timeline",
     "bench.harness.outages",

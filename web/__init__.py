@@ -19,6 +19,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from web.config import Config
+from web.durability import Unconfirmed
 from web.hits import make_counter
 from web.redis_client import connect
 
@@ -52,7 +53,7 @@ def create_app(config=None):
     app = Flask(__name__)
     client = connect(config.redis_url, timeout=config.redis_timeout)
     outage = {"since": None, "logged": 0.0}  # this process's view of a Redis outage, for its log only
-    counter = make_counter(config.hit_mode, client, config.instance, config.idempotency_ttl)
+    counter = make_counter(config.hit_mode, client, config.instance, config.idempotency_ttl, config.durability)
     app.config["MAX_CONTENT_LENGTH"] = config.upload_max_bytes
     from web.sessions import configure_store, sessions_blueprint  # they import this module's request helpers
     from web.uploads import uploads_blueprint
@@ -82,6 +83,13 @@ def create_app(config=None):
     @app.errorhandler(HTTPException)
     def http_error(exc):
         return jsonify(error=f"{exc.code} {exc.name}: {exc.description}"), exc.code
+
+    @app.errorhandler(Unconfirmed)
+    def unconfirmed(exc):
+        # Applied on the primary, perhaps; not confirmed durable: never an acknowledgement (REDIS_DURABILITY).
+        response = jsonify(error=str(exc), outcome="unknown")
+        response.headers["Retry-After"] = "1"
+        return response, 503
 
     @app.errorhandler(redis.RedisError)
     def backing_service_down(exc):

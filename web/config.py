@@ -12,6 +12,13 @@
     Traceback (most recent call last):
     ...
     ValueError: SESSION_STORE=cookie needs SECRET_KEY, one secret shared by every instance
+
+A replicated backing service is reached through Sentinel (web/redis_client.py):
+
+    >>> sentinels({"REDIS_SENTINELS": "127.0.0.1:26379, 127.0.0.1:26380"})
+    Sentinels(addresses=(('127.0.0.1', 26379), ('127.0.0.1', 26380)), master='factor6')
+    >>> durability({"REDIS_DURABILITY": "wait", "REDIS_WAIT_REPLICAS": "2"})
+    Durability(mode='wait', replicas=2, timeout_ms=1000)
 """
 import os
 import socket
@@ -20,6 +27,51 @@ from dataclasses import dataclass
 HIT_MODES = ("atomic", "seed", "local")
 SESSION_STORES = ("redis", "cookie", "memory")  # memory is wrong on purpose: web/sessions.py
 SCRATCH_MODES = ("delete", "keep")  # keep is wrong on purpose: web/uploads.py
+DURABILITY_MODES = ("async", "wait", "waitaof")
+
+
+@dataclass(frozen=True)
+class Sentinels:
+    addresses: tuple  # ((host, port), ...)
+    master: str = "factor6"
+
+
+def sentinels(env):
+    """``REDIS_SENTINELS=host:port,...`` and ``REDIS_MASTER_NAME`` (``factor6``); None when unset."""
+    text = env.get("REDIS_SENTINELS", "").strip()
+    if not text:
+        return None
+    addresses = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"REDIS_SENTINELS must be host:port,host:port..., not {text!r}")
+        addresses.append((host, int(port)))
+    return Sentinels(tuple(addresses), env.get("REDIS_MASTER_NAME", "").strip() or "factor6")
+
+
+@dataclass(frozen=True)
+class Durability:
+    """When a hit is acknowledged: ``async`` once the primary applied it; ``wait`` once ``replicas``
+    replicas have it too (``WAIT``); ``waitaof`` once the primary's and ``replicas`` replicas' append-only
+    files hold it (``WAITAOF``), each within ``timeout_ms``, else the hit's outcome is unknown (503)."""
+    mode: str = "async"
+    replicas: int = 1
+    timeout_ms: int = 1000
+
+
+def durability(env):
+    mode = env.get("REDIS_DURABILITY", "").strip() or "async"
+    if mode not in DURABILITY_MODES:
+        raise ValueError(f"REDIS_DURABILITY must be one of {', '.join(DURABILITY_MODES)}, not {mode!r}")
+    try:
+        replicas = int(env.get("REDIS_WAIT_REPLICAS", "").strip() or 1)
+        timeout_ms = int(env.get("REDIS_WAIT_TIMEOUT_MS", "").strip() or 1000)
+    except ValueError:
+        raise ValueError("REDIS_WAIT_REPLICAS and REDIS_WAIT_TIMEOUT_MS must be whole numbers") from None
+    if replicas < 0 or timeout_ms < 1:
+        raise ValueError("REDIS_WAIT_REPLICAS must be at least 0 and REDIS_WAIT_TIMEOUT_MS at least 1")
+    return Durability(mode, replicas, timeout_ms)
 
 
 def instance_name(env):
@@ -74,6 +126,7 @@ class Config:
     upload_max_bytes: int = 64 * 1024 * 1024
     scratch: str = "delete"
     scratch_dir: str = ""
+    durability: Durability = Durability()
 
     @classmethod
     def from_env(cls, env=None):
@@ -102,4 +155,5 @@ class Config:
             upload_max_bytes=int(env.get("UPLOAD_MAX_BYTES", 64 * 1024 * 1024)),
             scratch=scratch,
             scratch_dir=env.get("SCRATCH_DIR", ""),
+            durability=durability(env),
         )

@@ -23,6 +23,7 @@ import json
 import time
 from dataclasses import dataclass
 
+from web.durability import Unconfirmed, confirm_command, confirmed
 from web.schema import COUNTER, SERVED, key_record, ledger_of
 
 
@@ -37,7 +38,10 @@ class Hit:
 APPLY_ONCE = """
 if KEYS[2] ~= '' then
   local seen = redis.call('GET', KEYS[2])
-  if seen then return {tonumber(seen), 1} end
+  if seen then
+    redis.call('EXPIRE', KEYS[2], ARGV[1])  -- a write, so WAIT/WAITAOF after a replay cover its first application
+    return {tonumber(seen), 1}
+  end
 end
 local n = redis.call('INCR', KEYS[1])
 if KEYS[2] ~= '' then
@@ -53,21 +57,32 @@ return {n, 0}
 
 
 class AtomicCounter:
-    def __init__(self, client, instance, ttl):
-        self.client, self.instance, self.ttl = client, instance, ttl
+    def __init__(self, client, instance, ttl, durability=None):
+        self.client, self.instance, self.ttl, self.durability = client, instance, ttl, durability
         # register_script runs EVALSHA and falls back to EVAL after a Redis restart.
         self._apply = client.register_script(APPLY_ONCE)
 
     def hit(self, key=None):
         keys = [COUNTER, key_record(key) if key else "", ledger_of(key) if key else "", SERVED]
-        number, replayed = self._apply(keys=keys, args=[self.ttl, self.instance, time.time(), key or ""])
+        args = [self.ttl, self.instance, time.time(), key or ""]
+        confirm = confirm_command(self.durability) if self.durability else []
+        if not confirm:
+            number, replayed = self._apply(keys=keys, args=args)
+            return Hit(int(number), bool(replayed))
+        pipe = self.client.pipeline(transaction=False)  # one connection: WAIT waits for its writes
+        self._apply(keys=keys, args=args, client=pipe)
+        pipe.execute_command(*confirm)
+        (number, replayed), reply = pipe.execute()
+        if not confirmed(self.durability, reply):
+            raise Unconfirmed(f"hit {number} not confirmed by {self.durability.mode} {self.durability.replicas} "
+                              f"within {self.durability.timeout_ms} ms (reply {reply})")
         return Hit(int(number), bool(replayed))
 
     def count(self):
         return int(self.client.get(COUNTER) or 0)
 
 
-class _NonAtomicCounter(AtomicCounter):
+class _NonAtomicCounter(AtomicCounter):  # wrong on purpose, and never waits for replicas
     """Looks up the key, takes a number, then records it: three steps with races between them."""
 
     def hit(self, key=None):
@@ -95,7 +110,7 @@ class SeedCounter(_NonAtomicCounter):
 
 
 class LocalCounter(_NonAtomicCounter):
-    def __init__(self, client, instance, ttl):
+    def __init__(self, client, instance, ttl, durability=None):
         super().__init__(client, instance, ttl)
         self._numbers = itertools.count(1)  # state in process memory: the anti-pattern itself
 
@@ -106,5 +121,5 @@ class LocalCounter(_NonAtomicCounter):
 COUNTERS = {"atomic": AtomicCounter, "seed": SeedCounter, "local": LocalCounter}
 
 
-def make_counter(mode, client, instance, ttl):
-    return COUNTERS[mode](client, instance, ttl)
+def make_counter(mode, client, instance, ttl, durability=None):
+    return COUNTERS[mode](client, instance, ttl, durability)

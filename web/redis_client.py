@@ -1,7 +1,11 @@
-"""The one way web code opens a Redis client.
+"""The one way runtime code opens a Redis client; with Sentinel, one that follows the primary.
 
     >>> client = connect("redis://127.0.0.1:6379/0")              # REDIS_TIMEOUT, or 1.5 s
     >>> client = connect("redis://127.0.0.1:6379/0", timeout=0.5)
+    >>> client = connect("redis://127.0.0.1:6379/0", env={"REDIS_SENTINELS": "127.0.0.1:26379"})  # the primary
+    >>> primary_address(sentinels({"REDIS_SENTINELS": "127.0.0.1:1"}))        # nobody answers: None
+    >>> check_sentinels(sentinels({"REDIS_SENTINELS": "127.0.0.1:1"}))
+    'none of the Sentinels at 127.0.0.1:1 answers'
 
 redis-py retries a command after a dropped connection by default. For ``INCR`` that
 re-send can count one hit twice, so client-level retries are off: retrying is the
@@ -11,22 +15,74 @@ Connecting and every reply are bounded by ``timeout`` seconds, so a Redis that i
 gone, or frozen (SIGSTOP), costs a request that long and a 503, never a worker
 hung until gunicorn's timeout kills it. A connection that failed is dropped and
 the next command opens a new one: reconnecting needs nothing from the caller.
+
+With ``REDIS_SENTINELS`` set (web.config.sentinels), the URL gives only the
+database and password: each new connection asks the Sentinels for the primary of
+``REDIS_MASTER_NAME`` (redis-py's ``Sentinel.master_for``), so after a failover
+the next connection goes to the new one, with no restart. A connection still open
+to a demoted primary gets READONLY on its next write, which redis-py turns into a
+ConnectionError and a dropped connection: a 503 for that request, never a crash.
 """
 import os
 
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import parse_url
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
-from web.config import redis_timeout
+from web.config import redis_timeout, sentinels
+
+MASTER_OPTIONS = ("db", "username", "password")
 
 
-def connect(url, timeout=None):
-    timeout = redis_timeout(os.environ) if timeout is None else timeout
-    return redis.Redis.from_url(
-        url,
-        retry=Retry(NoBackoff(), 0),
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        decode_responses=True,
-    )
+def connect(url, timeout=None, env=None):
+    env = os.environ if env is None else env
+    timeout = redis_timeout(env) if timeout is None else timeout
+    options = dict(retry=Retry(NoBackoff(), 0), socket_connect_timeout=timeout, socket_timeout=timeout,
+                   decode_responses=True)
+    settings = sentinels(env)
+    if settings is None:
+        return redis.Redis.from_url(url, **options)
+    parsed = parse_url(url)
+    return sentinel_of(settings, timeout).master_for(
+        settings.master, **options, **{name: parsed[name] for name in MASTER_OPTIONS if name in parsed})
+
+
+def sentinel_of(settings, timeout=0.5):
+    return Sentinel(list(settings.addresses), socket_connect_timeout=timeout, socket_timeout=timeout)
+
+
+def primary_address(settings, timeout=0.5):
+    """(host, port) of the primary the Sentinels name (one that they do not see as down); else None."""
+    try:
+        return sentinel_of(settings, timeout).discover_master(settings.master)
+    except redis.RedisError:
+        return None
+
+
+def check_sentinels(settings, timeout=0.5):
+    """None when a quorum of the Sentinels answers and they know the master; else one line saying why not."""
+    listed = ",".join(f"{host}:{port}" for host, port in settings.addresses)
+    answers = []
+    for host, port in settings.addresses:
+        client = redis.Redis(host=host, port=port, socket_connect_timeout=timeout, socket_timeout=timeout,
+                             decode_responses=True, retry=Retry(NoBackoff(), 0))
+        try:
+            client.ping()
+            answers.append(client)
+        except redis.RedisError:
+            pass
+    if not answers:
+        return f"none of the Sentinels at {listed} answers"
+    try:
+        answers[0].execute_command("SENTINEL", "CKQUORUM", settings.master)
+    except redis.ResponseError as exc:
+        if "No such master" in str(exc):
+            known = list(answers[0].sentinel_masters())
+            return (f"the Sentinels at {listed} know no master named {settings.master!r} "
+                    f"(REDIS_MASTER_NAME; they monitor: {', '.join(known) or 'nothing'})")
+        return f"the Sentinels at {listed} cannot fail {settings.master!r} over: {exc} ({len(answers)} answer)"
+    except redis.RedisError as exc:
+        return f"the Sentinel at {listed} did not answer CKQUORUM: {type(exc).__name__}: {exc}"
+    return None

@@ -55,6 +55,7 @@ a button never shifts a seeded schedule; its events, follow-ups included, carry
 the engine does not make itself.
 """
 import json
+import os
 import random
 import signal
 import statistics
@@ -66,10 +67,12 @@ import psutil
 
 from bench.chaos.backing import BackingFaults
 from bench.chaos.recovery import serving_again
+from bench.chaos.replicas import PrimaryFaults
 from bench.chaos.targets import local_master
-from bench.chaos.vocabulary import (ACTIONS, BACKING_ACTIONS, DEFAULT_MIX, DRY_RUN, NETWORK_ACTIONS, checked_mix, end_of,
-                                    lasting, network_refusal, next_action, parse_mix)
+from bench.chaos.vocabulary import (ACTIONS, BACKING_ACTIONS, DEFAULT_MIX, DRY_RUN, NETWORK_ACTIONS, REPLICA_ACTIONS,
+                                    checked_mix, end_of, lasting, network_refusal, next_action, parse_mix)
 from scaler.processes import is_alive
+from web.config import sentinels
 from web.formation import live_instances, workers_of
 
 # Anything else sent to a master could make it exit, and honcho would then stop the formation.
@@ -116,6 +119,7 @@ class ChaosMonkey:
         self.backing = BackingFaults(self._record, self._in_background, self._stopping, kwargs.get("port", 6379),
                                      proxy_url, kwargs.get("host", "127.0.0.1"), freeze_s, outage_s,
                                      recovery_timeout, dry_run)
+        self._replicas = PrimaryFaults(sentinels(os.environ), self._record, self._in_background, self._stopping)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -129,6 +133,7 @@ class ChaosMonkey:
             raise ValueError("rate must be > 0 actions per second")
         self._scheduler = threading.Thread(target=self._schedule, name="chaos-schedule", daemon=True)
         self._scheduler.start()
+        self._in_background(self._replicas.observe)
         return self
 
     def stop(self):
@@ -140,6 +145,7 @@ class ChaosMonkey:
         self._thaw_all()
         for fault in self.network.active() if self.network else ():
             self._heal(fault)
+        self._replicas.stop()
         for thread in self._pending():
             thread.join(self.recovery_timeout)
 
@@ -163,6 +169,8 @@ class ChaosMonkey:
                 return self._network_fault(action, target)
             if action in BACKING_ACTIONS:
                 return self.backing.act(action)
+            if action in REPLICA_ACTIONS:
+                return self._replicas.act(action)
             return getattr(self, f"_{action}")(target)
         except Exception as exc:  # Redis away, a process gone mid-way...: note it, keep the schedule going
             return self._record(action, None, None, f"error: {type(exc).__name__}: {exc}")

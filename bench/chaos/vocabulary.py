@@ -53,9 +53,10 @@ from web.clock import clock
 
 PROCESS_ACTIONS = ("kill", "term", "reload", "rolling", "freeze", "scale")
 BACKING_ACTIONS = ("redis-kill", "redis-restart", "redis-freeze", "redis-outage")  # bench/chaos/backing.py
+REPLICA_ACTIONS = ("primary-kill", "primary-freeze")  # on the replicated backing service: bench/chaos/replicas.py
 NETWORK_ACTIONS = ("partition", "oneway", "latency", "loss", "reset")
-ACTIONS = PROCESS_ACTIONS + BACKING_ACTIONS + NETWORK_ACTIONS
-FOLLOW_UPS = ("recovery", "thaw", "heal", "restore", "remove")  # and any event with "after" (is_action)
+ACTIONS = PROCESS_ACTIONS + BACKING_ACTIONS + REPLICA_ACTIONS + NETWORK_ACTIONS
+FOLLOW_UPS = ("recovery", "thaw", "heal", "restore", "remove", "failover", "primary-thaw")  # and any event with "after" (is_action)
 DRY_RUN = "skipped: dry run"  # the outcome of an action chosen but not sent (--dry-run)
 SCALE_WEB, BAD_INSTANCE, REMOVE = "scale_web", "bad", "remove"  # a bad instance ends with its ``remove``
 FORMATION_CHANGES = (SCALE_WEB, BAD_INSTANCE)  # journaled from the dashboard; never in a mix

@@ -72,6 +72,8 @@ def parse_args(argv=None):
     parser.add_argument("--shape", help="a Locust load shape from bench/shapes.py instead of steady users: spike")
     parser.add_argument("--autoscale", type=number(int, least=1), nargs="?", const=8, metavar="MAX",
                         help="run the autoscaler, between --web and MAX (default 8) instances")
+    parser.add_argument("--redis", choices=("single", "sentinel"), default="single",
+                        help="one server, or a primary, two replicas and three Sentinels (bench/harness/replicated.py)")
     parser.add_argument("--hosts", action="store_true",
                         help="one host per role, made of network namespaces (root); skipped where impossible")
     parser.add_argument("--require-hosts", action="store_true", help="--hosts, failing where it cannot run")
@@ -98,6 +100,8 @@ def parse_args(argv=None):
     except ValueError as exc:
         parser.error(f"--workload: {exc}")
     args.hosts = args.hosts or args.require_hosts
+    if args.hosts and args.redis == "sentinel":
+        parser.error("--redis sentinel runs on loopback only; --hosts with Sentinel is not built yet")
     refusal = not args.hosts and network_refusal(parse_mix(args.chaos_mix))
     if refusal:
         parser.error(refusal)

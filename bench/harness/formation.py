@@ -17,13 +17,14 @@ import secrets
 import shutil
 import subprocess
 
-import redis
 import requests
 
 from bench.harness.frontdoor import FrontDoor
+from bench.harness.replicated import Replicated
 from bench.paths import BIN, ROOT
-from bench.runfolder import FORMATION_ENV, FORMATION_LOG, REDIS_DATA, SCRATCH
+from bench.runfolder import FORMATION_ENV, FORMATION_LOG, REDIS_DATA, REPLICATION, SCRATCH, write_json
 from scaler.processes import free_port, honcho_base_port, stop_tree, wait_until
+from web.redis_client import connect
 from web.registry import Registry
 
 UPLOAD_MAX_BYTES = 64 * 1024 * 1024  # the largest upload; the proxy's body limit leaves room for multipart
@@ -45,35 +46,42 @@ class Formation:
         self.proxy_url = f"http://127.0.0.1:{self.proxy_port}"
         self.honcho = None
         self.front = None  # a FrontDoor, with --front other than factor6
+        self.replicated = None  # with --redis sentinel: bench.harness.replicated.Replicated
+        self.client_env = {}  # what a client of this formation must be given to find its Redis
 
     def start(self, abort=None):
         """Returns once the formation serves; ``abort`` may raise to stop waiting (see wait_until)."""
         out = self.args.report_dir
         env_file = out / FORMATION_ENV
+        front = getattr(self.args, "front", "factor6")
+        proxy = ["proxy"] if front == "factor6" else []
+        types = ["redis", "web", *proxy, "scaler"] + ["autoscale"] * bool(self.args.autoscale)
+        concurrency = f"web={self.args.web}"
+        base = honcho_base_port(types=len(types) + 2)
+        if getattr(self.args, "redis", "single") == "sentinel":
+            self.replicated = Replicated(self.redis_port, base, types)
+            types, concurrency = self.replicated.types, f"{concurrency},{self.replicated.concurrency}"
+            self.client_env = {k: str(v) for k, v in self.replicated.env.items()}
+            write_json(out / REPLICATION, self.replicated.describe())
+        if front != "factor6":  # installed (or Missing) before anything starts
+            web = [f"127.0.0.1:{base + 100 * types.index('web') + i}" for i in range(self.args.web)]
+            self.front = FrontDoor(front, web, self.proxy_port, out).install()
         # honcho lets its env file override the shell's, so this file is the formation's whole config.
         env_file.write_text("".join(f"{k}={v}\n" for k, v in {
             "PORT_REDIS": self.redis_port, "REDIS_DATA": out / REDIS_DATA, "PROXY_PORT": self.proxy_port,
             "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers, **self.autoscale_env(),
             "PROXY_STAMP_KEYS": int(self.args.hits != "keyless-retried"),
             **self.state_env(),
-            "REDIS_PERSISTENCE": self.args.redis_persistence,
+            "REDIS_PERSISTENCE": self.args.redis_persistence, **self.client_env,
         }.items()))
-        front = getattr(self.args, "front", "factor6")
-        proxy = ["proxy"] if front == "factor6" else []
-        types = ["redis", "web", *proxy, "scaler"] + ["autoscale"] * bool(self.args.autoscale)
-        base = honcho_base_port()
-        if front != "factor6":  # installed (or Missing) before anything starts
-            web = [f"127.0.0.1:{base + 100 * types.index('web') + i}" for i in range(self.args.web)]
-            self.front = FrontDoor(front, web, self.proxy_port, out).install()
         with open(out / FORMATION_LOG, "wb") as log:  # the child keeps its own copy of the descriptor
             self.honcho = subprocess.Popen(
-                [BIN / "honcho", "start", "-e", env_file, "-p", str(base), "-c", f"web={self.args.web}",
-                 *types],
+                [BIN / "honcho", "start", "-e", env_file, "-p", str(base), "-c", concurrency, *types],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
                 start_new_session=True,
             )
-        client = redis.Redis.from_url(self.redis_url)
+        client = connect(self.redis_url, env={**os.environ, **self.client_env})
 
         def still_running():
             if abort:
@@ -81,6 +89,8 @@ class Formation:
             if self.honcho.poll() is not None:
                 raise TimeoutError(f"honcho exited with {self.honcho.returncode} before the formation served")
 
+        if self.replicated:
+            self.replicated.wait_ready(abort=still_running)
         wait_until(lambda: len(Registry(client).instances()) == self.args.web, timeout=60,
                    what=f"{self.args.web} web instances", abort=still_running)
         if self.front:
@@ -99,6 +109,7 @@ class Formation:
     def exited(self):
         """honcho's exit status once it has stopped (it stops the whole formation when one process exits), else None."""
         return self.honcho.poll() if self.honcho else None
+
     def state_env(self):
         """Where sessions and uploads go. One secret for the whole formation, never one per process:
         a process's own random secret would be state of its own, and no other could read its cookies."""
@@ -114,5 +125,5 @@ class Formation:
         shutil.rmtree(self.args.report_dir / SCRATCH, ignore_errors=True)  # what SCRATCH=keep left behind
 
     def wrap(self, command):
-        """Locust runs on this machine as it is (HostsFormation puts it in a host of its own)."""
-        return command
+        """Locust runs on this machine, told where the Sentinels are (HostsFormation puts it in a host of its own)."""
+        return ["env", *(f"{k}={v}" for k, v in self.client_env.items()), *command] if self.client_env else command

@@ -18,24 +18,28 @@ import time
 
 import gevent
 
-from bench.runfolder import JOURNAL, RUN, VERDICT_JSON, VERDICT_TXT, write_jsonl
+from bench.runfolder import CHAOS, JOURNAL, RUN, VERDICT_JSON, VERDICT_TXT, read_jsonl, write_jsonl
 from bench.verdict import render, workloads
+from bench.verdict.failover import breakdown, counter_history
 from bench.verdict.record import seal_run
-from bench.verdict.sources import Source, read_redis
-from scaler.processes import wait_until
+from bench.verdict.sources import Source, patiently, read_redis
 from web.schema import run_record
 
-REDIS_WAIT_S = 30.0
+PATIENCE_S = 30  # at the end, Redis may be restarting, or a failover of the primary under way: wait for it
 
 
-def snapshot(run, as_of=None):
+def snapshot(run, as_of=None, patience_s=0):
     """Check the journal so far, each of the run's workloads by its checker, the hits against one consistent
-    read of the ledger and counter."""
+    read of the ledger and counter (tried again for ``patience_s`` while Redis does not answer)."""
     events = list(run.journal.events)
     as_of = time.time() if as_of is None else as_of
     source = Source(run=run.run_id)
-    ledger, start, end = read_redis(source, run.client)
-    ledger = list(ledger)
+
+    def read():
+        ledger, start, end = read_redis(source, run.client)
+        return list(ledger), start, end
+
+    ledger, start, end = patiently(read, patience_s)
     # The pure check is CPU-bound: a native thread keeps users' greenlets running meanwhile.
     verdict = gevent.get_hub().threadpool.apply(workloads.check, (run.workloads, events, ledger, start, end),
                                                 {"as_of": as_of})
@@ -60,24 +64,28 @@ def inconclusive(verdict, proof):
 
 def conclude(run, missing, proof, chaos_summary=None):
     """The final verdict of ``run``, written to its folder and printed; ``missing`` are incomplete journals."""
-    wait_until(run.client.ping, timeout=REDIS_WAIT_S, what="the formation's Redis to answer")
-    source, verdict = snapshot(run, as_of=None)
+    source, verdict = snapshot(run, as_of=None, patience_s=PATIENCE_S)
     if verdict.stats.get("counter_start") is None:
         verdict.inconclusive.append(
             f"the run record {run_record(run.run_id)}, written when the run began, is gone: Redis forgot it (a restart"
-            " without persistence?), and with it ledger entries and the counter; only the journal-only checks judged")
+            " without persistence, a failover to a replica that lagged?), and with it ledger entries and the counter;"
+            " only the journal-only checks judged")
     source.events = len(run.journal.events)
     source.journals = run.journal_names
     source.errors += [f"journal of worker {w} incomplete or missing" for w in missing]
     verdict = render.with_source(source, verdict)
     if verdict.stats.get("counter_end") is not None:
-        seal_run(run.client, run.run_id, verdict.stats["counter_end"], source.ledger_length)
+        patiently(lambda: seal_run(run.client, run.run_id, verdict.stats["counter_end"], source.ledger_length),
+                  PATIENCE_S)
     verdict.inconclusive += inconclusive(verdict, proof)
     out = run.report_dir
-    render.write_json(out / VERDICT_JSON, render.report_json(source, verdict, chaos=chaos_summary, proof=proof))
+    failovers = breakdown(run.journal.events, read_jsonl(out / CHAOS), verdict)
+    render.write_json(out / VERDICT_JSON, render.report_json(
+        source, verdict, chaos=chaos_summary, proof=proof, failovers=failovers,
+        **({"counter_history": counter_history(run.journal.events)} if failovers else {})))
     write_jsonl(out / JOURNAL, run.journal.events)
     (out / RUN).write_text(json.dumps(run.settings) + "\n")
-    table = render.console(source, verdict)
+    table = render.console(source, verdict, failovers)
     (out / VERDICT_TXT).write_text(table + "\n")
     print(table, flush=True)
     return verdict

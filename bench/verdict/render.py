@@ -53,8 +53,26 @@ def describe(item: dict) -> str:
     return f"{item['reason']}: {fields}" if "reason" in item else fields
 
 
-def console(source: Source, verdict: Verdict) -> str:
-    """The console table: what was read, each category's count and first items, then the verdict."""
+def failover_lines(failovers: list[dict]) -> list[str]:
+    """One line per failover of the primary (bench.verdict.failover.breakdown): its times and what it cost."""
+    lines = []
+    for row in failovers:
+        if row["fault"] == "unexplained":
+            lines.append(f"  no failover explains {row['lost']} lost and {row['duplicated']} duplicated")
+            continue
+        times = ", ".join(f"{name} {row[key]:.1f}s" for name, key in (
+            ("elected", "failover_s"), ("served again", "served_again_s"), ("rejoined", "rejoined_s"))
+            if row.get(key) is not None)
+        lost, twice = row["lost"], row["duplicated"]
+        lines.append(f"  {row['fault']:<15} {row['target'] or '-'}: {times or 'not timed'}; {len(lost)} lost"
+                     f"{' (' + ', '.join(lost[:SHOWN]) + (' ...' if len(lost) > SHOWN else '') + ')' if lost else ''},"
+                     f" {len(twice)} numbers handed out twice, {row['failed']} hits failed"
+                     + ("; the old primary answered as a primary after the election" if row["second_primary"] else ""))
+    return [f"failovers ({sum(1 for row in failovers if row['fault'] != 'unexplained')}):", *lines, ""] if lines else []
+
+
+def console(source: Source, verdict: Verdict, failovers: list[dict] = ()) -> str:
+    """The console table: what was read, each category's count and first items, the failovers, the verdict."""
     lines = [f"run {source.run}: {source.events:,} events from {len(source.journals)} journal(s),"
              f" ledger {source.ledger or '-'}"]
     if verdict.stats:
@@ -65,6 +83,7 @@ def console(source: Source, verdict: Verdict) -> str:
             more = f"; and {len(items) - SHOWN:,} more" if len(items) > SHOWN else ""
             lines.append(f"{name:<12}{count:>12,}  {shown}{more}".rstrip())
         lines.append("")
+    lines += failover_lines(list(failovers))
     problems = [("warning", message) for message in source.warnings]
     problems += [("error", message) for message in verdict.errors]
     problems += [("inconclusive", message) for message in verdict.inconclusive]

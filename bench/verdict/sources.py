@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
@@ -143,6 +144,22 @@ def read_redis(source: Source, client: redis.Redis) -> tuple[Iterator[dict], int
     if hits is None and start is not None:
         hits = b"0"  # INCR treats a missing counter as 0: nothing moved it during the run
     return _ledger_entries(source, _ledger_pages(client, source.ledger, length)), _int(start), _int(hits)
+
+
+def patiently(call, patience_s: float = 0.0, pause_s: float = 0.5):
+    """``call()``, tried again on a Redis error for up to ``patience_s`` seconds.
+
+    For reads and idempotent writes only: at a run's end a failover of the primary may be under way
+    (connections refused, timeouts, a demoted primary's READONLY or a transaction it aborted), and
+    the conclusion must wait for the new one rather than end with no verdict."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return call()
+        except redis.RedisError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(pause_s)
 
 
 def _ledger_pages(client: redis.Redis, key: str, length: int) -> Iterator[bytes]:

@@ -1,0 +1,205 @@
+"""The replicated backing service on real processes: Sentinel failover, a forced loss the checker names, bad input.
+
+Web follows the primary through a failover (a 503 at most, never a crash); primary-freeze
+fails over and the zombie is demoted when it wakes.
+
+One primary, two replicas and three Sentinels, each a ``python -m backing`` supervisor
+(REDIS_ROLE), on free ports, shared by the tests of this module and always cleaned up.
+
+The negative control: replication is held back (both replicas SIGSTOPped and their
+links cut on the primary), hits are acknowledged by the primary alone, the primary is
+SIGKILLed and the Sentinels promote a replica that never got them. The checker must
+name exactly those hits as lost, the numbers the new primary hands out again as
+duplicated, and the per-failover breakdown must put them on that failover.
+"""
+import signal
+import time
+import uuid
+
+import psutil
+import pytest
+import redis
+
+from bench.chaos.engine import ChaosMonkey
+from bench.verdict.checker import check
+from bench.verdict.failover import breakdown
+from bench.verdict.record import start_run
+from bench.verdict.sources import Source, read_redis
+from tests.procs import ROOT, Processes, free_port, process_env, wait_until
+from web import create_app
+from web.config import Config, sentinels
+from web.hits import AtomicCounter
+from web.redis_client import check_sentinels, connect, primary_address
+
+MASTER = "factor6"
+GENEROUS = 60  # seconds: failovers take seconds, and the machine is shared
+
+
+class Formation:
+    def __init__(self, procs, folder):
+        self.primary, self.replicas = free_port(), [free_port(), free_port()]
+        self.sentinels = [free_port() for _ in range(3)]
+        self.env = {"REDIS_SENTINELS": ",".join(f"127.0.0.1:{p}" for p in self.sentinels),
+                    "REDIS_MASTER_NAME": MASTER, "REDIS_PRIMARY": f"127.0.0.1:{self.primary}"}
+        self.settings = sentinels(self.env)
+        for role, port in [("primary", self.primary), *(("replica", p) for p in self.replicas),
+                           *(("sentinel", p) for p in self.sentinels)]:
+            procs.spawn([str(ROOT / ".venv/bin/python"), "-m", "backing"],
+                        process_env(REDIS_ROLE=role, PORT_REDIS=port, REDIS_DATA=folder / f"{role}-{port}", **self.env),
+                        folder / f"{role}-{port}.log")
+
+    def server(self, port):
+        return redis.Redis(port=port, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
+
+    def pid(self, port):
+        return int(self.server(port).info("server")["process_id"])
+
+    def ready(self):
+        up = [r for r in self.server(self.sentinels[0]).sentinel_slaves(MASTER)
+              if r.get("master-link-status") == "ok" and not r.get("is_disconnected")]
+        return len(up) == 2 and check_sentinels(self.settings) is None
+
+
+@pytest.fixture(scope="module")
+def formation(tmp_path_factory):
+    with Processes() as procs:
+        form = Formation(procs, tmp_path_factory.mktemp("replicated"))
+        wait_until(form.ready, timeout=GENEROUS, interval=0.5, what="2 replicas in sync, 3 Sentinels with a quorum")
+        yield form
+
+
+def test_web_follows_the_primary_through_a_failover_and_answers_503_not_a_crash_on_the_way(formation, monkeypatch):
+    for name, value in formation.env.items():
+        monkeypatch.setenv(name, value)
+    app = create_app(Config.from_env({**formation.env, "HONCHO_PROCESS_NAME": "web.t"})).test_client()
+    first = app.post("/hits")
+    assert first.status_code == 200
+    old = primary_address(formation.settings)
+    formation.server(formation.sentinels[0]).execute_command("SENTINEL", "FAILOVER", MASTER)  # old one demoted, alive
+    new = wait_until(lambda: (named := primary_address(formation.settings)) != old and named, timeout=GENEROUS,
+                     interval=0.1, what="a failover")
+    statuses = []
+    for _ in range(20):  # a connection still open to the demoted primary gets READONLY: a 503, then it reconnects
+        response = app.post("/hits")
+        statuses.append(response.status_code)
+        if response.status_code == 200:
+            break
+        assert response.status_code == 503 and response.headers["Retry-After"] == "1", response.get_json()
+        time.sleep(0.2)
+    assert statuses[-1] == 200 and response.get_json()["hits"] > first.get_json()["hits"]
+    assert formation.server(new[1]).execute_command("ROLE")[0] == "master"
+    wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="both replicas in sync again")
+
+
+def test_wait_durability_never_acknowledges_a_hit_the_replicas_did_not_confirm(formation, monkeypatch):
+    env = {**formation.env, "REDIS_DURABILITY": "wait", "REDIS_WAIT_REPLICAS": "2", "REDIS_WAIT_TIMEOUT_MS": "300"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = create_app(Config.from_env({**env, "HONCHO_PROCESS_NAME": "web.t"})).test_client()
+    assert app.post("/hits", headers={"Idempotency-Key": "w:c:1"}).status_code == 200
+    primary = primary_address(formation.settings)
+    replica = psutil.Process(formation.pid(next(p for p in (formation.primary, *formation.replicas) if p != primary[1])))
+    replica.send_signal(signal.SIGSTOP)
+    try:
+        unconfirmed = app.post("/hits", headers={"Idempotency-Key": "w:c:2"})
+    finally:
+        replica.send_signal(signal.SIGCONT)
+    assert unconfirmed.status_code == 503 and unconfirmed.get_json()["outcome"] == "unknown"
+    retried = wait_until(lambda: (r := app.post("/hits", headers={"Idempotency-Key": "w:c:2"})).status_code == 200 and r,
+                         timeout=GENEROUS, interval=0.2, what="the retry to be confirmed")
+    assert retried.get_json()["replayed"] is True  # applied once, acknowledged only once both replicas had it
+
+
+def test_primary_freeze_fails_over_and_the_zombie_rejoins_as_a_replica(formation, monkeypatch, tmp_path):
+    for name, value in formation.env.items():
+        monkeypatch.setenv(name, value)
+    old = primary_address(formation.settings)
+    monkey = ChaosMonkey(connect(f"redis://127.0.0.1:{old[1]}/0", env=formation.env), seed=1,
+                         log_path=tmp_path / "chaos.jsonl")
+    event = monkey.act("primary-freeze")
+    assert event["outcome"] == "ok" and event["duration_s"] > 1 and event["target"] == f"redis@127.0.0.1:{old[1]}"
+    failover = wait_until(lambda: next((e for e in monkey.events if e["action"] == "failover"), None),
+                          timeout=GENEROUS, interval=0.2, what="the failover event")
+    monkey.stop()
+    assert failover["outcome"] == "ok" and failover["after"] == "primary-freeze" and failover["failover_s"] > 0
+    assert any(e["action"] == "primary-thaw" and e["frozen_s"] >= event["duration_s"] for e in monkey.events)
+    wait_until(lambda: formation.server(old[1]).execute_command("ROLE")[0] == "slave", timeout=GENEROUS,
+               interval=0.2, what="the zombie primary to be demoted")
+    wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="both replicas in sync again")
+
+
+def test_a_failover_to_a_replica_that_never_got_the_hits_loses_them_and_the_checker_names_them(formation):
+    run = f"t{uuid.uuid4().hex[:8]}"
+    client = connect(f"redis://127.0.0.1:{formation.primary}/0", timeout=2, env=formation.env)
+    counter = AtomicCounter(client, "test", 3600)
+    start_run(client, run, 3600)
+    journal, seq = [], iter(range(1, 10**6))
+
+    def hit():
+        key = f"{run}:c1:{next(seq)}"
+        journal.append({"type": "invoke", "key": key, "time": time.time()})
+        number = wait_until(lambda: counter.hit(key).number, timeout=GENEROUS, interval=0.2, what=f"hit {key}")
+        journal.append({"type": "ok", "key": key, "time": time.time(), "number": number})
+        return key
+
+    before = [hit() for _ in range(5)]
+    old = primary_address(formation.settings)
+    primary = formation.server(old[1])
+    assert primary.execute_command("WAIT", 2, 5000) == 2  # the first hits are on both replicas
+    replicas = [psutil.Process(formation.pid(port)) for port in (formation.primary, *formation.replicas)
+                if port != old[1]]
+    for process in replicas:
+        process.send_signal(signal.SIGSTOP)
+    try:
+        primary.client_kill_filter(_type="replica")  # what was sent is in their sockets; what follows is not
+        held = [hit() for _ in range(5)]  # acknowledged by the primary alone
+        began = time.time()
+        psutil.Process(formation.pid(old[1])).send_signal(signal.SIGKILL)
+    finally:
+        for process in replicas:
+            process.send_signal(signal.SIGCONT)
+    new = wait_until(lambda: (named := primary_address(formation.settings)) and named != old and named,
+                     timeout=GENEROUS, interval=0.1, what="a failover")
+    elected = time.time()
+    after = [hit() for _ in range(5)]  # the new primary hands the held-back numbers out again
+    # The killed primary comes back as a replica of the new one, never as a second primary.
+    wait_until(lambda: formation.server(old[1]).execute_command("ROLE")[0] == "slave", timeout=GENEROUS,
+               interval=0.2, what="the old primary to rejoin as a replica")
+    assert primary_address(formation.settings) == new
+
+    source = Source(run=run)
+    ledger, start, end = read_redis(source, client)
+    verdict = check(journal, list(ledger), start, end)
+    assert verdict.status == "invalid"
+    assert sorted(item["key"] for item in verdict.lost if "key" in item) == sorted(held)
+    twice = {item["number"] for item in verdict.duplicated if "acknowledged to" in item["reason"]}
+    held_numbers = {e["number"] for e in journal if e["type"] == "ok" and e["key"] in held}
+    assert twice == held_numbers
+    assert not {item.get("key") for item in verdict.lost} & set(before + after)
+
+    failover = {"action": "failover", "after": "primary-kill", "target": f"redis@127.0.0.1:{old[1]}",
+                "began": began, "elected": elected, "failover_s": round(elected - began, 3)}
+    [row] = breakdown(journal, [failover], verdict)
+    assert sorted(row["lost"]) == sorted(held) and set(row["duplicated"]) == held_numbers
+
+
+def test_bad_sentinel_settings_are_one_line_each_and_do_not_hang(formation):
+    nothing = sentinels({"REDIS_SENTINELS": f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}"})
+    wrong_name = sentinels({**formation.env, "REDIS_MASTER_NAME": "no-such-master"})
+    started = time.monotonic()
+    assert check_sentinels(nothing).startswith("none of the Sentinels at")
+    assert "know no master named 'no-such-master'" in check_sentinels(wrong_name)
+    assert primary_address(nothing) is None and primary_address(wrong_name) is None
+    stopped = [psutil.Process(formation.pid(port)) for port in formation.sentinels[1:]]
+    try:
+        for process in stopped:
+            process.send_signal(signal.SIGSTOP)
+        # The remaining Sentinel sees the other two down after down-after, and says it cannot fail over.
+        problem = wait_until(lambda: check_sentinels(formation.settings), timeout=GENEROUS, interval=0.5,
+                             what="the lone Sentinel to see no quorum")
+        assert "cannot fail" in problem and "\n" not in problem
+    finally:
+        for process in stopped:
+            process.send_signal(signal.SIGCONT)
+    assert time.monotonic() - started < GENEROUS
+    # Last in this module: Sentinels resumed from SIGSTOP enter TILT mode (30 s without acting).
