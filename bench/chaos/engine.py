@@ -207,7 +207,9 @@ class ChaosMonkey:
         due = time.monotonic() + interval
         while not self._stopping.wait(max(0.0, due - time.monotonic())):
             self.act()
-            due = max(due + interval, time.monotonic())  # after a slow action, carry on rather than burst
+            # After a slow action the next comes sooner, so the run keeps its rate; a longer stall is not
+            # made up in a burst: at most one interval is carried over.
+            due = max(due + interval, time.monotonic() - interval)
 
     def _record(self, action, instance, pid, outcome, **extra):
         extra.update(manual_mark(self._choice("manual")))

@@ -15,18 +15,26 @@ import psutil
 
 
 def local_master(instance):
-    """The instance's master as a psutil.Process when it is on this host, gunicorn, and listening
-    on the registered port; None otherwise."""
+    """The instance's master as a psutil.Process when it is on this host, gunicorn, and bound to the
+    registered port; None otherwise."""
     try:
         port = int(instance.address.rpartition(":")[2])
         if not isinstance(instance.master, int) or instance.master <= 0:
             return None
         master = psutil.Process(instance.master)
         is_gunicorn = any("gunicorn" in part for part in master.cmdline())
-        listens = any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in master.net_connections("tcp"))
+        return master if is_gunicorn and serves_port(master, port) else None
     except (psutil.Error, ValueError):
         return None
-    return master if is_gunicorn and listens else None
+
+
+def serves_port(master, port):
+    """True when the master binds ``port``: its ``PORT`` (what web/gunicorn_conf.py binds) when set, read from
+    /proc at once; else its socket table, which costs a scan of every socket and held the schedule back."""
+    given = master.environ().get("PORT")
+    if given is not None:
+        return given == str(port)
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in master.net_connections("tcp"))
 
 
 def healthz_pid(address, timeout=1.0):
