@@ -70,7 +70,9 @@ class RegistryWatcher:
             names = await self.read()
         except (RedisError, OSError) as exc:
             if not self._failing:
-                log.warning("registry unreadable, keeping the last known backends: %s", exc)
+                # Before the first read Redis is most likely still starting alongside (as under honcho): no alarm.
+                (log.warning if self._known else log.info)("registry unreadable, keeping the last known backends: %s",
+                                                           exc)
             self._failing = True
             return
         # Back after an outage, or emptied all at once (a restart that lost the data, which can be

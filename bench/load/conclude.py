@@ -65,7 +65,7 @@ def inconclusive(verdict, proof):
 def conclude(run, missing, proof, chaos_summary=None):
     """The final verdict of ``run``, written to its folder and printed; ``missing`` are incomplete journals."""
     source, verdict = snapshot(run, as_of=None, patience_s=PATIENCE_S)
-    if verdict.stats.get("counter_start") is None:
+    if not patiently(lambda: run.client.hexists(run_record(run.run_id), "counter_start"), PATIENCE_S):
         verdict.inconclusive.append(
             f"the run record {run_record(run.run_id)}, written when the run began, is gone: Redis forgot it (a restart"
             " without persistence, a failover to a replica that lagged?), and with it ledger entries and the counter;"
