@@ -139,7 +139,8 @@ def render_html(out):
                       for e in actions_of(chaos))
     mode = check.get("mode")
     conclusion = story.conclusion(verdict, actions_of(chaos), recovery_times(chaos),
-                                  story.retries_of(read_json(out / PROXY_METRICS)), mode)
+                                  story.retries_of(read_json(out / PROXY_METRICS)), mode,
+                                  (data or {}).get("proof"))
     return f"""<!doctype html><html><head><meta charset=utf-8><title>factor6 check {html.escape(str(run.get('run', '')))}</title>
 <style>body{{font:14px sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;font-size:12px}}

@@ -58,8 +58,9 @@ def settings(check, run):
     return f"{head}; {chaos}; run {run.get('run', '?')}."
 
 
-def conclusion(verdict, actions, recoveries, retries, mode=None):
-    """The paragraph at the top of the report; ``actions`` without follow-ups, ``retries`` None when unknown."""
+def conclusion(verdict, actions, recoveries, retries, mode=None, proof=None):
+    """The paragraph at the top of the report; ``actions`` without follow-ups, ``retries`` None when unknown;
+    ``proof`` (verdict.json's) says how many chaos actions the rate asked for."""
     applied = Counter(e.get("action") for e in actions if e.get("outcome") == "ok")
     skipped = sum(1 for e in actions if str(e.get("outcome", "")).startswith("skipped"))
     if applied:
@@ -69,6 +70,10 @@ def conclusion(verdict, actions, recoveries, retries, mode=None):
         first = f"{verdict.ok:,} hits acknowledged with no chaos action applied"
     if skipped:
         first += f" and {skipped:,} skipped (nothing to act on at that moment)"
+    asked = (proof or {}).get("chaos_asked")
+    if asked:
+        made = sum(applied.values()) + skipped
+        first += f", of about {asked:,.0f} the chaos rate asked for ({made / asked:.0%} kept)"
     counts = verdict.counts
     if verdict.status == VALID:
         found = "none lost, none duplicated, none unexpected, no number missing"

@@ -50,7 +50,7 @@ import gevent.event
 import requests
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.chaos import DEFAULT_MIX, KILLS, ChaosMonkey, parse_mix
+from bench.chaos import DEFAULT_MIX, FOLLOW_UPS, KILLS, ChaosMonkey, parse_mix
 from bench.load import dashboard, shapes, webui
 from bench.load import options as plugin_options
 from bench.load.collect import Collector, Streamer
@@ -228,7 +228,7 @@ class Conductor:
         total = self.env.runner.stats.total
         elapsed = time.time() - self.started_at
         summary = self.chaos.summary() if self.chaos else {"actions": {}}
-        applied = sum(counts.get("ok", 0) for counts in summary["actions"].values())
+        applied = sum(counts.get("ok", 0) for action, counts in summary["actions"].items() if action not in FOLLOW_UPS)
         return {"tries": total.num_requests, "failed_tries": total.num_failures,
                 "min_success": self.options.min_success, "users_asked": self.run.settings["users"],
                 "peak_users": self.live.peak_users if self.live else 0,
