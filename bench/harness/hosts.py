@@ -98,7 +98,9 @@ class HostsFormation:
                      HIT_MODE=self.args.mode, WEB_WORKERS=self.args.workers)
         self.run("proxy", "proxy", command_of(PROCFILE, "proxy"), PROXY_HOST=self.network.hosts["proxy"].address,
                  PROXY_PORT=PROXY_PORT, PROXY_ALLOW=SUBNET, REDIS_URL=self.redis_url, PROXY_TIMEOUT=PROXY_TIMEOUT_S,
-                 PROXY_STAMP_KEYS=int(self.args.hits != "keyless-retried"))
+                 PROXY_STAMP_KEYS=int(self.args.hits != "keyless-retried"),
+                 # The shell's choice passes on (recorded in hosts.json): round robin keeps feeding a cut host.
+                 PROXY_BALANCE=os.environ.get("PROXY_BALANCE", "least-loaded"))
         self.layout["instances"] = self.instances("--wait-for", self.args.web, "--proxy-url", self.proxy_url)
         total = sum(processes_mix.values()) + sum(network_mix.values())
         if self.args.chaos_rate > 0 and processes_mix:
