@@ -14,7 +14,8 @@ HTTP with httptools (llhttp) on both sides, and keeps its own keep-alive
 connections to the backends. Modules, one job each: ``config`` settings,
 ``discovery`` registry reading, ``backends`` choice and health, ``server`` the
 client connections and the refusals that need no backend, ``request`` one
-request and the ways to answer it, ``client`` the backend connections, ``headers``, ``forward`` the retry policy, ``app`` the
-proxy's own paths and the target check, ``metrics``, ``accesslog``,
-``__main__`` wiring and SIGTERM.
+request and the ways to answer it, ``client`` the backend connections,
+``headers``, ``forward`` the retry policy, ``sticky`` the optional visitor pins
+(``PROXY_STICKY=cookie``), ``app`` the proxy's own paths and the target check,
+``metrics``, ``accesslog``, ``__main__`` wiring and SIGTERM.
 """

@@ -99,6 +99,11 @@ class Pool:
             self._turn = (self._turn + best_step + 1) % count
         return best
 
+    def pinned(self, address):
+        """The backend at ``address`` while it is up, else None: a sticky pin never overrides health or draining."""
+        backend = self._backends.get(address)
+        return backend if backend is not None and backend.state == UP else None
+
     def failed(self, backend):
         """Passive health: a refused or reset connection takes the backend out of rotation."""
         if backend.state == UP:

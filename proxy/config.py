@@ -15,6 +15,11 @@ Variable                   Default                      Meaning
 ``PROXY_ALLOW``            ``127.0.0.0/8,::1/128``      CIDRs a backend address must be in
 ``PROXY_BALANCE``          ``least-loaded``             ``least-loaded``: fewest requests in flight,
                                                         round robin among equals; or ``round-robin``
+``PROXY_STICKY``           ``none``                     ``cookie``: pin each visitor to the instance
+                                                        that served it, by an opaque cookie
+                                                        (``proxy.sticky``)
+``PROXY_STICKY_SECRET``    (random per process)         the key of those cookies; proxies sharing
+                                                        it honour each other's
 ``PROXY_STAMP_KEYS``       ``1``                        give keyless requests a fresh
                                                         ``Idempotency-Key`` so retries are safe
 ``PROXY_TRIES``            ``3``                        tries per request, first one included
@@ -39,7 +44,7 @@ Variable                   Default                      Meaning
 """
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from web.config import redis_url
 
@@ -95,6 +100,8 @@ class Config:
     drain_timeout: float = 30.0
     access_log: bool = True
     balance: str = "least-loaded"
+    sticky: str = "none"
+    sticky_secret: bytes = field(default=b"", repr=False)  # a key: kept out of any printed Config
     loop: str = "uvloop"
 
     def allows(self, address):
@@ -144,7 +151,8 @@ class Config:
             except ValueError as exc:
                 raise ValueError(f"PROXY_ALLOW: {exc}") from None
         for field, variable, choices in (("balance", "PROXY_BALANCE", ("least-loaded", "round-robin")),
-                                         ("loop", "PROXY_LOOP", ("uvloop", "asyncio"))):
+                                         ("loop", "PROXY_LOOP", ("uvloop", "asyncio")),
+                                         ("sticky", "PROXY_STICKY", ("none", "cookie"))):
             if env.get(variable, "").strip():
                 values[field] = env[variable].strip().lower()
                 if values[field] not in choices:
@@ -153,6 +161,7 @@ class Config:
             host=env.get("PROXY_HOST", "").strip() or cls.host,
             redis_url=redis_url(env),
             static_backends=split_list(env.get("PROXY_BACKENDS", "")),
+            sticky_secret=env.get("PROXY_STICKY_SECRET", "").encode(),
             **values,
         )
         for address in config.static_backends:

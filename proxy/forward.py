@@ -18,7 +18,9 @@
    after the request arrived, each retry after a random 0..``PROXY_BACKOFF``*2^n s.
 
 Every response carries ``X-Backend`` (the last backend tried), ``X-Proxy-Tries``
-and ``X-Request-Id``.
+and ``X-Request-Id``. With ``PROXY_STICKY=cookie`` the first try goes to the
+backend the visitor's cookie pins while it is up, and a response from any other
+pins the visitor to it (``proxy.sticky``); retries go on as without.
 """
 import asyncio
 import logging
@@ -27,6 +29,7 @@ import time
 
 from proxy.client import BrokenBody, NotDelivered, PossiblyDelivered
 from proxy.headers import request_id, tags, to_backend, to_client
+from proxy.sticky import Sticky, without_pin
 
 log = logging.getLogger("proxy.forward")
 
@@ -38,11 +41,17 @@ class Forwarder:
     def __init__(self, config, pool, connections, totals):
         self.config, self.pool, self.connections, self.totals = config, pool, connections, totals
         self.loop = asyncio.get_running_loop()
+        self.sticky = Sticky(config.sticky_secret, totals) if config.sticky == "cookie" else None
 
     async def forward(self, request, path):
         config, pool = self.config, self.pool
         deadline = request.started + config.retry_window
         rid = request.rid = request_id(request.given_id)
+        pinned_address = pinned = None
+        if self.sticky is not None:  # only then are cookies read at all
+            request.headers, token = without_pin(request.headers)
+            pinned_address = self.sticky.address(token, pool)
+            pinned = pool.pinned(pinned_address)
         body = request.body
         sized = body or request.content_length is not None or request.chunked or request.method in BODY_METHODS
         block, key = to_backend(request.headers, request.connection, request.forwarded_for, request.conn.remote,
@@ -57,7 +66,7 @@ class Forwarder:
                 if time.monotonic() + pause > deadline:
                     break
                 await asyncio.sleep(pause)
-            backend = pool.pick(avoid=tried)
+            backend = pinned if pinned is not None and not tried else pool.pick(avoid=tried)
             if backend is None:
                 break
             counters = backend.counters
@@ -83,7 +92,7 @@ class Forwarder:
                 except BrokenBody as exc:
                     self._failed_mid_body(backend, exc, rid)
                     return self._give_up(request, len(tried), backend, exc, key, rid)
-                return await self._relay(request, response, backend, len(tried), rid)
+                return await self._relay(request, response, backend, len(tried), rid, pinned_address)
             finally:
                 counters.in_flight -= 1
         return self._give_up(request, len(tried), tried[-1] if tried else None, unknown, key, rid)
@@ -113,11 +122,13 @@ class Forwarder:
         request.backend, request.tries = backend.address if backend else None, tries
         request.json(status, body, [tags(backend, tries, rid)])
 
-    async def _relay(self, request, response, backend, tries, rid):
+    async def _relay(self, request, response, backend, tries, rid, pinned_address):
         """Pass the backend's response on; from here on there is no retry."""
         request.backend, request.tries = backend.address, tries
         lines = to_client(response.headers, response.connection)
         lines.append(tags(backend, tries, rid))
+        if self.sticky is not None:
+            lines.append(self.sticky.served(backend, pinned_address))
         if response.body is not None:  # small and sized, or bodiless: head and body leave in one write
             request.respond(response.status, response.reason, lines, response.body)
             return

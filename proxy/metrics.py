@@ -44,6 +44,10 @@ class Totals:
     failures: int = 0
     unknown_outcome: int = 0
     refused: int = 0
+    # PROXY_STICKY=cookie: served where the cookie pinned; pinned afresh (no or unknown cookie); pinned elsewhere.
+    sticky_hits: int = 0
+    sticky_pins: int = 0
+    sticky_repins: int = 0
     responses: dict = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     _clock_start: float = field(default_factory=time.monotonic)
@@ -77,6 +81,7 @@ class Totals:
             "failures": self.failures,
             "unknown_outcome": self.unknown_outcome,
             "refused": self.refused,
+            "sticky": {"hits": self.sticky_hits, "pins": self.sticky_pins, "repins": self.sticky_repins},
             "responses": dict(self.responses),
             "window_s": self.window,
             # A young proxy divides by its age, not by a window it has not lived through yet.

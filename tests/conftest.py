@@ -3,6 +3,7 @@ import pytest
 import redis as redis_py
 
 from tests.procs import Processes
+from tests.relay import Relay
 
 
 @pytest.fixture
@@ -26,3 +27,16 @@ def redis_client(redis_url):
     client = redis_py.Redis.from_url(redis_url, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture
+def relay_factory():
+    relays = []
+
+    def make(web, withhold=None):
+        relays.append(Relay(web.port, withhold))
+        return relays[-1]
+
+    yield make
+    for relay in relays:
+        relay.close()
