@@ -29,9 +29,13 @@ def chaos_applied(out):
     return {e["action"] for e in read_jsonl(out / CHAOS) if is_action(e) and e["outcome"] == "ok"}
 
 
-@pytest.mark.parametrize("workload, store", [("hits,session,upload", "redis"), ("session", "cookie")])
-def test_sessions_in_redis_or_a_signed_cookie_and_results_in_redis_survive_kills_and_reloads(tmp_path, workload, store):
-    result, verdict, out = check(tmp_path, "--workload", workload, "--session-store", store, "--duration", "10")
+@pytest.mark.parametrize("workload, store, sticky", [("hits,session,upload", "redis", ()), ("session", "cookie", ()),
+                                                     ("session", "redis", ("--proxy-sticky", "--workers", "1"))],
+                         ids=["redis", "cookie", "redis-sticky"])
+def test_sessions_in_redis_or_a_signed_cookie_and_results_in_redis_survive_kills_and_reloads(tmp_path, workload, store,
+                                                                                            sticky):
+    result, verdict, out = check(tmp_path, "--workload", workload, "--session-store", store, "--duration", "10",
+                                 *sticky)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     parts = verdict["stats"]["workloads"]
     assert list(parts) == workload.split(",") and {p["status"] for p in parts.values()} == {"valid"}
@@ -54,6 +58,26 @@ def test_sessions_in_process_memory_vanish_and_uploads_on_its_disk_are_lost_each
     assert lost_uploads and all(len(item["upload"]) == 32 and item["reason"] == "acknowledged but not found"
                                 for item in lost_uploads)
     assert "INVALID: session: vanished; upload: lost" in result.stdout
+
+
+def test_a_sticky_proxy_hides_sessions_in_process_memory_only_until_a_process_restarts(tmp_path):
+    # One worker per instance: the proxy pins the instance, and gunicorn deals its requests over the workers.
+    sticky = ("--workload", "session", "--session-store", "memory", "--proxy-sticky", "--workers", "1")
+    result, verdict, _ = check(tmp_path / "calm", *sticky, "--chaos-rate", "0", "--duration", "10")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert verdict["stats"]["workloads"]["session"]["stats"]["visitors"] > 10 and "(sticky)" in result.stdout
+    # The negative control: a killed or reloaded worker takes its visitors' sessions with it, and the checker names them.
+    result, verdict, out = check(tmp_path / "chaos", *sticky, "--duration", "12")
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert verdict["stats"]["workloads"]["session"]["violations"] == ["vanished"], verdict["counts"]
+    assert verdict["vanished"] and all(item["visitor"] and "401" in item["reason"] for item in verdict["vanished"])
+    assert {"kill", "reload"} & chaos_applied(out)
+
+
+def test_proxy_sticky_is_refused_in_front_of_another_front_door():
+    result = subprocess.run([str(ROOT / "scripts/check"), "--proxy-sticky", "--front", "nginx"], env=process_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--proxy-sticky is this proxy's setting" in result.stderr
 
 
 def test_an_unknown_workload_is_refused_up_front_with_the_list():

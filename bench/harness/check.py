@@ -7,6 +7,7 @@
     $ scripts/check --shape spike --autoscale --duration 120   # 16 -> 200 -> 16 users, web between 4 and 8
     $ scripts/check --workload session --session-store memory  # a negative control: visitors' sessions vanish
     $ scripts/check --workload hits,upload --scratch keep      # another: uploads kept on one process's disk
+    $ scripts/check --workload session --session-store memory --proxy-sticky --workers 1   # pinned: hidden until chaos
     $ scripts/check --front nginx --chaos-mix kill,freeze --hits keyless   # another front door (frontdoor.py)
 
 Steps: ``honcho start`` runs redis, N web instances, the proxy and the scaler
@@ -87,6 +88,8 @@ def parse_args(argv=None):
     parser.add_argument("--scratch", choices=SCRATCH_MODES, default="delete",
                         help="SCRATCH of the web instances; keep is wrong on purpose")
     parser.add_argument("--upload-size", default="1M", help="bytes per upload of the upload workload: 512K, 10M ...")
+    parser.add_argument("--proxy-sticky", action="store_true",
+                        help="the proxy pins each visitor to one instance by a cookie (PROXY_STICKY=cookie)")
     parser.add_argument("--front", choices=FRONTS, default="factor6",
                         help="the front door: this proxy, or nginx or HAProxy over fixed ports (no --autoscale)")
     parser.add_argument("--hits", choices=HIT_KINDS, default="keyed",
@@ -95,6 +98,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.front != "factor6" and (args.autoscale or args.hosts or args.require_hosts):
         parser.error(f"--front {args.front} reads a static list of instances: no --autoscale, no --hosts")
+    if args.front != "factor6" and args.proxy_sticky:
+        parser.error(f"--proxy-sticky is this proxy's setting; --front {args.front} would ignore it")
     try:
         args.workload = ",".join(parse_workloads(args.workload))
     except ValueError as exc:
@@ -191,8 +196,9 @@ def run(args, signals):
     locust = None
     try:
         print(f"factor6 check: {args.workload} on {args.web} web instances ({args.mode} hits, {args.session_store}"
-              f" sessions, scratch {args.scratch}) behind {args.front}, {args.hits} hits, {args.duration:.0f}s,"
-              f" chaos {args.chaos_rate}/s ({args.chaos_mix}), seed {args.seed}; report in {out}")
+              f" sessions, scratch {args.scratch}) behind {args.front}{' (sticky)' * args.proxy_sticky},"
+              f" {args.hits} hits, {args.duration:.0f}s, chaos {args.chaos_rate}/s ({args.chaos_mix}),"
+              f" seed {args.seed}; report in {out}")
         formation.start(abort=signals.check)
         command = locust_command(args, formation)
         with open(out / LOCUST_LOG, "wb") as log:

@@ -36,6 +36,26 @@ def healthy_backends(proxy_url):
     return sum(1 for b in metrics["backends"] if b["state"] == "up")
 
 
+def web_state_env(args):
+    """Where sessions and uploads go, for every web instance of one formation (HostsFormation's too).
+
+    Called once per formation: one secret for all of it, never one per process, since a
+    process's own random secret would be state of its own, and no other could read its cookies.
+    """
+    return {"SESSION_STORE": args.session_store, "SECRET_KEY": secrets.token_hex(32),
+            "SCRATCH": args.scratch, "SCRATCH_DIR": args.report_dir / SCRATCH, "UPLOAD_MAX_BYTES": UPLOAD_MAX_BYTES}
+
+
+def proxy_state_env(args):
+    """The proxy's side of it: room for the largest upload, and with --proxy-sticky visitors pinned to instances."""
+    return {"PROXY_MAX_BODY": UPLOAD_MAX_BYTES + 65536, "PROXY_STICKY": "cookie" if args.proxy_sticky else "none"}
+
+
+def remove_scratch(args):
+    """What SCRATCH=keep left behind: the scratch folders go with their formation."""
+    shutil.rmtree(args.report_dir / SCRATCH, ignore_errors=True)
+
+
 class Formation:
     """The formation ``honcho start`` runs for one check, on free ports."""
 
@@ -71,7 +91,7 @@ class Formation:
             "PORT_REDIS": self.redis_port, "REDIS_DATA": out / REDIS_DATA, "PROXY_PORT": self.proxy_port,
             "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers, **self.autoscale_env(),
             "PROXY_STAMP_KEYS": int(self.args.hits != "keyless-retried"),
-            **self.state_env(),
+            **web_state_env(self.args), **proxy_state_env(self.args),
             "REDIS_PERSISTENCE": self.args.redis_persistence, **self.client_env,
         }.items()))
         with open(out / FORMATION_LOG, "wb") as log:  # the child keeps its own copy of the descriptor
@@ -110,19 +130,12 @@ class Formation:
         """honcho's exit status once it has stopped (it stops the whole formation when one process exits), else None."""
         return self.honcho.poll() if self.honcho else None
 
-    def state_env(self):
-        """Where sessions and uploads go. One secret for the whole formation, never one per process:
-        a process's own random secret would be state of its own, and no other could read its cookies."""
-        return {"SESSION_STORE": self.args.session_store, "SECRET_KEY": secrets.token_hex(32),
-                "SCRATCH": self.args.scratch, "SCRATCH_DIR": self.args.report_dir / SCRATCH,
-                "UPLOAD_MAX_BYTES": UPLOAD_MAX_BYTES, "PROXY_MAX_BODY": UPLOAD_MAX_BYTES + 65536}
-
     def stop(self):
         if self.front:
             self.front.stop()
         if self.honcho:
             stop_tree(self.honcho.pid)
-        shutil.rmtree(self.args.report_dir / SCRATCH, ignore_errors=True)  # what SCRATCH=keep left behind
+        remove_scratch(self.args)
 
     def wrap(self, command):
         """Locust runs on this machine, told where the Sentinels are (HostsFormation puts it in a host of its own)."""

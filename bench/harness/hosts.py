@@ -39,7 +39,7 @@ from collections import defaultdict
 
 from bench.chaos.network import NetworkFaults, Refused
 from bench.chaos.vocabulary import parse_mix, split_mix
-from bench.harness.formation import healthy_backends
+from bench.harness.formation import healthy_backends, proxy_state_env, remove_scratch, web_state_env
 from bench.harness.netns import SUBNET, Network, Unavailable, remove_leftovers, unavailable
 from bench.paths import BIN, PROCFILE, ROOT
 from bench.runfolder import CHAOS, HOSTS_JSON, HOSTS_LOGS, REDIS_DATA, read_jsonl
@@ -90,17 +90,18 @@ class HostsFormation:
         redis_host = self.network.hosts["redis"].address
         self.run("redis", "redis", command_of(PROCFILE, "redis"), REDIS_BIND=redis_host, PORT_REDIS=REDIS_PORT,
                  REDIS_DATA=self.args.report_dir / REDIS_DATA, REDIS_PERSISTENCE=self.args.redis_persistence)
+        state = web_state_env(self.args)  # once: every instance shares the formation's secret
         for number in range(1, self.args.web + 1):
             host = self.web_hosts[(number - 1) % len(self.web_hosts)]
             self.run(host, f"web.{number}", command_of(PROCFILE, "web"), PS=f"web.{number}",
                      PORT=WEB_PORT + (number - 1) // len(self.web_hosts),
                      BIND_HOST=self.network.hosts[host].address, REDIS_URL=self.redis_url,
-                     HIT_MODE=self.args.mode, WEB_WORKERS=self.args.workers)
+                     HIT_MODE=self.args.mode, WEB_WORKERS=self.args.workers, **state)
         self.run("proxy", "proxy", command_of(PROCFILE, "proxy"), PROXY_HOST=self.network.hosts["proxy"].address,
                  PROXY_PORT=PROXY_PORT, PROXY_ALLOW=SUBNET, REDIS_URL=self.redis_url, PROXY_TIMEOUT=PROXY_TIMEOUT_S,
                  PROXY_STAMP_KEYS=int(self.args.hits != "keyless-retried"),
                  # The shell's choice passes on (recorded in hosts.json): round robin keeps feeding a cut host.
-                 PROXY_BALANCE=os.environ.get("PROXY_BALANCE", "least-loaded"))
+                 PROXY_BALANCE=os.environ.get("PROXY_BALANCE", "least-loaded"), **proxy_state_env(self.args))
         self.layout["instances"] = self.instances("--wait-for", self.args.web, "--proxy-url", self.proxy_url)
         total = sum(processes_mix.values()) + sum(network_mix.values())
         if self.args.chaos_rate > 0 and processes_mix:
@@ -189,6 +190,7 @@ class HostsFormation:
                 self.write_layout()
             if self.built:
                 self.network.remove()
+            remove_scratch(self.args)
 
 
 def mix_text(mix):
