@@ -5,7 +5,8 @@
     address = sticky.address(token, pool)            # the address the cookie names, or None
     lines.append(sticky.served(backend, address))    # b"", or a Set-Cookie pinning the backend that served
 
-    >>> without_pin([(b"Host", b"x"), (b"Cookie", b"session=abc; factor6_backend=f00d"), (b"cookie", b"factor6_backend=1")])
+    >>> without_pin([(b"Host", b"x"), (b"Cookie", b"session=abc; factor6_backend=f00d"),
+    ...              (b"cookie", b"factor6_backend=1")])
     ([(b'Host', b'x'), (b'Cookie', b'session=abc')], b'f00d')
 
 The value is an HMAC of the backend's address under the key, 32 hex digits: it

@@ -64,6 +64,29 @@ def test_check_runs_across_hosts_valid_under_chaos_and_leaves_nothing_behind(tmp
 
 
 @needs_namespaces
+@pytest.mark.parametrize("store, sticky, exit_code", [("cookie", ("--proxy-sticky",), 0), ("memory", (), 1)])
+def test_hosts_get_the_formations_session_settings_and_one_secret(tmp_path, store, sticky, exit_code):
+    # cookie: every instance must hold the formation's one SECRET_KEY, or none starts. memory, the negative
+    # control: only when SESSION_STORE reached the hosts do the sessions vanish between the two instances.
+    out = tmp_path / "report"
+    done = subprocess.run([str(ROOT / "scripts/check"), "--require-hosts", "--web", "2", "--workers", "1",
+                           "--users", "6", "--duration", "8", "--chaos-rate", "0", "--workload", "session",
+                           "--session-store", store, *sticky, "--report-dir", str(out)],
+                          env=process_env(), capture_output=True, text=True, timeout=180)
+    assert done.returncode == exit_code, done.stdout[-3000:]
+    hosts = json.loads((out / "hosts.json").read_text())["hosts"]
+    webs = [hosts[f"web{n}"]["processes"][f"web.{n}"]["settings"] for n in (1, 2)]
+    assert {web["SESSION_STORE"] for web in webs} == {store} and len({web["SECRET_KEY"] for web in webs}) == 1
+    assert hosts["proxy"]["processes"]["proxy"]["settings"]["PROXY_STICKY"] == ("cookie" if sticky else "none")
+    verdict = json.loads((out / "verdict.json").read_text())
+    if sticky:  # each visitor pinned once (but a sign-in pending at the stop, one per user at most), then kept there
+        pins = json.loads((out / "proxy_metrics.json").read_text())["end"]["totals"]["sticky"]
+        assert verdict["stats"]["visitors"] - 6 <= pins["pins"] <= verdict["stats"]["visitors"] < pins["hits"], pins
+    else:
+        assert verdict["vanished"], verdict["counts"]
+
+
+@needs_namespaces
 def test_hosts_reach_each_other_and_nothing_else():
     network = Network(["a", "b"])
     a, b = network.hosts["a"], network.hosts["b"]

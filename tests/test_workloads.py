@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from bench.chaos.vocabulary import is_action
-from bench.runfolder import CHAOS, SCRATCH, VERDICT_JSON, read_json, read_jsonl
+from bench.runfolder import CHAOS, PROXY_METRICS, SCRATCH, VERDICT_JSON, read_json, read_jsonl
 from tests.procs import ROOT, process_env
 
 CHAOS_ARGS = ["--web", "3", "--users", "6", "--chaos-rate", "1", "--chaos-mix", "kill=2,reload", "--seed", "5"]
@@ -63,9 +63,14 @@ def test_sessions_in_process_memory_vanish_and_uploads_on_its_disk_are_lost_each
 def test_a_sticky_proxy_hides_sessions_in_process_memory_only_until_a_process_restarts(tmp_path):
     # One worker per instance: the proxy pins the instance, and gunicorn deals its requests over the workers.
     sticky = ("--workload", "session", "--session-store", "memory", "--proxy-sticky", "--workers", "1")
-    result, verdict, _ = check(tmp_path / "calm", *sticky, "--chaos-rate", "0", "--duration", "10")
+    result, verdict, out = check(tmp_path / "calm", *sticky, "--chaos-rate", "0", "--duration", "10")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert verdict["stats"]["workloads"]["session"]["stats"]["visitors"] > 10 and "(sticky)" in result.stdout
+    visitors = verdict["stats"]["workloads"]["session"]["stats"]["visitors"]
+    assert visitors > 10 and "(sticky)" in result.stdout
+    pins = read_json(out / PROXY_METRICS)["end"]["totals"]["sticky"]
+    # Each visitor pinned once, at sign-in (a sign-in still pending at the stop, one per user at most, may not
+    # have been), then kept there.
+    assert visitors - 6 <= pins["pins"] <= visitors and pins["repins"] == 0 and pins["hits"] > 2 * visitors, pins
     # The negative control: a killed or reloaded worker takes its visitors' sessions with it, and the checker names them.
     result, verdict, out = check(tmp_path / "chaos", *sticky, "--duration", "12")
     assert result.returncode == 1, result.stdout[-3000:]
