@@ -1,9 +1,11 @@
 """Benchmark: the session workload in each store under kill and reload chaos, and uploads of 1 MB and 10 MB.
 
     $ .venv/bin/python -m bench.benchmarks.workloads --duration 60 --web 4 --repeat 3
+    $ .venv/bin/python -m bench.benchmarks.workloads --sessions memory-sticky --sizes ""   # one row, no uploads
 
 Sessions: scripts/check ``--workload session`` once per ``SESSION_STORE``
-(redis, cookie, memory), back to back, ``--repeat`` rounds, with
+(redis, cookie, memory, and memory behind ``--proxy-sticky`` with one worker
+per instance), back to back, ``--repeat`` rounds, with
 ``--chaos-mix kill,reload`` at ``--rate``: visitors, cart operations,
 violations, and cart operations per second, each the median over the rounds;
 redis against cookie as the median of each round's ratio, since the machine is
@@ -28,12 +30,30 @@ import statistics
 
 from bench.benchmarks.stats import cell, median_of, percentile
 from bench.paths import ROOT
-from bench.runfolder import JOURNAL, VERDICT_JSON, read_json, read_jsonl
+from bench.runfolder import JOURNAL, PROXY_METRICS, VERDICT_JSON, read_json, read_jsonl
 from bench.verdict import render
 
-STORES = ("redis", "cookie", "memory")
-SIZES = ("1M", "10M")
+# Each session run: its name, scripts/check's arguments for it, and the verdict it must reach under kill and reload.
+SESSION_RUNS = {
+    "redis": (("--session-store", "redis"), "valid"),
+    "cookie": (("--session-store", "cookie"), "valid"),
+    "memory": (("--session-store", "memory"), "invalid"),
+    # A pin names an instance, so one worker each: the stickiness hides the wrong store only until a restart.
+    "memory-sticky": (("--session-store", "memory", "--proxy-sticky", "--workers", "1"), "invalid"),
+}
+SIZES = "1M,10M"
 MB = 1024 * 1024
+
+
+def names(choices=None):
+    """An argparse type: a comma-separated list, each one of ``choices`` when given."""
+    def parse(text):
+        listed = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in listed if choices is not None and name not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"{', '.join(unknown)}: choose from {', '.join(choices)}")
+        return listed
+    return parse
 
 
 def formation_rss(check):
@@ -65,25 +85,27 @@ def run_check(out, args):
     return render.from_json(read_json(out / VERDICT_JSON)), [s for s in samples if s["worker"]]
 
 
-def session_run(out, store, common, duration):
-    verdict, _ = run_check(out, ["--workload", "session", "--session-store", store, *common])
+def session_run(out, name, common, duration):
+    verdict, _ = run_check(out, ["--workload", "session", *SESSION_RUNS[name][0], *common])
     stats = verdict.stats["workloads"]["session"]["stats"] if verdict.stats.get("workloads") else verdict.stats
     operations = sum(count for name, count in stats.get("outcomes", {}).items() if name.split()[0] in ("add", "read"))
     return {"visitors": stats.get("visitors", 0), "cart_ops": operations, "ops_per_s": operations / duration,
-            "status": verdict.status, "violations": {name: verdict.counts[name] for name in verdict.violations}}
+            "status": verdict.status, "violations": {name: verdict.counts[name] for name in verdict.violations},
+            "sticky": read_json(out / PROXY_METRICS, {}).get("end", {}).get("totals", {}).get("sticky", {"pins": 0})}
 
 
 def session_rounds(base, common, args):
-    """Per store: the medians of its rounds, every round's status and violations; the per-round ratios."""
-    rounds = [{store: session_run(base / f"{store}-{n}", store, common, args.duration) for store in STORES}
+    """Per session run: the medians of its rounds, every round's status and violations; the per-round ratios."""
+    rounds = [{name: session_run(base / f"{name}-{n}", name, common, args.duration) for name in args.sessions}
               for n in range(args.repeat)]
     summary = []
-    for store in STORES:
-        runs = [r[store] for r in rounds]
+    for name in args.sessions:
+        runs = [r[name] for r in rounds]
         numbers = median_of([{k: run[k] for k in ("visitors", "cart_ops", "ops_per_s")} for run in runs])
-        summary.append({"store": store, **numbers, "statuses": [run["status"] for run in runs],
-                        "violations": [run["violations"] for run in runs]})
-    ratios = [r["redis"]["ops_per_s"] / r["cookie"]["ops_per_s"] for r in rounds if r["cookie"]["ops_per_s"]]
+        summary.append({"store": name, **numbers, "statuses": [run["status"] for run in runs],
+                        "violations": [run["violations"] for run in runs], "sticky": [run["sticky"] for run in runs]})
+    ratios = [r["redis"]["ops_per_s"] / r["cookie"]["ops_per_s"] for r in rounds
+              if "redis" in r and r.get("cookie", {}).get("ops_per_s")]
     return summary, ratios
 
 
@@ -114,24 +136,40 @@ def main(argv=None):
     parser.add_argument("--rate", type=float, default=1.0, help="chaos actions per second (kill, reload)")
     parser.add_argument("--users", type=int, default=16, help="visitors at once")
     parser.add_argument("--uploaders", type=int, default=4, help="uploading users at once")
-    parser.add_argument("--repeat", type=int, default=1, help="rounds of the three session runs")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of the session runs")
+    parser.add_argument("--sessions", type=names(SESSION_RUNS), default=",".join(SESSION_RUNS),
+                        help="session runs, comma-separated (default %(default)s)")
+    parser.add_argument("--sizes", type=names(), default=SIZES, help='upload sizes (default %(default)s; "": none)')
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="factor6-bench-workloads-"))
     common = ["--web", str(args.web), "--duration", str(args.duration)]
     chaos = ["--chaos-rate", str(args.rate), "--chaos-mix", "kill,reload", "--users", str(args.users)]
     sessions, ratios = session_rounds(base, [*common, *chaos], args)
-    uploads = [upload_run(base / size, size, [*common, "--users", str(args.uploaders)], args.duration) for size in SIZES]
+    uploads = [upload_run(base / size, size, [*common, "--users", str(args.uploaders)], args.duration)
+               for size in args.sizes]
     print(f"Sessions: {args.web} instances, {args.duration:g} s, kill+reload at {args.rate:g}/s, {args.users} users,"
           f" medians of {args.repeat} round(s)\n")
-    print("| SESSION_STORE | verdicts | visitors | cart operations | cart operations/s | violations per round |")
+    print("| session run | verdicts | visitors | cart operations | cart operations/s | violations per round |")
     print("|---|---|---|---|---|---|")
     for r in sessions:
         violations = "; ".join(", ".join(f"{name} {count}" for name, count in v.items()) or "none" for v in r["violations"])
         print(f"| {r['store']} | {', '.join(r['statuses'])} | {cell(r['visitors'])} | {cell(r['cart_ops'])}"
               f" | {cell(r['ops_per_s'])} | {violations} |")
+    for r in sessions:
+        if any(pins["pins"] for pins in r["sticky"]):
+            print(f"\n{r['store']}, the proxy's sticky counters per round: "
+                  + "; ".join(f"{p['pins']} pins, {p['repins']} re-pins, {p['hits']} hits" for p in r["sticky"]))
     if ratios:
         print(f"\nredis / cookie cart operations per second: median {statistics.median(ratios):.2f}x"
               f" (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+    if args.sizes:
+        print_uploads(args, uploads, single_upload_rss(base / "one-worker", args.sizes[-1], min(args.duration, 20)))
+    print(f"\nreports in {base}")
+    expected = [set(r["statuses"]) == {SESSION_RUNS[r["store"]][1]} for r in sessions]
+    return 0 if all(expected) and all(r["status"] == "valid" for r in uploads) else 1
+
+
+def print_uploads(args, uploads, single):
     print(f"\nUploads: {args.web} instances, {args.duration:g} s, no chaos, {args.uploaders} users\n")
     print("| size | verdict | uploads | uploads/s | p50 ms | p99 ms | worker RSS at start MB | worker peak RSS MB"
           " | proxy peak RSS MB |")
@@ -140,12 +178,9 @@ def main(argv=None):
         print(f"| {r['size']} | {r['status']} | {r['uploads']} | {cell(r['per_s'], 2)} | {cell(r['p50_ms'])}"
               f" | {cell(r['p99_ms'])} | {cell(r['worker_start_mb'])} | {cell(r['worker_peak_mb'])}"
               f" | {cell(r['proxy_peak_mb'])} |")
-    start, peak = single_upload_rss(base / "one-worker", SIZES[-1], min(args.duration, 20))
-    print(f"\nOne worker, one {SIZES[-1]} upload at a time: RSS {start:.1f} MB at start, {peak:.1f} MB at peak"
+    start, peak = single
+    print(f"\nOne worker, one {args.sizes[-1]} upload at a time: RSS {start:.1f} MB at start, {peak:.1f} MB at peak"
           f" (+{peak - start:.1f} MB)")
-    print(f"\nreports in {base}")
-    expected = [set(r["statuses"]) == {"invalid" if r["store"] == "memory" else "valid"} for r in sessions]
-    return 0 if all(expected) and all(r["status"] == "valid" for r in uploads) else 1
 
 
 if __name__ == "__main__":
