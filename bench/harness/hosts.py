@@ -15,7 +15,10 @@ Hosts: ``redis``; ``web1``..``web3`` (instances dealt round-robin, each its own
 gunicorn master); ``proxy``; ``load`` for Locust. Each process runs its
 Procfile command on its host (bench/netns.py) with nothing but PATH, HOME,
 LANG and its settings in its environment, and every setting that names
-another process is an address on another host. A chaos agent, the Procfile's
+another process is an address on another host. The web instances get the
+formation's session and upload settings, one ``SECRET_KEY`` for all of them,
+and the proxy its own (``--proxy-sticky``), as bench.harness.formation writes
+them into formation.env. A chaos agent, the Procfile's
 ``chaos`` type, runs on each web host: a process table is per machine, so
 the monkey embedded in Locust would find nothing to act on from the load host.
 The network actions of the mix (partition, oneway, latency, loss, reset) go to
