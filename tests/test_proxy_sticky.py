@@ -5,11 +5,13 @@ second request, and a cookie naming an instance outside the pool reaches it neve
 """
 import hashlib
 import hmac
+import os
 import re
+import signal
 
 import requests
 
-from tests.procs import kill_tree
+from tests.procs import kill_tree, wait_until
 
 COOKIE = "factor6_backend"
 SECRET = "formation-secret"
@@ -121,3 +123,20 @@ def test_a_pin_on_a_killed_instance_moves_to_the_one_that_answers(procs, redis_u
     assert stale.headers["X-Backend"] == other.address and stale.headers["X-Proxy-Tries"] == "1"
     assert pin_of(stale) == pin_of(moved)
     assert sticky_totals(proxy) == {"hits": 5, "pins": 1, "repins": 2}
+
+
+def test_a_pin_on_an_instance_that_left_the_registry_is_not_tried(procs, redis_url):
+    webs = [procs.web(redis_url, name=f"web.{i}", WEB_WORKERS=1, REGISTRY_TTL=1) for i in (1, 2)]
+    proxy = procs.proxy(redis_url, PROXY_STICKY="cookie")
+    backend_set = lambda: requests.get(proxy.url + "/_proxy/metrics", timeout=10).json()["backend_set"]  # noqa: E731
+    wait_until(lambda: len(backend_set()) == 2, timeout=10, what="both instances in rotation")
+    with requests.Session() as visitor:
+        first = visitor.get(proxy.url + "/hits", timeout=10)
+        pinned = next(w for w in webs if w.address == first.headers["X-Backend"])
+        other = next(w for w in webs if w is not pinned)
+        os.kill(pinned.popen.pid, signal.SIGTERM)  # a graceful stop deregisters at once
+        wait_until(lambda: backend_set() == [other.address], timeout=10, what="the pinned instance gone")
+        moved = visitor.get(proxy.url + "/hits", timeout=10)
+    assert moved.headers["X-Backend"] == other.address and moved.headers["X-Proxy-Tries"] == "1"
+    assert pin_of(moved) and pin_of(moved) != pin_of(first)
+    assert sticky_totals(proxy)["repins"] == 1
