@@ -8,11 +8,13 @@
         web.workers                                    # the gunicorn master's worker processes
     # here every process started is gone, also when the block raised
 
-Each process starts in a session of its own, with this Python's commands first
-on PATH and without the caller's ``REDIS_URL``; a start returns once the
-process answers, and fails at once, naming its log, when it exits first.
-Cleanup SIGKILLs each tree through scaler.processes, so nothing outlives the
-block. Without ``log_dir`` (or a ``log_path``) output is discarded.
+``start`` runs any command in a session of its own, so that its whole tree can
+be found and ended (a FrontDoor's nginx, a formation's honcho); ``process_env``
+is the environment they get here: this Python's commands first on PATH, no
+inherited ``REDIS_URL``. A ``Processes`` start returns once the process
+answers, and fails at once, naming its log, when it exits first. Cleanup
+SIGKILLs each tree (scaler.processes), so nothing outlives the block. Without
+``log_dir`` (or a ``log_path``) output is discarded.
 """
 import os
 import subprocess
@@ -33,6 +35,18 @@ def process_env(**overrides):
     env.pop("REDIS_URL", None)
     env.update({key: str(value) for key, value in overrides.items()})
     return env
+
+
+def start(args, env=None, log_path=None, cwd=ROOT, **options):
+    """Popen ``args`` in a session of its own, so that its tree can be found and ended whole; output to
+    ``log_path`` (else discarded); ``env`` None inherits this one; ``options`` go to Popen (``preexec_fn``...)."""
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(list(map(str, args)), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, **options)
+    finally:
+        if log_path:
+            out.close()  # the child holds its own copy
 
 
 class Launched:
@@ -68,14 +82,7 @@ class Processes:
         return self.log_dir / f"{name}.log" if self.log_dir else None
 
     def spawn(self, args, env, log_path=None, cwd=ROOT):
-        out = open(log_path, "wb") if log_path else subprocess.DEVNULL
-        try:
-            popen = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        finally:
-            if log_path:
-                out.close()  # the child holds its own copy
-        return self.keep(popen)
+        return self.keep(start(args, env, log_path, cwd))
 
     def keep(self, popen):
         """Also kill ``popen``'s tree (started elsewhere, e.g. a FrontDoor) on the way out."""
