@@ -27,7 +27,11 @@ Every numeric setting, here and in gunicorn_conf, scaler.config and backing.conf
     >>> number({"WEB_WORKERS": "two"}, "WEB_WORKERS", 2, least=1)
     Traceback (most recent call last):
     ...
-    ValueError: WEB_WORKERS must be a whole number of at least 1, not 'two'
+    ValueError: WEB_WORKERS must be a whole number, not 'two'
+    >>> number({"REDIS_TIMEOUT": "0"}, "REDIS_TIMEOUT", 1.5, least=0.001)
+    Traceback (most recent call last):
+    ...
+    ValueError: REDIS_TIMEOUT must be at least 0.001, not '0'
 """
 import os
 import socket
@@ -50,9 +54,9 @@ def number(env, variable, default, least=0, kind=None):
     try:
         value = kind(text)
     except ValueError:
-        value = None
-    if value is None or not value >= least:  # not >=: NaN is no number of seconds either
-        raise ValueError(f"{variable} must be {KINDS[kind]} of at least {least}, not {text!r}")
+        raise ValueError(f"{variable} must be {KINDS[kind]}, not {text!r}") from None
+    if not value >= least:  # not >=: NaN is no number of seconds either
+        raise ValueError(f"{variable} must be at least {least}, not {text!r}")
     return value
 
 
