@@ -60,7 +60,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from web.config import sentinels
+from web.config import number, sentinels
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = ("primary", "replica", "sentinel")
@@ -73,19 +73,6 @@ PERSISTENCE = {
 
 def persistence_args(mode):
     return list(PERSISTENCE[mode])
-
-
-def number(env, name, default, kind=float, least=0):
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, not {text!r}") from None
-    if value < least:
-        raise ValueError(f"{name} must be at least {least}, not {text!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -116,7 +103,7 @@ class BackingConfig:
         persistence = env.get("REDIS_PERSISTENCE", "").strip() or "always"
         if persistence not in PERSISTENCE:
             raise ValueError(f"REDIS_PERSISTENCE must be one of {', '.join(PERSISTENCE)}, not {persistence!r}")
-        port = number(env, "PORT_REDIS", 6379, int, least=1)
+        port = number(env, "PORT_REDIS", 6379, least=1)
         if port > 65535:
             raise ValueError(f"PORT_REDIS must be a port number, not {port}")
         data = env.get("REDIS_DATA", "").strip()
@@ -132,16 +119,16 @@ class BackingConfig:
             external=env.get("REDIS_URL", "").strip(),
             stop_timeout=number(env, "REDIS_STOP_TIMEOUT", 4.0),
             restart_max=number(env, "REDIS_RESTART_MAX", 5.0),
-            give_up=number(env, "REDIS_GIVE_UP", 5, int, least=1),
+            give_up=number(env, "REDIS_GIVE_UP", 5, least=1),
             fast_exit=number(env, "REDIS_FAST_EXIT", 3.0),
             stable=number(env, "REDIS_STABLE", 10.0),
             role=role,
             primary=address(env, "REDIS_PRIMARY"),
             sentinels=sentinels(env),
-            quorum=number(env, "REDIS_QUORUM", 2, int, least=1),
-            down_after_ms=number(env, "REDIS_DOWN_AFTER_MS", 1000, int, least=100),
-            failover_ms=number(env, "REDIS_FAILOVER_MS", 4000, int, least=100),
-            min_replicas=number(env, "REDIS_MIN_REPLICAS", 0, int),
+            quorum=number(env, "REDIS_QUORUM", 2, least=1),
+            down_after_ms=number(env, "REDIS_DOWN_AFTER_MS", 1000, least=100),
+            failover_ms=number(env, "REDIS_FAILOVER_MS", 4000, least=100),
+            min_replicas=number(env, "REDIS_MIN_REPLICAS", 0),
             rejoin_wait=number(env, "REDIS_REJOIN_WAIT", 15.0),
         )
 

@@ -36,23 +36,7 @@ Variable                   Default       Meaning
 import os
 from dataclasses import dataclass
 
-from web.config import redis_url
-
-
-def numbers(env, fields, least):
-    """{field: value} for each ``field: (variable, type)`` set in env; ValueError names a bad one."""
-    values = {}
-    for field, (variable, kind) in fields.items():
-        text = env.get(variable, "").strip()
-        if not text:
-            continue
-        try:
-            values[field] = kind(text)
-        except ValueError:
-            raise ValueError(f"{variable} must be a number, not {text!r}") from None
-        if values[field] < least.get(field, 0):
-            raise ValueError(f"{variable} must be at least {least.get(field, 0)}, not {text!r}")
-    return values
+from web.config import numbers, redis_url
 
 
 @dataclass(frozen=True)
@@ -68,9 +52,9 @@ class ScalerConfig:
     def from_env(cls, env=None):
         env = os.environ if env is None else env
         values = numbers(env, {
-            "max_instances": ("SCALER_MAX", int), "settle_s": ("SCALER_SETTLE", float),
-            "drain_timeout": ("SCALER_DRAIN_TIMEOUT", float), "stop_timeout": ("SCALER_STOP_TIMEOUT", float),
-        }, least={"max_instances": 1})
+            "max_instances": ("SCALER_MAX", int, 1), "settle_s": ("SCALER_SETTLE", float, 0),
+            "drain_timeout": ("SCALER_DRAIN_TIMEOUT", float, 0), "stop_timeout": ("SCALER_STOP_TIMEOUT", float, 0),
+        })
         return cls(redis_url=redis_url(env), procfile=env.get("SCALER_PROCFILE", "").strip() or cls.procfile,
                    **values)
 
@@ -98,12 +82,12 @@ class AutoscaleConfig:
     def from_env(cls, env=None):
         env = os.environ if env is None else env
         values = numbers(env, {
-            "minimum": ("AUTOSCALE_MIN", int), "maximum": ("AUTOSCALE_MAX", int),
-            "target": ("AUTOSCALE_TARGET", float), "tolerance": ("AUTOSCALE_TOLERANCE", float),
-            "cooldown": ("AUTOSCALE_COOLDOWN", float), "down_delay": ("AUTOSCALE_DOWN_DELAY", float),
-            "window": ("AUTOSCALE_WINDOW", float), "p95_ms": ("AUTOSCALE_P95_MS", float),
-            "interval": ("AUTOSCALE_INTERVAL", float),
-        }, least={"minimum": 1, "target": 0.001, "window": 0.001, "interval": 0.01})
+            "minimum": ("AUTOSCALE_MIN", int, 1), "maximum": ("AUTOSCALE_MAX", int, 0),
+            "target": ("AUTOSCALE_TARGET", float, 0.001), "tolerance": ("AUTOSCALE_TOLERANCE", float, 0),
+            "cooldown": ("AUTOSCALE_COOLDOWN", float, 0), "down_delay": ("AUTOSCALE_DOWN_DELAY", float, 0),
+            "window": ("AUTOSCALE_WINDOW", float, 0.001), "p95_ms": ("AUTOSCALE_P95_MS", float, 0),
+            "interval": ("AUTOSCALE_INTERVAL", float, 0.01),
+        })
         config = cls(
             redis_url=redis_url(env),
             metrics_url=env.get("AUTOSCALE_METRICS_URL", "").strip()

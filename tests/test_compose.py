@@ -119,6 +119,9 @@ def environment_reads(tree):
             yield node.args[0], "get"
         elif isinstance(node, ast.Subscript) and is_environment(node.value):
             yield node.slice, "subscript"
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("number", "numbers") \
+                and len(node.args) > 1 and is_environment(node.args[0]):
+            yield node.args[1], "get"  # web.config's readers of numeric settings: a name, or a table of names
 
 
 def variables_read(files):

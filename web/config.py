@@ -19,6 +19,19 @@ A replicated backing service is reached through Sentinel (web/redis_client.py):
     Sentinels(addresses=(('127.0.0.1', 26379), ('127.0.0.1', 26380)), master='factor6')
     >>> durability({"REDIS_DURABILITY": "wait", "REDIS_WAIT_REPLICAS": "2"})
     Durability(mode='wait', replicas=2, timeout_ms=1000)
+
+Every numeric setting, here and in gunicorn_conf, scaler.config and backing.config, is read by ``number``:
+
+    >>> number({"WEB_WORKERS": " 3 "}, "WEB_WORKERS", 2), number({"WEB_WORKERS": ""}, "WEB_WORKERS", 2)
+    (3, 2)
+    >>> number({"WEB_WORKERS": "two"}, "WEB_WORKERS", 2, least=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: WEB_WORKERS must be a whole number, not 'two'
+    >>> number({"REDIS_TIMEOUT": "0"}, "REDIS_TIMEOUT", 1.5, least=0.001)
+    Traceback (most recent call last):
+    ...
+    ValueError: REDIS_TIMEOUT must be at least 0.001, not '0'
 """
 import os
 import socket
@@ -28,6 +41,30 @@ HIT_MODES = ("atomic", "seed", "local")
 SESSION_STORES = ("redis", "cookie", "memory")  # memory is wrong on purpose: web/sessions.py
 SCRATCH_MODES = ("delete", "keep")  # keep is wrong on purpose: web/uploads.py
 DURABILITY_MODES = ("async", "wait", "waitaof")
+KINDS = {int: "a whole number", float: "a number"}
+
+
+def number(env, variable, default, least=0, kind=None):
+    """``env[variable]`` as a number of ``kind`` (the default's type) and at least ``least``; ``default`` when
+    unset or blank. Anything else is a ValueError in one line that names the variable."""
+    kind = kind or type(default)
+    text = env.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{variable} must be {KINDS[kind]}, not {text!r}") from None
+    if not value >= least:  # not >=: NaN is no number of seconds either
+        raise ValueError(f"{variable} must be at least {least}, not {text!r}")
+    return value
+
+
+def numbers(env, fields):
+    """{field: value} for each ``field: (variable, kind, least)`` whose variable is set; the rest keep their
+    defaults (a dataclass's)."""
+    values = {field: number(env, variable, None, least, kind) for field, (variable, kind, least) in fields.items()}
+    return {field: value for field, value in values.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -64,14 +101,7 @@ def durability(env):
     mode = env.get("REDIS_DURABILITY", "").strip() or "async"
     if mode not in DURABILITY_MODES:
         raise ValueError(f"REDIS_DURABILITY must be one of {', '.join(DURABILITY_MODES)}, not {mode!r}")
-    try:
-        replicas = int(env.get("REDIS_WAIT_REPLICAS", "").strip() or 1)
-        timeout_ms = int(env.get("REDIS_WAIT_TIMEOUT_MS", "").strip() or 1000)
-    except ValueError:
-        raise ValueError("REDIS_WAIT_REPLICAS and REDIS_WAIT_TIMEOUT_MS must be whole numbers") from None
-    if replicas < 0 or timeout_ms < 1:
-        raise ValueError("REDIS_WAIT_REPLICAS must be at least 0 and REDIS_WAIT_TIMEOUT_MS at least 1")
-    return Durability(mode, replicas, timeout_ms)
+    return Durability(mode, number(env, "REDIS_WAIT_REPLICAS", 1), number(env, "REDIS_WAIT_TIMEOUT_MS", 1000, least=1))
 
 
 def instance_name(env):
@@ -84,19 +114,12 @@ def instance_name(env):
 
 def idempotency_ttl(env):
     """Seconds a key, a run's ledger and its record are kept; a retry after that counts again."""
-    return int(env.get("IDEMPOTENCY_TTL", 24 * 3600))
+    return number(env, "IDEMPOTENCY_TTL", 24 * 3600, least=1)
 
 
 def redis_timeout(env):
     """Seconds a Redis connect or reply may take (``REDIS_TIMEOUT``) before the request gets its 503."""
-    text = env.get("REDIS_TIMEOUT", "").strip()
-    try:
-        value = float(text) if text else 1.5
-    except ValueError:
-        raise ValueError(f"REDIS_TIMEOUT must be a number of seconds, not {text!r}") from None
-    if value <= 0:
-        raise ValueError(f"REDIS_TIMEOUT must be above 0, not {text!r}")
-    return value
+    return number(env, "REDIS_TIMEOUT", 1.5, least=0.001)
 
 
 def redis_url(env):
@@ -147,12 +170,12 @@ class Config:
             instance=instance_name(env),
             hit_mode=mode,
             idempotency_ttl=idempotency_ttl(env),
-            work_ms=int(env.get("WORK_MS", 0)),
+            work_ms=number(env, "WORK_MS", 0),
             redis_timeout=redis_timeout(env),
             session_store=store,
             secret_key=env.get("SECRET_KEY", ""),
-            session_lifetime=int(env.get("SESSION_LIFETIME", 3600)),
-            upload_max_bytes=int(env.get("UPLOAD_MAX_BYTES", 64 * 1024 * 1024)),
+            session_lifetime=number(env, "SESSION_LIFETIME", 3600, least=1),
+            upload_max_bytes=number(env, "UPLOAD_MAX_BYTES", 64 * 1024 * 1024),
             scratch=scratch,
             scratch_dir=env.get("SCRATCH_DIR", ""),
             durability=durability(env),

@@ -19,34 +19,25 @@ import time
 
 from gunicorn.glogging import Logger
 
-from web.config import Config, instance_name, redis_url
+from web.config import Config, instance_name, number, redis_url
 from web.redis_client import connect
 from web.registry import Heartbeat, Registry
 
 
-def whole_number(variable, default, least):
-    """An integer setting; a bad one ends the master before it forks, in one line (no worker tracebacks)."""
-    text = os.environ.get(variable, "").strip() or str(default)
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < least:
-        sys.exit(f"web: {variable} must be a whole number of at least {least}, not {text!r}")
-    return value
-
-
 try:
     Config.from_env()  # HIT_MODE and the rest, checked once here rather than in every worker
+    port = number(os.environ, "PORT", 8000, least=1)
+    workers = number(os.environ, "WEB_WORKERS", 2, least=1)
+    threads = number(os.environ, "WEB_THREADS", 4, least=1)
+    graceful_timeout = number(os.environ, "WEB_GRACEFUL_TIMEOUT", 10)
+    timeout = number(os.environ, "WEB_TIMEOUT", 30, least=1)
+    REGISTRY_TTL = number(os.environ, "REGISTRY_TTL", 3.0, least=0.1)
 except ValueError as exc:
+    # One line before the master forks, so no worker prints a traceback of it.
     sys.exit(f"web: {exc}")
 
-bind = f"{os.environ.get('BIND_HOST', '127.0.0.1')}:{whole_number('PORT', 8000, 1)}"
+bind = f"{os.environ.get('BIND_HOST', '127.0.0.1')}:{port}"
 worker_class = "gthread"
-workers = whole_number("WEB_WORKERS", 2, 1)
-threads = whole_number("WEB_THREADS", 4, 1)
-graceful_timeout = whole_number("WEB_GRACEFUL_TIMEOUT", 10, 0)
-timeout = whole_number("WEB_TIMEOUT", 30, 1)
 keepalive = 5
 # Several masters on one machine would fight over gunicorn's default control socket path.
 control_socket_disable = True
@@ -61,8 +52,6 @@ class NamedLogger(Logger):
 
 
 logger_class = NamedLogger
-
-REGISTRY_TTL = float(os.environ.get("REGISTRY_TTL", 3))
 
 
 def advertised_host(bound):

@@ -23,7 +23,6 @@ cores, and more instances are more capacity even on a small machine.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import requests
 
-from bench.benchmarks.stats import cell, hit_latencies, percentile
+from bench.benchmarks.stats import cell, hit_latencies, median_or_none, percentile
 from bench.harness.report import read_history
 from bench.paths import ROOT
 from bench.runfolder import AUTOSCALE, FORMATION, FORMATION_ENV, HISTORY, JOURNAL, VERDICT_JSON, read_json, read_jsonl
@@ -138,8 +137,7 @@ def keyed_from(journal, since, until):
 
 
 def median(runs, name):
-    values = [r[name] for r in runs if r[name] is not None]
-    return statistics.median(values) if values else None
+    return median_or_none(run[name] for run in runs)
 
 
 def main(argv=None):

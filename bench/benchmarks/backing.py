@@ -13,13 +13,12 @@ acknowledged hits per second, relative to ``none`` (a ratio within one run, sinc
 the machine is shared).
 """
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.benchmarks.stats import cell
+from bench.benchmarks.stats import cell, median_or_none
 from bench.harness.report import recovery_times
 from bench.paths import ROOT
 from bench.runfolder import CHAOS, VERDICT_JSON, read_json, read_jsonl
@@ -44,8 +43,8 @@ def figures(out):
     return {"status": verdict.status, "ok": verdict.ok, "hits": verdict.stats.get("operations", 0),
             "lost": len({item["key"] for item in verdict.lost if "key" in item}), "duplicated": len(reissued),
             "client_failures": outcomes.get("fail", 0) + outcomes.get("info", 0),
-            "kills": len(recoveries), "recovery_median_s": statistics.median(recoveries) if recoveries else None,
-            "recovery_worst_s": max(recoveries) if recoveries else None}
+            "kills": len(recoveries), "recovery_median_s": median_or_none(recoveries),
+            "recovery_worst_s": max(recoveries, default=None)}
 
 
 def main(argv=None):

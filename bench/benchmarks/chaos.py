@@ -10,13 +10,12 @@ acknowledgement, retries included, from the journal) and the recovery time per
 kill. The two runs are compared as a ratio, since the machine is shared.
 """
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.benchmarks.stats import cell, hit_latencies, percentile
+from bench.benchmarks.stats import cell, hit_latencies, median_or_none, percentile
 from bench.harness.report import recovery_times
 from bench.paths import ROOT
 from bench.runfolder import CHAOS, JOURNAL, VERDICT_JSON, read_json, read_jsonl
@@ -38,8 +37,8 @@ def measure(label, out, check_args):
         "cut_at_stop": outcomes.get("pending", 0),
         "p50_ms": 1000 * percentile(latencies, 0.50), "p99_ms": 1000 * percentile(latencies, 0.99),
         "kills": len(recoveries),
-        "recovery_median_s": statistics.median(recoveries) if recoveries else None,
-        "recovery_worst_s": max(recoveries) if recoveries else None,
+        "recovery_median_s": median_or_none(recoveries),
+        "recovery_worst_s": max(recoveries, default=None),
     }
 
 

@@ -15,13 +15,12 @@ verdict.json (bench/verdict/failover.py's breakdown), which the table names.
 """
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.benchmarks.stats import cell
+from bench.benchmarks.stats import cell, median_or_none
 from bench.paths import ROOT
 from bench.runfolder import VERDICT_JSON, read_json
 
@@ -46,7 +45,7 @@ def summarize(verdict, duration):
             "unasked": sum(1 for row in rows if row["fault"] == "none"),
             "lost": sum(1 for item in verdict.get("lost", []) if "key" in item), "twice": len(twice),
             "failed": outcomes.get("fail", 0) + outcomes.get("info", 0),
-            "median_s": statistics.median(caused) if caused else None, "worst_s": max(caused) if caused else None,
+            "median_s": median_or_none(caused), "worst_s": max(caused, default=None),
             "rate": verdict.get("ok", 0) / duration}
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import requests
 
-from bench.benchmarks.stats import cell, hit_latencies, percentile
+from bench.benchmarks.stats import cell, hit_latencies, median_or_none, percentile
 from bench.harness.hosts import PROXY_PORT
 from bench.paths import ROOT
 from bench.runfolder import CHAOS, HOSTS_JSON, JOURNAL, VERDICT_JSON, read_json, read_jsonl
@@ -106,8 +106,7 @@ def summarize(label, rows):
     row = {"label": label, "status": "/".join(sorted({r["status"] for r in rows})), "runs": len(rows),
            "failed_total": sum(r["failed"] for r in rows)}
     for name in numbers:
-        values = [r[name] for r in rows if r[name] is not None]
-        row[name] = statistics.median(values) if values else None
+        row[name] = median_or_none(r[name] for r in rows)
     for name in ("stop_s", "serve_s"):
         row[name] = sorted(t for r in rows for t in r.get(name, []) if t is not None)
     return row

@@ -8,8 +8,9 @@
 
 One run starts a redis-server, N gunicorn web instances (default settings: 2
 gthread workers x 4 threads), this proxy (``PROXY_BACKENDS`` = those N, access
-log on) and nginx (one worker process, round-robin upstream with keep-alive,
-access log on), then loads each with wrk: ``GET /healthz``, which touches no
+log on) and nginx as ``scripts/check --front nginx`` runs it
+(bench.harness.frontdoor: one worker process, round-robin upstream with
+keep-alive, access log on), then loads each with wrk: ``GET /healthz``, which touches no
 Redis, so the rows differ by the hop alone, and ``GET /hits``, which reads the
 counter from Redis. ``--variant`` adds proxy rows with other settings (or,
 with ``cwd=``, another checkout's proxy), to measure one change at a time in
@@ -31,7 +32,6 @@ import os
 import pstats
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,99 +44,19 @@ import requests
 
 from bench.benchmarks import wrk
 from bench.benchmarks.stats import median_of
+from bench.harness.frontdoor import FrontDoor
+from bench.harness.launch import Processes
 from bench.packages import Missing, installed
-from bench.paths import BIN, ROOT
-from scaler.processes import free_port, kill_tree, wait_until
+from scaler.processes import free_port, wait_until
 from web.schema import registry_entry
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log {dir}/access.log;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    upstream web {{
-{servers}
-        keepalive 64;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://web;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }}
-    }}
-}}
-"""
-
-
-class Formation:
-    """redis-server, N web instances, the proxy and nginx, all in one temp dir; ``stop()`` kills them all."""
-
-    def __init__(self, workdir):
-        self.workdir = Path(workdir)
-        self.popens = []
-        self.masters = {}
-
-    def spawn(self, args, name, cwd=ROOT, **env):
-        env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
-               "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-               **{key: str(value) for key, value in env.items()}}
-        with open(self.workdir / f"{name}.log", "wb") as log:
-            popen = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        self.popens.append(popen)
-        return popen
-
-    def redis(self):
-        port = free_port()
-        self.spawn([str(ROOT / "scripts/redis-server")], "redis", PORT_REDIS=port, REDIS_DATA=self.workdir / "redis")
-        url = f"redis://127.0.0.1:{port}/0"
-        wait_until(lambda: redis.Redis.from_url(url).ping(), what="redis")
-        return url
-
-    def web(self, redis_url, name):
-        """An instance's address, once it answers; ``self.masters[address]`` is its gunicorn master."""
-        port = free_port()
-        popen = self.spawn([str(BIN / "gunicorn"), "-c", "web/gunicorn_conf.py", "web:create_app()"], name,
-                           PORT=port, REDIS_URL=redis_url, HONCHO_PROCESS_NAME=name)
-        address = f"127.0.0.1:{port}"
-        wait_until(lambda: requests.get(f"http://{address}/healthz", timeout=1).ok, what=name)
-        self.masters[address] = popen
-        return address
-
-    def proxy(self, backends=(), name="proxy", command=(str(BIN / "python"), "-m", "proxy"), redis_url="", **env):
-        """Static ``backends``, or (none given) the registry at ``redis_url``; ``env`` on top (``cwd``: run there)."""
-        port = free_port()
-        popen = self.spawn(list(command), name, PROXY_PORT=port, PROXY_BACKENDS=",".join(backends),
-                           REDIS_URL=redis_url, **env)
-        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/_proxy/metrics", timeout=1).ok, what=name)
-        return port, popen.pid
-
-    def nginx(self, nginx, backends):
-        port = free_port()
-        conf = self.workdir / f"nginx-{port}"
-        conf.mkdir()
-        servers = "\n".join(f"        server {address};" for address in backends)
-        (conf / "nginx.conf").write_text(NGINX_CONF.format(dir=conf, servers=servers, port=port))
-        master = self.spawn([nginx, "-p", str(conf), "-c", str(conf / "nginx.conf")], f"nginx-{port}")
-        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok, what="nginx")
-        [worker] = psutil.Process(master.pid).children()
-        return port, worker.pid
-
-    def stop(self):
-        for popen in reversed(self.popens):
-            kill_tree(popen.pid)
-            popen.wait()
-        self.popens.clear()
+def nginx(procs, backends, folder):
+    """nginx as ``scripts/check --front nginx`` runs it (bench.harness.frontdoor), in ``folder``: (port, worker pid)."""
+    folder.mkdir()
+    door = FrontDoor("nginx", backends, free_port(), folder).start()
+    procs.keep(door.popen)
+    [worker] = psutil.Process(door.popen.pid).children()
+    return door.port, worker.pid
 
 
 def wrk_cpu(port, path, connections, duration, pid=None):
@@ -202,9 +122,15 @@ def area_of(filename, function):
     return "other (builtins: os.urandom, str/bytes/list methods, json)"
 
 
-def profile(form, backends, path, connections, duration, out):
+def proxy(procs, backends, name, **env):
+    """This proxy in front of the static ``backends``: (port, pid)."""
+    launched = procs.proxy(name=name, PROXY_BACKENDS=",".join(backends), **env)
+    return launched.port, launched.popen.pid
+
+
+def profile(procs, backends, path, connections, duration, out):
     """Run the proxy under cProfile (CPU clock) for one load run; its CPU by area, in percent."""
-    port, pid = form.proxy(backends, "proxy-profiled", command=(str(BIN / "python"), "-c", PROFILED, out))
+    port, pid = proxy(procs, backends, "proxy-profiled", command=(sys.executable, "-c", PROFILED, out))
     wrk_cpu(port, path, connections, 2)
     os.kill(pid, signal.SIGUSR1)
     wrk_cpu(port, path, connections, duration)
@@ -218,13 +144,13 @@ def profile(form, backends, path, connections, duration, out):
     return {area: 100 * t / busy for area, t in areas.most_common()}
 
 
-def discovery(form, rounds=5):
+def discovery(procs, rounds=5):
     """Seconds from an instance's registration to its first request through the proxy, and from its
     deregistration (SIGTERM) to the last request the proxy still sent it; each over ``rounds`` instances."""
-    redis_url = form.redis()
+    redis_url = procs.redis(procs.log_dir / "redis-discovery", name="redis-discovery").url
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    form.web(redis_url, "discovery.0")
-    port, _ = form.proxy(name="proxy-registry", redis_url=redis_url)
+    procs.web(redis_url, "discovery.0")
+    port = procs.proxy(redis_url, "proxy-registry").port
     sent = []  # (time the request started, backend it went to), appended by the load threads
     stop = threading.Event()
 
@@ -240,14 +166,15 @@ def discovery(form, rounds=5):
     joins, leaves = [], []
     try:
         for n in range(1, rounds + 1):
-            address = form.web(redis_url, f"discovery.{n}")
+            web = procs.web(redis_url, f"discovery.{n}")
+            address = web.address
             registered = json.loads(client.get(registry_entry(address)))["started"]
             first = wait_until(lambda: next((t for t, b in sent if b == address), None), what=f"{address} routed")
             joins.append(first - registered)
-            form.masters[address].terminate()  # gunicorn deregisters first, then drains
+            web.popen.terminate()  # gunicorn deregisters first, then drains
             wait_until(lambda: not client.exists(registry_entry(address)), interval=0.005, what="deregistration")
             deregistered = time.time()
-            form.masters[address].wait(timeout=30)
+            web.popen.wait(timeout=30)
             leaves.append(max([t for t, b in sent if b == address and t > deregistered], default=deregistered)
                           - deregistered)
     finally:
@@ -314,36 +241,32 @@ def main(argv=None):
     args = parser.parse_args(argv)
     wrk.wrk_path()  # installed now, or exit with the reason
     try:
-        nginx = installed("nginx", "nginx")
+        has_nginx = bool(installed("nginx", "nginx"))
     except Missing as exc:
-        nginx = None
+        has_nginx = False
         print(f"# {exc}: the nginx rows are skipped", file=sys.stderr)
     load_start = os.getloadavg()[0]
     results, low, areas, found = {}, {}, {}, ()
-    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as workdir:
-        form = Formation(workdir)
-        try:
-            redis_url = form.redis()
-            for n in args.instances:
-                backends = [form.web(redis_url, f"web{n}.{i}") for i in range(1, n + 1)]
-                targets = {"direct (1 backend)": (int(backends[0].split(":")[1]), None),
-                           "this proxy": form.proxy(backends, f"proxy{n}")}
-                for number, (name, env) in enumerate(args.variant):
-                    targets[name] = form.proxy(backends, f"proxy{n}-variant{number}", **env)
-                if nginx:
-                    targets["nginx"] = form.nginx(nginx, backends)
-                print(f"# N={n}: {', '.join(targets)}", file=sys.stderr)
-                for path in args.paths:
-                    results[n, path] = measure(targets, path, args.connections, args.duration, args.reps)
-                    if n == args.instances[0]:
-                        # Short and many, so that the machine's other load spreads evenly over the rows.
-                        rows = measure(targets, path, 1, 2, 3 * args.reps)
-                        low[path] = {name.split(" (")[0]: row for name, row in rows.items()}
-                if args.profile and n == args.instances[-1]:
-                    areas = profile(form, backends, args.paths[0], args.connections, args.duration, args.profile)
-            found = discovery(form)
-        finally:
-            form.stop()
+    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as workdir, Processes(log_dir=Path(workdir)) as procs:
+        redis_url = procs.redis(procs.log_dir / "redis").url
+        for n in args.instances:
+            webs = [procs.web(redis_url, f"web{n}.{i}") for i in range(1, n + 1)]
+            backends = [web.address for web in webs]
+            targets = {"direct (1 backend)": (webs[0].port, None), "this proxy": proxy(procs, backends, f"proxy{n}")}
+            for number, (name, env) in enumerate(args.variant):
+                targets[name] = proxy(procs, backends, f"proxy{n}-variant{number}", **env)
+            if has_nginx:
+                targets["nginx"] = nginx(procs, backends, procs.log_dir / f"nginx{n}")
+            print(f"# N={n}: {', '.join(targets)}", file=sys.stderr)
+            for path in args.paths:
+                results[n, path] = measure(targets, path, args.connections, args.duration, args.reps)
+                if n == args.instances[0]:
+                    # Short and many, so that the machine's other load spreads evenly over the rows.
+                    rows = measure(targets, path, 1, 2, 3 * args.reps)
+                    low[path] = {name.split(" (")[0]: row for name, row in rows.items()}
+            if args.profile and n == args.instances[-1]:
+                areas = profile(procs, backends, args.paths[0], args.connections, args.duration, args.profile)
+        found = discovery(procs)
     print(report(results, low, os.cpu_count(), (load_start, os.getloadavg()[0]), args, areas, found))
 
 

@@ -2,6 +2,8 @@
 
     >>> percentile([1, 2, 3, 4], 0.5), median_of([{"rps": 10}, {"rps": 30}, {"rps": 20}])
     (2, {'rps': 20})
+    >>> median_or_none([3.0, None, 1.0]), median_or_none([])   # a run with no kills has no recovery time
+    (2.0, None)
     >>> cell(None), cell(0.1234, 3), cell(7)
     ('-', '0.123', '7')
 
@@ -12,12 +14,18 @@ import statistics
 
 from proxy.metrics import percentile
 
-__all__ = ["cell", "hit_latencies", "median_of", "percentile"]
+__all__ = ["cell", "hit_latencies", "median_of", "median_or_none", "percentile"]
 
 
 def median_of(runs):
     """{key: the median over runs} of a list of same-shaped dicts of numbers."""
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def median_or_none(values):
+    """The median of the values that are not None; None when there are none."""
+    values = [value for value in values if value is not None]
+    return statistics.median(values) if values else None
 
 
 def cell(value, digits=1):

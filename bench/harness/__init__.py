@@ -6,7 +6,8 @@
 Modules: ``check`` (the command: formation, Locust, verdict, report, cleanup),
 ``formation`` (the local ``honcho start`` formation), ``hosts`` and ``netns``
 (the same formation on network-namespace hosts), ``frontdoor`` (nginx or HAProxy
-in place of the proxy), ``report`` (report.html),
+in place of the proxy), ``launch`` (single redis, web and proxy processes on
+free ports, for the tests and the benchmarks), ``report`` (report.html),
 ``story`` (the report's settings sentence and conclusion paragraph),
 ``timeline`` (its picture: fault bands, a lane per instance),
 ``screenshot`` (docs/ pictures). It starts Locust as a process, so it imports

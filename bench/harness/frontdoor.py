@@ -22,10 +22,9 @@ differs:
 - ``haproxy-all-retryable``: ``retry-on all-retryable-errors`` and ``option
   redispatch``: also after the request was sent (empty response, timeout, 5xx).
 """
-import subprocess
-
 import requests
 
+from bench.harness.launch import start
 from bench.packages import installed
 from bench.runfolder import FRONT_CONF, FRONT_LOG, FRONT_WORK
 from proxy.config import Config
@@ -119,8 +118,7 @@ class FrontDoor:
         conf = self.folder / FRONT_CONF
         conf.write_text(config(self.name, self.backends, self.port, work))
         command = [path, "-p", str(work), "-c", str(conf)] if tool == "nginx" else [path, "-db", "-f", str(conf)]
-        with open(self.folder / FRONT_LOG, "wb") as log:
-            self.popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.popen = start(command, log_path=self.folder / FRONT_LOG)
 
         def still_running():
             if abort:
