@@ -46,7 +46,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from web.config import redis_url
+from web.config import numbers, redis_url
 
 
 def parse_address(address):
@@ -115,7 +115,7 @@ class Config:
     @classmethod
     def from_env(cls, env=None):
         env = os.environ if env is None else env
-        numbers = {
+        fields = {
             # setting name: (variable, type, smallest sensible value)
             "port": ("PROXY_PORT", int, 0),
             "tries": ("PROXY_TRIES", int, 1),
@@ -133,29 +133,21 @@ class Config:
             "health_interval": ("PROXY_HEALTH_INTERVAL", float, 0.01),
             "drain_timeout": ("PROXY_DRAIN_TIMEOUT", float, 0),
         }
-        values = {}
-        for field, (variable, kind, least) in numbers.items():
+        values = numbers(env, fields)
+        for name, variable in (("stamp_keys", "PROXY_STAMP_KEYS"), ("access_log", "PROXY_ACCESS_LOG")):
             if env.get(variable, "").strip():
-                try:
-                    values[field] = kind(env[variable])
-                except ValueError:
-                    raise ValueError(f"{variable} must be a number, not {env[variable]!r}") from None
-                if values[field] < least:
-                    raise ValueError(f"{variable} must be at least {least}, not {env[variable]!r}")
-        for field, variable in (("stamp_keys", "PROXY_STAMP_KEYS"), ("access_log", "PROXY_ACCESS_LOG")):
-            if env.get(variable, "").strip():
-                values[field] = parse_flag(variable, env[variable])
+                values[name] = parse_flag(variable, env[variable])
         if env.get("PROXY_ALLOW", "").strip():
             try:
                 values["allow"] = tuple(ipaddress.ip_network(c, strict=False) for c in split_list(env["PROXY_ALLOW"]))
             except ValueError as exc:
                 raise ValueError(f"PROXY_ALLOW: {exc}") from None
-        for field, variable, choices in (("balance", "PROXY_BALANCE", ("least-loaded", "round-robin")),
+        for name, variable, choices in (("balance", "PROXY_BALANCE", ("least-loaded", "round-robin")),
                                          ("loop", "PROXY_LOOP", ("uvloop", "asyncio")),
                                          ("sticky", "PROXY_STICKY", ("none", "cookie"))):
             if env.get(variable, "").strip():
-                values[field] = env[variable].strip().lower()
-                if values[field] not in choices:
+                values[name] = env[variable].strip().lower()
+                if values[name] not in choices:
                     raise ValueError(f"{variable} must be {' or '.join(choices)}, not {env[variable]!r}")
         config = cls(
             host=env.get("PROXY_HOST", "").strip() or cls.host,

@@ -21,7 +21,6 @@ Every process started here is stopped on the way out, also on Ctrl-C.
 import argparse
 import json
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -35,6 +34,7 @@ from bench.harness.formation import Formation
 from bench.harness.frontdoor import FRONTS
 from bench.packages import Missing
 from bench.harness.hosts import HostsFormation, Unavailable
+from bench.harness.launch import start
 from bench.paths import BIN, ROOT
 from bench.runfolder import (CHAOS, CHECK, CSV_PREFIX, FORMATION_LOG, LIVE, LOCUST_HTML, LOCUST_LOG, REPORT_HTML,
                              VERDICT_JSON, VERDICT_TXT, read_json, read_jsonl)
@@ -201,9 +201,7 @@ def run(args, signals):
               f" seed {args.seed}; report in {out}")
         formation.start(abort=signals.check)
         command = locust_command(args, formation)
-        with open(out / LOCUST_LOG, "wb") as log:
-            locust = subprocess.Popen(formation.wrap(command), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+        locust = start(formation.wrap(command), log_path=out / LOCUST_LOG)
         started = time.monotonic()
         while locust.poll() is None:
             signals.check()

@@ -15,13 +15,13 @@ network namespaces.
 import os
 import secrets
 import shutil
-import subprocess
 
 import requests
 
 from bench.harness.frontdoor import FrontDoor
+from bench.harness.launch import process_env, start
 from bench.harness.replicated import Replicated
-from bench.paths import BIN, ROOT
+from bench.paths import BIN
 from bench.runfolder import FORMATION_ENV, FORMATION_LOG, REDIS_DATA, REPLICATION, SCRATCH, write_json
 from scaler.processes import free_port, honcho_base_port, stop_tree, wait_until
 from web.redis_client import connect
@@ -94,13 +94,8 @@ class Formation:
             **web_state_env(self.args), **proxy_state_env(self.args),
             "REDIS_PERSISTENCE": self.args.redis_persistence, **self.client_env,
         }.items()))
-        with open(out / FORMATION_LOG, "wb") as log:  # the child keeps its own copy of the descriptor
-            self.honcho = subprocess.Popen(
-                [BIN / "honcho", "start", "-e", env_file, "-p", str(base), "-c", concurrency, *types],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
-                start_new_session=True,
-            )
+        self.honcho = start([BIN / "honcho", "start", "-e", env_file, "-p", base, "-c", concurrency, *types],
+                            env=process_env(), log_path=out / FORMATION_LOG)
         client = connect(self.redis_url, env={**os.environ, **self.client_env})
 
         def still_running():

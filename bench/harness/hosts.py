@@ -43,6 +43,7 @@ from collections import defaultdict
 from bench.chaos.network import NetworkFaults, Refused
 from bench.chaos.vocabulary import parse_mix, split_mix
 from bench.harness.formation import healthy_backends, proxy_state_env, remove_scratch, web_state_env
+from bench.harness.launch import start
 from bench.harness.netns import SUBNET, Network, Unavailable, remove_leftovers, unavailable
 from bench.paths import BIN, PROCFILE, ROOT
 from bench.runfolder import CHAOS, HOSTS_JSON, HOSTS_LOGS, REDIS_DATA, read_jsonl
@@ -123,10 +124,8 @@ class HostsFormation:
     def run(self, host, name, command, **settings):
         """Runs a Procfile command on host with only base_env and settings; output to hosts/<host>.<name>.log."""
         settings = {key: str(value) for key, value in settings.items()}
-        with open(self.args.report_dir / HOSTS_LOGS / f"{host}.{name}.log", "wb") as log:
-            self.popens.append(subprocess.Popen(
-                self.network.hosts[host].command(["sh", "-c", command], {**self.base_env, **settings}),
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        self.popens.append(start(self.network.hosts[host].command(["sh", "-c", command], {**self.base_env, **settings}),
+                                 log_path=self.args.report_dir / HOSTS_LOGS / f"{host}.{name}.log"))
         self.layout["hosts"][host]["processes"][name] = {"command": command, "settings": settings}
 
     def run_network_agent(self, rate, mix):
@@ -135,10 +134,8 @@ class HostsFormation:
         command = [sys.executable, "-m", "bench.chaos", "--layout", args.report_dir / HOSTS_JSON, "--rate", f"{rate:g}",
                    "--mix", mix, "--seed", args.seed, "--duration", f"{args.duration:g}", "--log",
                    args.report_dir / CHAOS, "--fault-s", f"{args.fault_s:g}", "--partitions", args.partitions]
-        with open(args.report_dir / HOSTS_LOGS / "machine.chaos-network.log", "wb") as log:
-            self.popens.append(subprocess.Popen(list(map(str, command)), cwd=ROOT, stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True,
-                                                preexec_fn=die_with_parent()))
+        self.popens.append(start(command, log_path=args.report_dir / HOSTS_LOGS / "machine.chaos-network.log",
+                                 preexec_fn=die_with_parent()))
         self.layout["network_agent"] = shlex.join(map(str, command))
         self.write_layout()
 
