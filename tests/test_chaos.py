@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from bench.chaos import ChaosMonkey
+from bench.chaos.engine import next_due
 from tests.procs import free_port, process_env, wait_until
 from web.registry import Registry
 
@@ -181,6 +182,28 @@ def test_never_signals_unregistered_stale_or_foreign_processes(procs, redis_serv
     for pid in untouchable:
         assert status(pid) in (psutil.STATUS_SLEEPING, psutil.STATUS_RUNNING), pid
     assert redis_client.ping() and web.popen.poll() is None
+
+
+def fire_times(durations, interval=1.0):
+    """When the schedule's turns fire, on a clock of their own, when the actions take these seconds each."""
+    now, due, fired = 0.0, interval, []
+    for seconds in durations:
+        now = max(now, due)  # the schedule waits until the turn is due
+        fired.append(now)
+        now += seconds
+        due = next_due(due, interval, now)
+    return fired
+
+
+@pytest.mark.fast
+def test_the_schedule_makes_up_for_a_slow_action_but_never_bursts_after_a_stall():
+    assert fire_times([0.1] * 4) == [1.0, 2.0, 3.0, 4.0]
+    # An action of 1.5 intervals: the next fires as soon as it ends, and the run is back on its beat.
+    assert fire_times([0.1, 1.5, 0.1, 0.1, 0.1]) == [1.0, 2.0, 3.5, 4.0, 5.0]
+    # Actions slower than the interval, one after another: each turn fires as soon as the last ends.
+    assert fire_times([1.2] * 10)[-1] == pytest.approx(1.0 + 9 * 1.2)
+    # A stall of five intervals: one interval is made up at once, the three before it are not.
+    assert fire_times([0.0, 5.0, 0.0, 0.0, 0.0]) == [1.0, 2.0, 7.0, 7.0, 8.0]
 
 
 def test_same_seed_same_actions_and_targets(procs, redis_url, monkeys):

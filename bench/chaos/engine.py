@@ -22,7 +22,7 @@ Actions, by family (bench/chaos/vocabulary.py names them):
   healed after its ``duration_s`` and by ``stop()``, with a ``heal`` follow-up.
 
 The schedule fires one action every 1/rate seconds (a fixed interval, so a run of
-d seconds makes d*rate actions). The seed drives two random streams, one for the
+d seconds makes d*rate actions; ``next_due`` makes up for a slow action). The seed drives two random streams, one for the
 sequence of actions and one for the targets, so a seed replays the same actions,
 and the same targets on a formation of the same shape. Network faults pick
 their hosts from a third stream, the network's own (bench/chaos/network.py).
@@ -64,6 +64,14 @@ from bench.chaos.replicas import PrimaryFaults
 from bench.chaos.vocabulary import (ACTIONS, BACKING_ACTIONS, DEFAULT_MIX, NETWORK_ACTIONS, REPLICA_ACTIONS,
                                     checked_mix, manual_mark, network_refusal, next_action, parse_mix)
 from web.config import sentinels
+
+
+def next_due(due, interval, now):
+    """When the schedule's next action is due, the last having been due at ``due`` and ended at ``now``.
+
+    One interval on; after a slow action the next comes sooner, so the run keeps its rate. A longer stall
+    is not made up in a burst: at most one interval is carried over (tests/test_chaos.py shows both)."""
+    return max(due + interval, now - interval)
 
 
 class ChaosMonkey:
@@ -188,9 +196,7 @@ class ChaosMonkey:
         due = time.monotonic() + interval
         while not self._stopping.wait(max(0.0, due - time.monotonic())):
             self.act()
-            # After a slow action the next comes sooner, so the run keeps its rate; a longer stall is not
-            # made up in a burst: at most one interval is carried over.
-            due = max(due + interval, time.monotonic() - interval)
+            due = next_due(due, interval, time.monotonic())
 
     def _record(self, action, instance, pid, outcome, **extra):
         extra.update(manual_mark(self._choice("manual")))
