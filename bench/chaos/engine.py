@@ -102,6 +102,7 @@ class ChaosMonkey:
         self._background = []  # threads measuring a recovery, thawing, or rolling
         self._stopping = threading.Event()
         self._scheduler = None
+        self._scheduled = [None, None]  # monotonic times the schedule started and stopped
         self._processes = ProcessFaults(client, self._record, self._in_background, self._stopping, self._choice,
                                         freeze_s, max_workers, recovery_timeout, dry_run)
         kwargs = client.connection_pool.connection_kwargs
@@ -121,6 +122,7 @@ class ChaosMonkey:
         if self.rate <= 0:
             raise ValueError("rate must be > 0 actions per second")
         self._scheduler = threading.Thread(target=self._schedule, name="chaos-schedule", daemon=True)
+        self._scheduled = [time.monotonic(), None]
         self._scheduler.start()
         self._in_background(self._replicas.observe)
         return self
@@ -130,6 +132,7 @@ class ChaosMonkey:
         measurements finish (each is bounded by recovery_timeout)."""
         self._stopping.set()
         if self._scheduler:
+            self._scheduled[1] = self._scheduled[1] or time.monotonic()
             self._scheduler.join()
         self._processes.stop()
         for fault in self.network.active() if self.network else ():
@@ -171,7 +174,8 @@ class ChaosMonkey:
         return self._record(action, target, pid, outcome, **manual_mark(True), **extra)
 
     def summary(self):
-        """Counts per action and outcome (ok/skipped/error); median and max recovery per action."""
+        """Counts per action and outcome (ok/skipped/error); median and max recovery per action; the seconds
+        the schedule ran (``scheduled_s``: rate x scheduled_s actions were asked for)."""
         events = self.events
         outcomes = defaultdict(Counter)
         recoveries = defaultdict(list)
@@ -179,8 +183,10 @@ class ChaosMonkey:
             outcomes[event["action"]][event["outcome"].partition(":")[0]] += 1
             if "recovery_s" in event:
                 recoveries[event["after"]].append(event["recovery_s"])
+        started, stopped = self._scheduled
         return {
             "seed": self.seed, "rate": self.rate, "mix": self.mix,
+            "scheduled_s": round((stopped or time.monotonic()) - started, 3) if started else 0.0,
             "actions": {action: dict(counts) for action, counts in sorted(outcomes.items())},
             "recovery": {action: {"count": len(times), "median_s": statistics.median(times), "max_s": max(times)}
                          for action, times in sorted(recoveries.items())},

@@ -104,7 +104,6 @@ class Conductor:
         self.live = None
         self.chaos = None
         self.verdict = None
-        self.started_at = None
         self.started = False  # True from the end of on_test_start to the stop
         self.stopper = None
         self.concluded = gevent.event.Event()
@@ -165,7 +164,7 @@ class Conductor:
             "hits": options.hits,
             "workloads": list(workloads),
         }, workloads=workloads)
-        self.verdict, self.started_at = None, time.time()
+        self.verdict = None
         self.concluded.clear()
         self.collector = Collector(self.env.runner, self.journal)
         if self.collector.workers:
@@ -226,13 +225,12 @@ class Conductor:
     def proof(self):
         """What was asked of the run, and what happened: the inputs of the 'proved nothing' rules."""
         total = self.env.runner.stats.total
-        elapsed = time.time() - self.started_at
         summary = self.chaos.summary() if self.chaos else {"actions": {}}
         applied = sum(counts.get("ok", 0) for action, counts in summary["actions"].items() if action not in FOLLOW_UPS)
         return {"tries": total.num_requests, "failed_tries": total.num_failures,
                 "min_success": self.options.min_success, "users_asked": self.run.settings["users"],
                 "peak_users": self.live.peak_users if self.live else 0,
-                "chaos_asked": self.options.chaos_rate * elapsed, "chaos_applied": applied,
+                "chaos_asked": self.options.chaos_rate * summary.get("scheduled_s", 0), "chaos_applied": applied,
                 "kills": sum(summary["actions"].get(action, {}).get("ok", 0) for action in KILLS)}
 
     def conclude(self):
