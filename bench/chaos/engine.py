@@ -44,12 +44,17 @@ is timed as bench/chaos/recovery.py says. The families get the engine's hooks:
 ``_record`` (an event), ``_in_background`` (a follow-up's thread), ``_stopping``
 and ``_choice`` (the current act()'s rng and what a person asked for).
 
+With ``apart_url`` (the formation's Redis URL) ``start()`` runs the schedule in a
+process of its own (bench/chaos/apart.py), out of reach of this process's load;
+its events come back here, as if made here, and ``act()`` still acts here.
+
 By hand (the dashboard): ``act("freeze", "web.2", manual=True, pid=4251, seconds=10)``
 acts on that worker, or on a target drawn from a stream of its own, so pressing
 a button never shifts a seeded schedule; its events, follow-ups included, carry
 ``"manual": true``. ``journal("scale_web", desired=5)`` records a formation change
 the engine does not make itself.
 """
+import functools
 import json
 import os
 import random
@@ -58,12 +63,15 @@ import threading
 import time
 from collections import Counter, defaultdict
 
+from bench.chaos.apart import ScheduleApart
 from bench.chaos.backing import BackingFaults
 from bench.chaos.processes import ProcessFaults
 from bench.chaos.replicas import PrimaryFaults
 from bench.chaos.vocabulary import (ACTIONS, BACKING_ACTIONS, DEFAULT_MIX, NETWORK_ACTIONS, REPLICA_ACTIONS,
                                     checked_mix, manual_mark, network_refusal, next_action, parse_mix)
 from web.config import sentinels
+
+APART_GRACE_S = 15.0  # past recovery_timeout, for a schedule apart to thaw, heal and say its summary
 
 
 def next_due(due, interval, now):
@@ -83,10 +91,12 @@ class ChaosMonkey:
 
     def __init__(self, client, rate=1.0, mix=DEFAULT_MIX, seed=None, log_path=None, freeze_s=3.0,
                  max_workers=4, recovery_timeout=30.0, dry_run=False, on_event=None, network=None, proxy_url=None,
-                 outage_s=3.0):
+                 outage_s=3.0, apart_url=None):
         self.client, self.rate, self.log_path, self.network = client, rate, log_path, network
         self.mix = parse_mix(mix) if isinstance(mix, str) else checked_mix(mix)
         refusal = network_refusal(self.mix) if network is None else network.refusal(self.mix)
+        if network is not None and apart_url:
+            refusal = "a schedule apart makes no network faults: give the network agent its own --layout"
         if refusal:
             raise ValueError(refusal)
         self.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
@@ -110,6 +120,12 @@ class ChaosMonkey:
                                      proxy_url, kwargs.get("host", "127.0.0.1"), freeze_s, outage_s,
                                      recovery_timeout, dry_run)
         self._replicas = PrimaryFaults(sentinels(os.environ), self._record, self._in_background, self._stopping)
+        self._apart = apart_url and ScheduleApart(
+            ["--rate", repr(rate), "--mix", ",".join(f"{name}={weight:g}" for name, weight in self.mix.items()),
+             "--seed", str(self.seed), "--redis-url", apart_url, "--freeze-s", repr(freeze_s),
+             "--outage-s", repr(outage_s), "--max-workers", str(max_workers),
+             *(["--log", str(log_path)] if log_path else []), *(["--proxy-url", proxy_url] if proxy_url else []),
+             *(["--dry-run"] if dry_run else [])], functools.partial(self._keep, logged=True))
 
     # -- public API --------------------------------------------------------------------------
 
@@ -121,8 +137,11 @@ class ChaosMonkey:
     def start(self):
         if self.rate <= 0:
             raise ValueError("rate must be > 0 actions per second")
-        self._scheduler = threading.Thread(target=self._schedule, name="chaos-schedule", daemon=True)
         self._scheduled = [time.monotonic(), None]
+        if self._apart:
+            self._apart.start()
+            return self
+        self._scheduler = threading.Thread(target=self._schedule, name="chaos-schedule", daemon=True)
         self._scheduler.start()
         self._in_background(self._replicas.observe)
         return self
@@ -131,8 +150,11 @@ class ChaosMonkey:
         """Ends the schedule, thaws every frozen worker at once, then lets pending recovery
         measurements finish (each is bounded by recovery_timeout)."""
         self._stopping.set()
-        if self._scheduler:
+        if self._scheduled[0] is not None:
             self._scheduled[1] = self._scheduled[1] or time.monotonic()
+        if self._apart:
+            self._apart.stop(self.recovery_timeout + APART_GRACE_S)
+        if self._scheduler:
             self._scheduler.join()
         self._processes.stop()
         for fault in self.network.active() if self.network else ():
@@ -184,9 +206,11 @@ class ChaosMonkey:
             if "recovery_s" in event:
                 recoveries[event["after"]].append(event["recovery_s"])
         started, stopped = self._scheduled
+        scheduled_s = round((stopped or time.monotonic()) - started, 3) if started else 0.0
+        if self._apart and self._apart.scheduled_s is not None:
+            scheduled_s = self._apart.scheduled_s  # the child's own schedule, its start-up not counted
         return {
-            "seed": self.seed, "rate": self.rate, "mix": self.mix,
-            "scheduled_s": round((stopped or time.monotonic()) - started, 3) if started else 0.0,
+            "seed": self.seed, "rate": self.rate, "mix": self.mix, "scheduled_s": scheduled_s,
             "actions": {action: dict(counts) for action, counts in sorted(outcomes.items())},
             "recovery": {action: {"count": len(times), "median_s": statistics.median(times), "max_s": max(times)}
                          for action, times in sorted(recoveries.items())},
@@ -208,9 +232,13 @@ class ChaosMonkey:
         extra.update(manual_mark(self._choice("manual")))
         name = instance if isinstance(instance, str) or instance is None else instance.name
         event = {"time": time.time(), "action": action, "target": name, "pid": pid, "outcome": outcome, **extra}
+        return self._keep(event, logged=False)
+
+    def _keep(self, event, logged):
+        """Keeps an event, logs it unless already logged (a schedule apart writes its own), and passes it on."""
         with self._lock:
             self._events.append(event)
-            if self.log_path:
+            if self.log_path and not logged:
                 with open(self.log_path, "a") as log:
                     log.write(json.dumps(event) + "\n")
         if self.on_event:

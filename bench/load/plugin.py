@@ -173,10 +173,11 @@ class Conductor:
         self.proxy_start = proxy_metrics(self.env.host)
         # Every run has an engine, so the Formation page's buttons are journaled; it schedules only with a rate.
         # Without a rate the mix is never drawn from (under --hosts it may name network actions, which the
-        # agents in the machine's own namespace make): the buttons name their actions themselves.
+        # agents in the machine's own namespace make): the buttons name their actions themselves. The schedule
+        # runs apart, in a process of its own: among the users' greenlets its turns came late.
         mix = parse_mix(options.chaos_mix) if options.chaos_rate > 0 else DEFAULT_MIX
         self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=mix, seed=options.chaos_seed,
-                                 log_path=report_dir / CHAOS, proxy_url=self.env.host)
+                                 log_path=report_dir / CHAOS, proxy_url=self.env.host, apart_url=options.redis_url)
         if options.chaos_rate > 0:
             self.chaos.start()
         self.live = LiveView(self.run, self.env.runner)

@@ -1,0 +1,63 @@
+"""The schedule in a process of its own: ``python -m bench.chaos``, its events taken into the engine here.
+
+    apart = ScheduleApart(["--rate", "1", "--mix", "kill,term", "--seed", "7", "--redis-url", url], adopt)
+    apart.start()        # the child runs the schedule, its follow-ups and its log; adopt(event) for each
+    apart.stop(45)       # SIGTERM: it thaws what it froze, waits for its follow-ups, then says its summary
+    apart.scheduled_s    # the seconds its schedule ran, from that summary
+
+Why: in a busy process the schedule's turns come late. Embedded in Locust,
+the engine is one greenlet among the users', and its follow-ups' polling (a
+scan of the process table every 50 ms per recovery timed) took a sixth of
+that process's samples, from the load; under 64 users it made 58 of 60 turns
+(BENCHMARKS.md, "The chaos monkey keeps its rate"). A process of its own wakes
+on time, and leaves the load generator to the load.
+
+The child prints each event as a JSON line (``--events json``) and stops when
+its stdin closes (``--lifeline``), so it never outlives the engine that started
+it, however that one ended.
+"""
+import json
+import signal
+import subprocess
+import sys
+import threading
+
+from bench.paths import ROOT
+
+SUMMARY = "chaos: summary "
+
+
+class ScheduleApart:
+    def __init__(self, arguments, adopt):
+        self.arguments, self.adopt = arguments, adopt
+        self.child = None
+        self.reader = None
+        self.scheduled_s = None
+
+    def start(self):
+        self.child = subprocess.Popen([sys.executable, "-m", "bench.chaos", *self.arguments, "--events", "json",
+                                       "--lifeline"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.reader = threading.Thread(target=self.read, name="chaos-apart", daemon=True)
+        self.reader.start()
+
+    def read(self):
+        for line in self.child.stdout:
+            if line.startswith("{"):
+                self.adopt(json.loads(line))
+            elif line.startswith(SUMMARY):
+                self.scheduled_s = json.loads(line[len(SUMMARY):])["scheduled_s"]
+
+    def stop(self, timeout):
+        """Ends the child and waits for it, up to ``timeout`` seconds, then kills it (it thawed everything first)."""
+        if self.child is None:
+            return
+        if self.child.poll() is None:
+            self.child.send_signal(signal.SIGTERM)
+        try:
+            self.child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.child.kill()
+            self.child.wait()
+        self.reader.join()
+        self.child.stdin.close()
+        self.child.stdout.close()
