@@ -75,6 +75,8 @@ def parse_args(argv, env):
     parser.add_argument("--events", choices=("text", "json"), default="text",
                         help="print each event as a line of text (default) or as its JSON line")
     parser.add_argument("--lifeline", action="store_true", help="stop once stdin closes")
+    parser.add_argument("--since", type=float, metavar="EPOCH",
+                        help="the wall-clock time the schedule began, for a schedule apart to keep its engine's beat")
     parser.add_argument("--redis-url", default=redis_url(env), help="the formation's Redis (default from env)")
     parser.add_argument("--layout", metavar="HOSTS_JSON", help="a --hosts run's hosts.json: make network faults there")
     parser.add_argument("--fault-s", type=number(float, above=0), default=5.0, help="how long a network fault lasts (default: 5)")
@@ -125,7 +127,7 @@ def main(argv=None, env=os.environ):
         return 0 if event["outcome"] in ("ok", DRY_RUN) else 1
     if args.rate > 0:
         say(f"chaos: {args.rate:g} action/s at fixed intervals, mix {mix}, seed {monkey.seed}")
-        monkey.start()
+        monkey.start(since=args.since)
     else:
         say("chaos: off; set CHAOS_RATE (actions per second, e.g. CHAOS_RATE=1) to unleash the monkey")
     done.wait(args.duration)

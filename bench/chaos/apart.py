@@ -1,9 +1,8 @@
 """The schedule in a process of its own: ``python -m bench.chaos``, its events taken into the engine here.
 
     apart = ScheduleApart(["--rate", "1", "--mix", "kill,term", "--seed", "7", "--redis-url", url], adopt)
-    apart.start()        # the child runs the schedule, its follow-ups and its log; adopt(event) for each
-    apart.stop(45)       # SIGTERM: it thaws what it froze, waits for its follow-ups, then says its summary
-    apart.scheduled_s    # the seconds its schedule ran, from that summary
+    apart.start(since=time.time())   # the child runs the schedule from then, its follow-ups, its log; adopt(event)
+    apart.stop(45)                   # SIGTERM: it thaws what it froze and waits for its follow-ups
 
 Why: in a busy process the schedule's turns come late. Embedded in Locust,
 the engine is one greenlet among the users', and its follow-ups' polling (a
@@ -24,28 +23,23 @@ import threading
 
 from bench.paths import ROOT
 
-SUMMARY = "chaos: summary "
-
 
 class ScheduleApart:
     def __init__(self, arguments, adopt):
         self.arguments, self.adopt = arguments, adopt
         self.child = None
         self.reader = None
-        self.scheduled_s = None
 
-    def start(self):
-        self.child = subprocess.Popen([sys.executable, "-m", "bench.chaos", *self.arguments, "--events", "json",
-                                       "--lifeline"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def start(self, since):
+        self.child = subprocess.Popen([sys.executable, "-m", "bench.chaos", *self.arguments, "--since", repr(since),
+                                       "--events", "json", "--lifeline"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.reader = threading.Thread(target=self.read, name="chaos-apart", daemon=True)
         self.reader.start()
 
     def read(self):
         for line in self.child.stdout:
-            if line.startswith("{"):
+            if line.startswith("{"):  # the rest says what the child does, for a person
                 self.adopt(json.loads(line))
-            elif line.startswith(SUMMARY):
-                self.scheduled_s = json.loads(line[len(SUMMARY):])["scheduled_s"]
 
     def stop(self, timeout):
         """Ends the child and waits for it, up to ``timeout`` seconds, then kills it (it thawed everything first)."""

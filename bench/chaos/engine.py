@@ -134,14 +134,19 @@ class ChaosMonkey:
         with self._lock:
             return [dict(event) for event in self._events]
 
-    def start(self):
+    def start(self, since=None):
+        """Starts the schedule; ``since``, the wall-clock time it began elsewhere, keeps that beat (a schedule
+        apart keeps its engine's: its start-up costs no turn beyond the one interval carried over)."""
         if self.rate <= 0:
             raise ValueError("rate must be > 0 actions per second")
-        self._scheduled = [time.monotonic(), None]
+        now = time.time()
+        since = now if since is None else since
+        self._scheduled = [time.monotonic() - (now - since), None]
         if self._apart:
-            self._apart.start()
+            self._apart.start(since)
             return self
-        self._scheduler = threading.Thread(target=self._schedule, name="chaos-schedule", daemon=True)
+        self._scheduler = threading.Thread(target=self._schedule, args=(self._scheduled[0],), name="chaos-schedule",
+                                           daemon=True)
         self._scheduler.start()
         self._in_background(self._replicas.observe)
         return self
@@ -207,8 +212,6 @@ class ChaosMonkey:
                 recoveries[event["after"]].append(event["recovery_s"])
         started, stopped = self._scheduled
         scheduled_s = round((stopped or time.monotonic()) - started, 3) if started else 0.0
-        if self._apart and self._apart.scheduled_s is not None:
-            scheduled_s = self._apart.scheduled_s  # the child's own schedule, its start-up not counted
         return {
             "seed": self.seed, "rate": self.rate, "mix": self.mix, "scheduled_s": scheduled_s,
             "actions": {action: dict(counts) for action, counts in sorted(outcomes.items())},
@@ -221,9 +224,9 @@ class ChaosMonkey:
     def _next_action(self):
         return next_action(self.mix, self._action_rng, self._backing_rng)
 
-    def _schedule(self):
+    def _schedule(self, began):
         interval = 1.0 / self.rate
-        due = time.monotonic() + interval
+        due = began + interval
         while not self._stopping.wait(max(0.0, due - time.monotonic())):
             self.act()
             due = next_due(due, interval, time.monotonic())
