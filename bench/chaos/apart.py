@@ -7,8 +7,9 @@
 Why: in a busy process the schedule's turns come late. Embedded in Locust,
 the engine is one greenlet among the users', and its follow-ups' polling (a
 scan of the process table every 50 ms per recovery timed) took a sixth of
-that process's samples, from the load; under 64 users it made 58 of 60 turns
-(BENCHMARKS.md, "The chaos monkey keeps its rate"). A process of its own wakes
+that process's samples, from the load; under 64 users it made a median 58
+turns in 60 s, 55 in the worst of three runs (BENCHMARKS.md, "The chaos
+monkey keeps its rate"). A process of its own wakes
 on time, and leaves the load generator to the load.
 
 The child prints each event as a JSON line (``--events json``) and stops when
