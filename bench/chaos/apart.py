@@ -1,6 +1,6 @@
 """The schedule in a process of its own: ``python -m bench.chaos``, its events taken into the engine here.
 
-    apart = ScheduleApart(["--rate", "1", "--mix", "kill,term", "--seed", "7", "--redis-url", url], adopt)
+    apart = ScheduleApart(adopt, redis_url=url, rate=1.0, mix={"kill": 1.0, "term": 1.0}, seed=7)
     apart.start(since=time.time())   # the child runs the schedule from then, its follow-ups, its log; adopt(event)
     apart.stop(45)                   # SIGTERM: it thaws what it froze and waits for its follow-ups
 
@@ -26,14 +26,23 @@ from bench.paths import ROOT
 
 
 class ScheduleApart:
-    def __init__(self, arguments, adopt):
-        self.arguments, self.adopt = arguments, adopt
+    """``adopt(event)`` takes each of the child's events; the rest are ``python -m bench.chaos``'s settings."""
+
+    def __init__(self, adopt, redis_url, rate, mix, seed, dry_run=False, **settings):
+        self.adopt = adopt
+        self.arguments = ["--redis-url", redis_url, "--rate", repr(rate), "--seed", str(seed),
+                          "--mix", ",".join(f"{name}={weight:g}" for name, weight in mix.items()),
+                          *(["--dry-run"] if dry_run else [])]
+        for name, value in settings.items():  # freeze_s=3.0 -> --freeze-s 3.0; None: the CLI's default
+            if value is not None:
+                self.arguments += ["--" + name.replace("_", "-"), str(value)]
         self.child = None
         self.reader = None
 
     def start(self, since):
-        self.child = subprocess.Popen([sys.executable, "-m", "bench.chaos", *self.arguments, "--since", repr(since),
-                                       "--events", "json", "--lifeline"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        command = [sys.executable, "-m", "bench.chaos", *self.arguments, "--since", repr(since), "--events", "json",
+                   "--lifeline"]
+        self.child = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.reader = threading.Thread(target=self.read, name="chaos-apart", daemon=True)
         self.reader.start()
 

@@ -121,11 +121,9 @@ class ChaosMonkey:
                                      recovery_timeout, dry_run)
         self._replicas = PrimaryFaults(sentinels(os.environ), self._record, self._in_background, self._stopping)
         self._apart = apart_url and ScheduleApart(
-            ["--rate", repr(rate), "--mix", ",".join(f"{name}={weight:g}" for name, weight in self.mix.items()),
-             "--seed", str(self.seed), "--redis-url", apart_url, "--freeze-s", repr(freeze_s),
-             "--outage-s", repr(outage_s), "--max-workers", str(max_workers),
-             *(["--log", str(log_path)] if log_path else []), *(["--proxy-url", proxy_url] if proxy_url else []),
-             *(["--dry-run"] if dry_run else [])], functools.partial(self._keep, logged=True))
+            functools.partial(self._keep, logged=True), redis_url=apart_url, rate=rate, mix=self.mix, seed=self.seed,
+            freeze_s=freeze_s, outage_s=outage_s, max_workers=max_workers, log=log_path, proxy_url=proxy_url,
+            dry_run=dry_run)
 
     # -- public API --------------------------------------------------------------------------
 
