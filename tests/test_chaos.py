@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from bench.chaos import ChaosMonkey
+from bench.chaos.engine import next_due
 from tests.procs import free_port, process_env, wait_until
 from web.registry import Registry
 
@@ -183,6 +184,28 @@ def test_never_signals_unregistered_stale_or_foreign_processes(procs, redis_serv
     assert redis_client.ping() and web.popen.poll() is None
 
 
+def fire_times(durations, interval=1.0):
+    """When the schedule's turns fire, on a clock of their own, when the actions take these seconds each."""
+    now, due, fired = 0.0, interval, []
+    for seconds in durations:
+        now = max(now, due)  # the schedule waits until the turn is due
+        fired.append(now)
+        now += seconds
+        due = next_due(due, interval, now)
+    return fired
+
+
+@pytest.mark.fast
+def test_the_schedule_makes_up_for_a_slow_action_but_never_bursts_after_a_stall():
+    assert fire_times([0.1] * 4) == [1.0, 2.0, 3.0, 4.0]
+    # An action of 1.5 intervals: the next fires as soon as it ends, and the run is back on its beat.
+    assert fire_times([0.1, 1.5, 0.1, 0.1, 0.1]) == [1.0, 2.0, 3.5, 4.0, 5.0]
+    # Actions slower than the interval, one after another: each turn fires as soon as the last ends.
+    assert fire_times([1.2] * 10)[-1] == pytest.approx(1.0 + 9 * 1.2)
+    # A stall of five intervals: one interval is made up at once, the three before it are not.
+    assert fire_times([0.0, 5.0, 0.0, 0.0, 0.0]) == [1.0, 2.0, 7.0, 7.0, 8.0]
+
+
 def test_same_seed_same_actions_and_targets(procs, redis_url, monkeys):
     webs = [start_web(procs, redis_url, name) for name in ("web.1", "web.2")]
     before = [worker_pids(web) for web in webs]
@@ -233,20 +256,58 @@ from gevent import monkey; monkey.patch_all()
 import json, sys, time
 from bench.chaos import ChaosMonkey
 from web.redis_client import connect
-chaos = ChaosMonkey(connect(sys.argv[1]), rate=5, mix="kill,freeze", seed=1, freeze_s=0.5)
-chaos.start(); time.sleep(2); chaos.stop()
+apart_url = sys.argv[1] if sys.argv[2:] == ["apart"] else None
+chaos = ChaosMonkey(connect(sys.argv[1]), rate=5, mix="kill,freeze", seed=1, freeze_s=0.5, apart_url=apart_url)
+chaos.start(); time.sleep(3); chaos.stop()
 print(json.dumps(chaos.summary()))
 """
 
 
-def test_works_embedded_under_gevent(procs, redis_url):
+@pytest.mark.parametrize("where", ["embedded", "apart"])
+def test_works_under_gevent_embedded_or_with_its_schedule_apart(procs, redis_url, where):
     start_web(procs, redis_url, workers=2)
-    done = subprocess.run([sys.executable, "-c", UNDER_GEVENT, redis_url], env=process_env(),
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", UNDER_GEVENT, redis_url, where], env=process_env(),
+                          capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["actions"]["kill"]["ok"] == summary["recovery"]["kill"]["count"] >= 1
     assert summary["actions"]["freeze"]["ok"] == summary["actions"]["thaw"]["ok"] >= 1
+
+
+def chaos_children():
+    return [child for child in psutil.Process().children() if "bench.chaos" in child.cmdline()]
+
+
+def test_a_schedule_apart_runs_in_a_process_of_its_own_and_its_events_come_back(procs, redis_url, monkeys, tmp_path):
+    web = start_web(procs, redis_url, workers=2)
+    log = tmp_path / "chaos.jsonl"
+    monkey = monkeys(rate=4, mix="kill,freeze", freeze_s=0.5, log_path=log, apart_url=redis_url).start()
+    [child] = chaos_children()
+    events_of(monkey, "recovery", count=2)
+    events_of(monkey, "thaw")
+    pressed = monkey.act("term", "web.1", manual=True)  # a button still acts here, while the schedule runs there
+    assert pressed["outcome"] == "ok" and pressed["manual"]
+    monkey.stop()
+    assert not child.is_running() and not chaos_children()
+    events = monkey.events
+    assert [json.loads(line) for line in log.read_text().splitlines()] == events, "each event logged once"
+    kills = sorted(e["pid"] for e in events if e["action"] == "kill" and e["outcome"] == "ok")
+    assert kills == sorted(e["pid"] for e in events if e["action"] == "recovery" and e["after"] == "kill")
+    assert 0 < monkey.summary()["scheduled_s"] and all(status(w.pid) != psutil.STATUS_STOPPED for w in web.workers)
+
+
+def test_cli_lifeline_stops_it_once_stdin_closes(procs, redis_url):
+    start_web(procs, redis_url, workers=1)
+    cli = subprocess.Popen(chaos_cli("--rate", "2", "--mix", "kill", "--lifeline", "--redis-url", redis_url),
+                           env=process_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert cli.stdout.readline().startswith("chaos: 2 action/s")
+        cli.stdin.close()  # as when the engine that started it is gone, however it ended
+        assert cli.wait(timeout=30) == 0
+        assert cli.stdout.read().splitlines()[-1].startswith("chaos: summary ")
+    finally:
+        cli.kill()
+        cli.wait()
 
 
 def chaos_cli(*args):

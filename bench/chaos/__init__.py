@@ -5,8 +5,10 @@
 
 Modules: ``vocabulary`` (actions, follow-ups, the mix syntax: the contract
 everyone who names an action imports), ``targets`` (what may be signalled),
-``engine`` (the schedule and the actions), ``recovery`` (how a recovery is
-timed), ``backing`` (the backing service's faults), ``network`` (faults between
+``engine`` (the schedule, handing each action to its family), ``apart`` (the
+schedule in a process of its own), ``processes`` (the web processes' faults),
+``recovery`` (how a recovery is timed), ``backing`` (the backing service's
+faults), ``replicas`` (the replicated primary's), ``network`` (faults between
 ``--hosts`` hosts), ``__main__`` (the Procfile's ``chaos`` type). It imports
 web, scaler and backing, never another bench wing.
 """

@@ -8,10 +8,15 @@
     $ CHAOS_RATE=1 CHAOS_SEED=7 honcho start -c web=4      # the Procfile's chaos type, idle without CHAOS_RATE
     $ python -m bench.chaos --layout reports/x/hosts.json --rate 0.2 --mix partition,loss --fault-s 5   # as root
     $ python -m bench.chaos --layout reports/x/hosts.json once partition --target web2   # heals after --fault-s
+    $ python -m bench.chaos --rate 1 --events json --lifeline   # a schedule apart (bench/chaos/apart.py)
 
 With ``--layout`` (the hosts.json of a ``scripts/check --hosts`` run) it is
 the network agent: it runs in the machine's own namespace and makes the
 network actions (bench/chaos/network.py) between that run's hosts.
+
+With ``--events json`` each event is printed as its JSON line; with
+``--lifeline`` the process stops, as on SIGTERM, once its stdin closes: the
+engine that started it is gone, however it ended.
 
 Bad settings (``--rate -1``, ``CHAOS_MIX=kil``) end it at once with the reason in
 one line and exit status 2, so a formation is never started with chaos it cannot do.
@@ -67,6 +72,11 @@ def parse_args(argv, env):
     parser.add_argument("--max-workers", type=number(int, least=1), default=4,
                         help="scale never goes above this per instance")
     parser.add_argument("--dry-run", action="store_true", help="choose actions and targets, send no signal")
+    parser.add_argument("--events", choices=("text", "json"), default="text",
+                        help="print each event as a line of text (default) or as its JSON line")
+    parser.add_argument("--lifeline", action="store_true", help="stop once stdin closes")
+    parser.add_argument("--since", type=float, metavar="EPOCH",
+                        help="the wall-clock time the schedule began, for a schedule apart to keep its engine's beat")
     parser.add_argument("--redis-url", default=redis_url(env), help="the formation's Redis (default from env)")
     parser.add_argument("--layout", metavar="HOSTS_JSON", help="a --hosts run's hosts.json: make network faults there")
     parser.add_argument("--fault-s", type=number(float, above=0), default=5.0, help="how long a network fault lasts (default: 5)")
@@ -83,6 +93,9 @@ def parse_args(argv, env):
     return args
 
 
+SHOWN = {"text": format_event, "json": json.dumps}
+
+
 def say(text):
     print(text, flush=True)  # flushed at once: under honcho stdout is a pipe
 
@@ -92,13 +105,15 @@ def main(argv=None, env=os.environ):
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
+    if args.lifeline:
+        threading.Thread(target=lambda: (sys.stdin.buffer.read(), done.set()), daemon=True).start()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     network = NetworkFaults.from_layout(args.layout, seed, fault_s=args.fault_s, partitions=args.partitions,
                                         dry_run=args.dry_run) if args.layout else None
     try:
         monkey = ChaosMonkey(connect(args.redis_url), rate=args.rate, mix=args.mix, seed=seed, log_path=args.log,
                              freeze_s=args.freeze_s, max_workers=args.max_workers, dry_run=args.dry_run,
-                             on_event=lambda event: say(format_event(event)), network=network,
+                             on_event=lambda event: say(SHOWN[args.events](event)), network=network,
                              proxy_url=args.proxy_url, outage_s=args.outage_s)
     except ValueError as exc:
         say(f"chaos: refused: {exc}")
@@ -112,7 +127,7 @@ def main(argv=None, env=os.environ):
         return 0 if event["outcome"] in ("ok", DRY_RUN) else 1
     if args.rate > 0:
         say(f"chaos: {args.rate:g} action/s at fixed intervals, mix {mix}, seed {monkey.seed}")
-        monkey.start()
+        monkey.start(since=args.since)
     else:
         say("chaos: off; set CHAOS_RATE (actions per second, e.g. CHAOS_RATE=1) to unleash the monkey")
     done.wait(args.duration)

@@ -1,4 +1,4 @@
-"""The chaos engine: crashes, freezes, reloads and rescales web processes on a seeded schedule.
+"""The chaos engine: a seeded schedule of faults, each handed to the family that makes it.
 
     $ python -m bench.chaos --rate 1 --mix kill=3,term --seed 7   # the CLI: bench/chaos/__main__.py
 
@@ -8,33 +8,27 @@ Embedded, e.g. in a locustfile (plain threads, so gevent's monkey-patching turns
     monkey.start(); ...; monkey.stop()
     monkey.events, monkey.summary()
 
-Actions, each on a random target:
+Actions, by family (bench/chaos/vocabulary.py names them):
 
-- ``kill``: SIGKILL a worker, a crash; its gunicorn master starts a replacement.
-- ``term``: SIGTERM a worker, a graceful exit; replaced the same way.
-- ``reload``: SIGHUP a master, which replaces all its workers gracefully.
-- ``rolling``: reload every instance in turn, each once the previous serves again.
-- ``freeze``: SIGSTOP a worker for ``freeze_s`` (longer than the proxy's timeout),
-  then SIGCONT. ``stop()`` and Ctrl-C thaw every frozen worker first.
-- ``scale``: SIGTTIN or SIGTTOU a master: one worker more or less, within 1..``max_workers``.
+- ``kill``, ``term``, ``reload``, ``rolling``, ``freeze``, ``scale``: the web
+  processes' gunicorn workers and masters (bench/chaos/processes.py). ``stop()``
+  and Ctrl-C thaw every frozen worker first.
 - ``redis-kill``, ``redis-restart``, ``redis-freeze``, ``redis-outage``: the formation's
   Redis server (bench/chaos/backing.py), timed through ``proxy_url`` to a hit served.
+- ``primary-kill``, ``primary-freeze``: the replicated backing service's primary
+  (bench/chaos/replicas.py).
 - ``partition``, ``oneway``, ``latency``, ``loss``, ``reset``: network faults between
   ``--hosts`` hosts, given a ``network`` (bench/chaos/network.py); each lasting one is
   healed after its ``duration_s`` and by ``stop()``, with a ``heal`` follow-up.
 
 The schedule fires one action every 1/rate seconds (a fixed interval, so a run of
-d seconds makes d*rate actions). The seed drives two random streams, one for the
+d seconds makes d*rate actions; ``next_due`` makes up for a slow action). The seed drives two random streams, one for the
 sequence of actions and one for the targets, so a seed replays the same actions,
 and the same targets on a formation of the same shape. Network faults pick
 their hosts from a third stream, the network's own (bench/chaos/network.py).
 Backing actions have a stream of their own, which decides when one takes a
 turn: the action stream is drawn every turn all the same, so adding them to a
 mix leaves every other turn's action as it was.
-
-Targets are found through the registry and the process tree (``targets``);
-workers are the master's children. Masters only
-ever get HUP, TTIN or TTOU: when one exits, honcho stops the whole formation.
 
 Every action, and every follow-up (``recovery`` after kill, term, reload and the
 backing actions; ``thaw`` after a freeze, ``restore`` after an outage), is an event, kept in memory and appended as a JSON line
@@ -46,7 +40,13 @@ carries ``duration_s``, and its thaw ``"after": "freeze"``.
      "after": "kill", "recovery_s": 0.389, "replacement": [4263], "served_by": 4263}
 
 ``outcome`` is ``ok``, ``skipped: <reason>`` or ``error: <what>``; ``recovery_s``
-is timed as bench/chaos/recovery.py says.
+is timed as bench/chaos/recovery.py says. The families get the engine's hooks:
+``_record`` (an event), ``_in_background`` (a follow-up's thread), ``_stopping``
+and ``_choice`` (the current act()'s rng and what a person asked for).
+
+With ``apart_url`` (the formation's Redis URL) ``start()`` runs the schedule in a
+process of its own (bench/chaos/apart.py), out of reach of this process's load;
+its events come back here, as if made here, and ``act()`` still acts here.
 
 By hand (the dashboard): ``act("freeze", "web.2", manual=True, pid=4251, seconds=10)``
 acts on that worker, or on a target drawn from a stream of its own, so pressing
@@ -54,34 +54,32 @@ a button never shifts a seeded schedule; its events, follow-ups included, carry
 ``"manual": true``. ``journal("scale_web", desired=5)`` records a formation change
 the engine does not make itself.
 """
+import functools
 import json
 import os
 import random
-import signal
 import statistics
 import threading
 import time
 from collections import Counter, defaultdict
 
-import psutil
-
+from bench.chaos.apart import ScheduleApart
 from bench.chaos.backing import BackingFaults
-from bench.chaos.recovery import serving_again
+from bench.chaos.processes import ProcessFaults
 from bench.chaos.replicas import PrimaryFaults
-from bench.chaos.targets import local_master
-from bench.chaos.vocabulary import (ACTIONS, BACKING_ACTIONS, DEFAULT_MIX, DRY_RUN, NETWORK_ACTIONS, REPLICA_ACTIONS,
-                                    checked_mix, end_of, lasting, network_refusal, next_action, parse_mix)
-from scaler.processes import is_alive
+from bench.chaos.vocabulary import (ACTIONS, BACKING_ACTIONS, DEFAULT_MIX, NETWORK_ACTIONS, REPLICA_ACTIONS,
+                                    checked_mix, manual_mark, network_refusal, next_action, parse_mix)
 from web.config import sentinels
-from web.formation import live_instances, workers_of
 
-# Anything else sent to a master could make it exit, and honcho would then stop the formation.
-MASTER_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU})
+APART_GRACE_S = 15.0  # past recovery_timeout, for a schedule apart to thaw, heal and say its summary
 
 
-def manual_mark(manual):
-    """The field a person's action, and each of its follow-ups, carries."""
-    return {"manual": True} if manual else {}
+def next_due(due, interval, now):
+    """When the schedule's next action is due, the last having been due at ``due`` and ended at ``now``.
+
+    One interval on; after a slow action the next comes sooner, so the run keeps its rate. A longer stall
+    is not made up in a burst: at most one interval is carried over (tests/test_chaos.py shows both)."""
+    return max(due + interval, now - interval)
 
 
 class ChaosMonkey:
@@ -93,15 +91,16 @@ class ChaosMonkey:
 
     def __init__(self, client, rate=1.0, mix=DEFAULT_MIX, seed=None, log_path=None, freeze_s=3.0,
                  max_workers=4, recovery_timeout=30.0, dry_run=False, on_event=None, network=None, proxy_url=None,
-                 outage_s=3.0):
+                 outage_s=3.0, apart_url=None):
         self.client, self.rate, self.log_path, self.network = client, rate, log_path, network
         self.mix = parse_mix(mix) if isinstance(mix, str) else checked_mix(mix)
         refusal = network_refusal(self.mix) if network is None else network.refusal(self.mix)
+        if network is not None and apart_url:
+            refusal = "a schedule apart makes no network faults: give the network agent its own --layout"
         if refusal:
             raise ValueError(refusal)
         self.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
-        self.freeze_s, self.max_workers, self.recovery_timeout = freeze_s, max_workers, recovery_timeout
-        self.dry_run, self.on_event = dry_run, on_event
+        self.recovery_timeout, self.on_event = recovery_timeout, on_event
         # Separate streams: how many random choices a target takes must not shift the action sequence.
         self._action_rng = random.Random(f"{self.seed}:actions")
         self._target_rng = random.Random(f"{self.seed}:targets")
@@ -110,16 +109,21 @@ class ChaosMonkey:
         self._call = threading.local()  # the current act()'s choices: rng, manual, pid, seconds
         self._lock = threading.Lock()
         self._events = []
-        self._frozen = {}  # pid -> (instance, psutil.Process, monotonic time of the SIGSTOP)
         self._background = []  # threads measuring a recovery, thawing, or rolling
-        self._roller = None
         self._stopping = threading.Event()
         self._scheduler = None
+        self._scheduled = [None, None]  # monotonic times the schedule started and stopped
+        self._processes = ProcessFaults(client, self._record, self._in_background, self._stopping, self._choice,
+                                        freeze_s, max_workers, recovery_timeout, dry_run)
         kwargs = client.connection_pool.connection_kwargs
         self.backing = BackingFaults(self._record, self._in_background, self._stopping, kwargs.get("port", 6379),
                                      proxy_url, kwargs.get("host", "127.0.0.1"), freeze_s, outage_s,
                                      recovery_timeout, dry_run)
         self._replicas = PrimaryFaults(sentinels(os.environ), self._record, self._in_background, self._stopping)
+        self._apart = apart_url and ScheduleApart(
+            functools.partial(self._keep, logged=True), redis_url=apart_url, rate=rate, mix=self.mix, seed=self.seed,
+            freeze_s=freeze_s, outage_s=outage_s, max_workers=max_workers, log=log_path, proxy_url=proxy_url,
+            dry_run=dry_run)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -128,10 +132,19 @@ class ChaosMonkey:
         with self._lock:
             return [dict(event) for event in self._events]
 
-    def start(self):
+    def start(self, since=None):
+        """Starts the schedule; ``since``, the wall-clock time it began elsewhere, keeps that beat (a schedule
+        apart keeps its engine's: its start-up costs no turn beyond the one interval carried over)."""
         if self.rate <= 0:
             raise ValueError("rate must be > 0 actions per second")
-        self._scheduler = threading.Thread(target=self._schedule, name="chaos-schedule", daemon=True)
+        now = time.time()
+        since = now if since is None else since
+        self._scheduled = [time.monotonic() - (now - since), None]
+        if self._apart:
+            self._apart.start(since)
+            return self
+        self._scheduler = threading.Thread(target=self._schedule, args=(self._scheduled[0],), name="chaos-schedule",
+                                           daemon=True)
         self._scheduler.start()
         self._in_background(self._replicas.observe)
         return self
@@ -140,9 +153,13 @@ class ChaosMonkey:
         """Ends the schedule, thaws every frozen worker at once, then lets pending recovery
         measurements finish (each is bounded by recovery_timeout)."""
         self._stopping.set()
+        if self._scheduled[0] is not None:
+            self._scheduled[1] = self._scheduled[1] or time.monotonic()
+        if self._apart:
+            self._apart.stop(self.recovery_timeout + APART_GRACE_S)
         if self._scheduler:
             self._scheduler.join()
-        self._thaw_all()
+        self._processes.stop()
         for fault in self.network.active() if self.network else ():
             self._heal(fault)
         self._replicas.stop()
@@ -171,7 +188,7 @@ class ChaosMonkey:
                 return self.backing.act(action)
             if action in REPLICA_ACTIONS:
                 return self._replicas.act(action)
-            return getattr(self, f"_{action}")(target)
+            return self._processes.act(action, target)
         except Exception as exc:  # Redis away, a process gone mid-way...: note it, keep the schedule going
             return self._record(action, None, None, f"error: {type(exc).__name__}: {exc}")
         finally:
@@ -182,7 +199,8 @@ class ChaosMonkey:
         return self._record(action, target, pid, outcome, **manual_mark(True), **extra)
 
     def summary(self):
-        """Counts per action and outcome (ok/skipped/error); median and max recovery per action."""
+        """Counts per action and outcome (ok/skipped/error); median and max recovery per action; the seconds
+        the schedule ran (``scheduled_s``: rate x scheduled_s actions were asked for)."""
         events = self.events
         outcomes = defaultdict(Counter)
         recoveries = defaultdict(list)
@@ -190,8 +208,10 @@ class ChaosMonkey:
             outcomes[event["action"]][event["outcome"].partition(":")[0]] += 1
             if "recovery_s" in event:
                 recoveries[event["after"]].append(event["recovery_s"])
+        started, stopped = self._scheduled
+        scheduled_s = round((stopped or time.monotonic()) - started, 3) if started else 0.0
         return {
-            "seed": self.seed, "rate": self.rate, "mix": self.mix,
+            "seed": self.seed, "rate": self.rate, "mix": self.mix, "scheduled_s": scheduled_s,
             "actions": {action: dict(counts) for action, counts in sorted(outcomes.items())},
             "recovery": {action: {"count": len(times), "median_s": statistics.median(times), "max_s": max(times)}
                          for action, times in sorted(recoveries.items())},
@@ -202,27 +222,33 @@ class ChaosMonkey:
     def _next_action(self):
         return next_action(self.mix, self._action_rng, self._backing_rng)
 
-    def _schedule(self):
+    def _schedule(self, began):
         interval = 1.0 / self.rate
-        due = time.monotonic() + interval
+        due = began + interval
         while not self._stopping.wait(max(0.0, due - time.monotonic())):
             self.act()
-            # After a slow action the next comes sooner, so the run keeps its rate; a longer stall is not
-            # made up in a burst: at most one interval is carried over.
-            due = max(due + interval, time.monotonic() - interval)
+            due = next_due(due, interval, time.monotonic())
 
     def _record(self, action, instance, pid, outcome, **extra):
         extra.update(manual_mark(self._choice("manual")))
         name = instance if isinstance(instance, str) or instance is None else instance.name
         event = {"time": time.time(), "action": action, "target": name, "pid": pid, "outcome": outcome, **extra}
+        return self._keep(event, logged=False)
+
+    def _keep(self, event, logged):
+        """Keeps an event, logs it unless already logged (a schedule apart writes its own), and passes it on."""
         with self._lock:
             self._events.append(event)
-            if self.log_path:
+            if self.log_path and not logged:
                 with open(self.log_path, "a") as log:
                     log.write(json.dumps(event) + "\n")
         if self.on_event:
             self.on_event(dict(event))
         return event
+
+    def _choice(self, name, default=None):
+        """What the current act() was asked for (its rng, manual, pid, seconds); default in background threads."""
+        return getattr(self._call, "current", {}).get(name, default)
 
     def _in_background(self, function, *args):
         thread = threading.Thread(target=function, args=args, name=f"chaos-{function.__name__}", daemon=True)
@@ -235,147 +261,7 @@ class ChaosMonkey:
         with self._lock:
             return [t for t in self._background if t.is_alive()]
 
-    def _signal(self, action, instance, proc, sig, **extra):
-        """Sends sig to proc (a master or one of its workers) and records the event."""
-        if proc.pid == instance.master and sig not in MASTER_SIGNALS:
-            raise ValueError(f"refusing to send {sig.name} to master {proc.pid}")
-        if self.dry_run:
-            return self._record(action, instance, proc.pid, DRY_RUN, signal=sig.name, **extra)
-        try:
-            proc.send_signal(sig)  # psutil refuses if the pid was reused since proc was created
-        except psutil.NoSuchProcess:
-            return self._record(action, instance, proc.pid, "skipped: the process exited first", **extra)
-        return self._record(action, instance, proc.pid, "ok", signal=sig.name, **extra)
-
-    # -- targets ----------------------------------------------------------------------------
-
-    def _masters(self, target):
-        """(instance, master process) for each registered instance on this host, by name."""
-        instances = sorted(live_instances(self.client), key=lambda i: (i.name, i.address))
-        found = [(inst, local_master(inst)) for inst in instances if target in (None, inst.name)]
-        return [(inst, master) for inst, master in found if master]
-
-    def _pick_master(self, action, target):
-        masters = self._masters(target)
-        if not masters:
-            return None, self._record(action, None, None, "skipped: no registered instance on this host")
-        return self._rng().choice(masters), None
-
-    def _choice(self, name, default=None):
-        """What the current act() was asked for (its rng, manual, pid, seconds); default in background threads."""
-        return getattr(self._call, "current", {}).get(name, default)
-
-    def _rng(self):
-        return self._choice("rng", self._target_rng)
-
-    def _pick_worker(self, action, target):
-        with self._lock:
-            frozen = set(self._frozen)
-        candidates, chosen = [], self._choice("pid")
-        for inst, _ in self._masters(target):
-            workers = sorted((w for w in inst.workers if w.pid not in frozen and is_alive(w)
-                              and chosen in (None, w.pid)), key=lambda w: w.pid)
-            if workers:
-                candidates.append((inst, workers))
-        if not candidates:
-            return None, None, self._record(action, None, None, "skipped: no running worker on this host")
-        inst, workers = self._rng().choice(candidates)
-        return inst, self._rng().choice(workers), None
-
-    # -- actions: each returns its event ----------------------------------------------------
-
-    def _kill(self, target):
-        return self._signal_worker("kill", signal.SIGKILL, target)
-
-    def _term(self, target):
-        return self._signal_worker("term", signal.SIGTERM, target)
-
-    def _signal_worker(self, action, sig, target):
-        inst, worker, skipped = self._pick_worker(action, target)
-        if skipped:
-            return skipped
-        before, started = {w.pid for w in inst.workers}, time.monotonic()
-        event = self._signal(action, inst, worker, sig)
-        if event["outcome"] == "ok":
-            self._in_background(self._recover, event, inst, {worker.pid}, before, started)
-        return event
-
-    def _reload(self, target):
-        picked, skipped = self._pick_master("reload", target)
-        if skipped:
-            return skipped
-        inst, master = picked
-        before, started = {w.pid for w in inst.workers}, time.monotonic()
-        event = self._signal("reload", inst, master, signal.SIGHUP)
-        if event["outcome"] == "ok":
-            self._in_background(self._recover, event, inst, before, before, started)
-        return event
-
-    def _rolling(self, target):
-        if self._roller and self._roller.is_alive():
-            return self._record("rolling", None, None, "skipped: the previous rolling reload is still running")
-        masters = self._masters(target)
-        if not masters:
-            return self._record("rolling", None, None, "skipped: no registered instance on this host")
-        event = self._record("rolling", None, None, "ok", order=[inst.name for inst, _ in masters])
-        self._roller = self._in_background(self._roll, masters)
-        return event
-
-    def _roll(self, masters):
-        for inst, master in masters:
-            if self._stopping.is_set():
-                return
-            before, started = {w.pid for w in workers_of(inst.master)}, time.monotonic()
-            event = self._signal("reload", inst, master, signal.SIGHUP, part_of="rolling")
-            if event["outcome"] == DRY_RUN:
-                continue
-            if event["outcome"] != "ok" or self._recover(event, inst, before, before, started)["outcome"] != "ok":
-                return  # like a deploy, a rolling reload halts at the first instance that does not come back
-
-    def _freeze(self, target):
-        inst, worker, skipped = self._pick_worker("freeze", target)
-        if skipped:
-            return skipped
-        seconds = self._choice("seconds") or self.freeze_s
-        # Registered before the SIGSTOP, so that stop() can never miss a frozen worker.
-        with self._lock:
-            self._frozen[worker.pid] = (inst, worker, time.monotonic(), self._choice("manual", False))
-        event = self._signal("freeze", inst, worker, signal.SIGSTOP, freeze_s=seconds, **lasting(seconds))
-        if event["outcome"] == "ok":
-            self._in_background(self._thaw_later, worker.pid, seconds)
-        else:
-            with self._lock:
-                del self._frozen[worker.pid]
-        return event
-
-    def _thaw_later(self, pid, seconds):
-        self._stopping.wait(seconds)  # stop() cuts a freeze short
-        self._thaw(pid)
-
-    def _thaw(self, pid):
-        with self._lock:
-            frozen = self._frozen.pop(pid, None)
-        if frozen:  # else a concurrent _thaw already did it
-            inst, worker, stopped_at, manual = frozen
-            self._signal("thaw", inst, worker, signal.SIGCONT, **end_of("freeze"),
-                         frozen_s=round(time.monotonic() - stopped_at, 3), **manual_mark(manual))
-
-    def _thaw_all(self):
-        with self._lock:
-            pids = list(self._frozen)
-        for pid in pids:
-            self._thaw(pid)
-
-    def _scale(self, target):
-        picked, skipped = self._pick_master("scale", target)
-        if skipped:
-            return skipped
-        inst, master = picked
-        count = len(inst.workers)
-        directions = [signal.SIGTTIN] * (count < self.max_workers) + [signal.SIGTTOU] * (count > 1)
-        if not directions:
-            return self._record("scale", inst, inst.master, f"skipped: max_workers={self.max_workers} leaves no room")
-        return self._signal("scale", inst, master, self._rng().choice(directions), workers=count)
+    # -- network faults: planned and healed by bench/chaos/network.py --------------------------
 
     def _network_fault(self, action, target):
         fault = self.network.plan(action, target)
@@ -400,12 +286,3 @@ class ChaosMonkey:
             lasted = {"lasted_s": round(time.monotonic() - started, 3)} if started else {}
             self._record("heal", fault.target, None, outcome, after=fault.action, hosts=fault.hosts, **lasted,
                          commands=fault.undo)
-
-    # -- recovery ---------------------------------------------------------------------------
-
-    def _recover(self, cause, inst, replaced, before, started):
-        """Waits until inst serves again without the replaced workers (``recovery``), and records how long it took."""
-        found = serving_again(inst.address, inst.master, replaced, before, started, self.recovery_timeout)
-        outcome = "ok" if found else f"error: not serving again within {self.recovery_timeout}s"
-        return self._record("recovery", inst, cause["pid"], outcome, after=cause["action"], **(found or {}),
-                            **manual_mark(cause.get("manual")))

@@ -153,6 +153,11 @@ def end_of(action):
     return {"after": action}
 
 
+def manual_mark(manual):
+    """The field a person's action, and each of its follow-ups, carries."""
+    return {"manual": True} if manual else {}
+
+
 def fault_spans(events, now=None):
     """Each applied action as ``{action, target, start, end, open, manual}``: an instant, or, for an action
     carrying ``duration_s``, a span until its follow-up (``after``), else until its planned end or ``now``."""

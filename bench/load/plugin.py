@@ -104,7 +104,6 @@ class Conductor:
         self.live = None
         self.chaos = None
         self.verdict = None
-        self.started_at = None
         self.started = False  # True from the end of on_test_start to the stop
         self.stopper = None
         self.concluded = gevent.event.Event()
@@ -165,7 +164,7 @@ class Conductor:
             "hits": options.hits,
             "workloads": list(workloads),
         }, workloads=workloads)
-        self.verdict, self.started_at = None, time.time()
+        self.verdict = None
         self.concluded.clear()
         self.collector = Collector(self.env.runner, self.journal)
         if self.collector.workers:
@@ -174,10 +173,11 @@ class Conductor:
         self.proxy_start = proxy_metrics(self.env.host)
         # Every run has an engine, so the Formation page's buttons are journaled; it schedules only with a rate.
         # Without a rate the mix is never drawn from (under --hosts it may name network actions, which the
-        # agents in the machine's own namespace make): the buttons name their actions themselves.
+        # agents in the machine's own namespace make): the buttons name their actions themselves. The schedule
+        # runs apart, in a process of its own: among the users' greenlets its turns came late.
         mix = parse_mix(options.chaos_mix) if options.chaos_rate > 0 else DEFAULT_MIX
         self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=mix, seed=options.chaos_seed,
-                                 log_path=report_dir / CHAOS, proxy_url=self.env.host)
+                                 log_path=report_dir / CHAOS, proxy_url=self.env.host, apart_url=options.redis_url)
         if options.chaos_rate > 0:
             self.chaos.start()
         self.live = LiveView(self.run, self.env.runner)
@@ -226,13 +226,12 @@ class Conductor:
     def proof(self):
         """What was asked of the run, and what happened: the inputs of the 'proved nothing' rules."""
         total = self.env.runner.stats.total
-        elapsed = time.time() - self.started_at
         summary = self.chaos.summary() if self.chaos else {"actions": {}}
         applied = sum(counts.get("ok", 0) for action, counts in summary["actions"].items() if action not in FOLLOW_UPS)
         return {"tries": total.num_requests, "failed_tries": total.num_failures,
                 "min_success": self.options.min_success, "users_asked": self.run.settings["users"],
                 "peak_users": self.live.peak_users if self.live else 0,
-                "chaos_asked": self.options.chaos_rate * elapsed, "chaos_applied": applied,
+                "chaos_asked": self.options.chaos_rate * summary.get("scheduled_s", 0), "chaos_applied": applied,
                 "kills": sum(summary["actions"].get(action, {}).get("ok", 0) for action in KILLS)}
 
     def conclude(self):
