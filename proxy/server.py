@@ -1,4 +1,4 @@
-"""The client side: HTTP/1.1 connections parsed by httptools (llhttp), and the refusals that need no backend.
+"""The client side: HTTP/1.1 connections parsed by httptools (llhttp), answered in order, drained on SIGTERM.
 
     server = Server(config, handle, totals, access_log)     # handle(request) is a coroutine
     listener = await loop.create_server(server.connection, config.host, config.port)
@@ -10,20 +10,7 @@ again and a slow sender never holds a backend), one at a time per connection,
 and answers it through the request: ``request.respond(...)``, ``request.json(...)``,
 or ``request.start(...)`` then ``await request.write(chunk)`` and ``request.finish()``.
 
-Refused here, with a JSON one-line reason, the connection closed after it, nothing forwarded:
-
-- what llhttp rejects (malformed request line or headers, bad chunking,
-  conflicting ``Content-Length``/``Transfer-Encoding``), a request line without
-  an HTTP version (at once, not when the headers would end), and an HTTP/1.1
-  request without exactly one ``Host``: 400;
-- a request line or header over ``PROXY_MAX_HEADER_LINE`` bytes, or more than
-  ``PROXY_MAX_HEADERS`` headers: 431;
-- a body over ``PROXY_MAX_BODY``, declared or as it arrives: 413;
-- a request not in whole within ``PROXY_CLIENT_TIMEOUT`` of the connection's
-  start or the previous response: 408 (an idle keep-alive connection is just closed);
-- ``CONNECT``: 405 (a reverse proxy, never a tunnel);
-- an ``Expect`` other than ``100-continue``: 417. ``100-continue`` is answered
-  here, before the body, unless the declared body is already too large.
+What is refused here, before anything is forwarded, is ``proxy.limits``'s to say.
 """
 import asyncio
 import logging
@@ -33,6 +20,8 @@ from collections import deque
 import httptools
 
 from proxy.headers import connection_tokens
+from proxy.limits import (NO_VERSION, body_refusal, head_refusal, head_too_large, header_refusal, line_refusal,
+                          request_line)
 from proxy.request import CONTINUE, Refusal, Request
 
 log = logging.getLogger("proxy.server")
@@ -111,10 +100,10 @@ class Connection(asyncio.Protocol):
             self._refuse(refusal or Refusal(400, f"malformed request: {exc}"))
             return
         if self.request is not None and not self.request.headers_done:
-            # llhttp holds a header until it ends; this bounds what it may hold.
             self.head_bytes += len(data)
-            if self.head_bytes > self.config.max_header_line * (self.config.max_headers + 2):
-                self._refuse(Refusal(431, "request head too large"))
+            refusal = head_too_large(self.head_bytes, self.config)
+            if refusal is not None:
+                self._refuse(refusal)
         elif self.queue and not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
@@ -129,26 +118,14 @@ class Connection(asyncio.Protocol):
         return True
 
     def _line_has_version(self, data):
-        """Check a request line as soon as it ends: without ``HTTP/x.y`` it is refused at once.
-
-        llhttp would take ``GET /hits`` as HTTP/0.9 and wait for headers that never come.
-        """
-        buffered = self.line + data if self.line else data
-        start = 0
-        while True:
-            end = buffered.find(b"\n", start)
-            if end < 0:
-                self.line = buffered[start:start + self.config.max_header_line + 2]
-                return True
-            line = buffered[start:end]
-            if line == b"" or line == b"\r":  # empty lines before a request are allowed
-                start = end + 1
-                continue
-            self.at_line, self.line = False, b""
-            if line.rstrip(b"\r").rpartition(b" ")[2].startswith(b"HTTP/"):
-                return True
-            self._refuse(Refusal(400, "malformed request: request line without an HTTP version"))
-            return False
+        """False, and refused at once, when the request line just ended without ``HTTP/x.y``."""
+        has_version, self.line = request_line(self.line + data if self.line else data, self.config.max_header_line)
+        if has_version is None:
+            return True
+        self.at_line = False
+        if not has_version:
+            self._refuse(Refusal(400, NO_VERSION))
+        return has_version
 
     # httptools callbacks
     def on_message_begin(self):
@@ -157,28 +134,28 @@ class Connection(asyncio.Protocol):
         if self.deadline is None:
             self.deadline = self.loop.time() + self.config.client_timeout
 
-    def _fail(self, status, message):
-        self.refusal = Refusal(status, message)
-        return self.refusal
+    def _fail(self, refusal):
+        self.refusal = refusal
+        return refusal
 
     def on_url(self, url):
         request = self.request
         request.target += url
-        if len(request.target) > self.config.max_header_line:
-            raise self._fail(431, f"request line over PROXY_MAX_HEADER_LINE={self.config.max_header_line} bytes")
+        refusal = line_refusal(len(request.target), self.config)
+        if refusal is not None:
+            raise self._fail(refusal)
 
     def on_header(self, name, value):
-        request, config = self.request, self.config
+        request = self.request
         request.count += 1
-        if request.count > config.max_headers:
-            raise self._fail(431, f"more than PROXY_MAX_HEADERS={config.max_headers} headers")
-        if len(name) + len(value) + 2 > config.max_header_line:
-            raise self._fail(431, f"header line over PROXY_MAX_HEADER_LINE={config.max_header_line} bytes")
+        refusal = header_refusal(request.count, name, value, self.config)
+        if refusal is not None:
+            raise self._fail(refusal)
         lower = name.lower()
         if lower in NOTED:
             if lower == b"host":
                 if request.host is not None:
-                    raise self._fail(400, "more than one Host header")
+                    raise self._fail(Refusal(400, "more than one Host header"))
                 request.host = value
             elif lower == b"connection":
                 request.connection += connection_tokens(value)
@@ -204,25 +181,19 @@ class Connection(asyncio.Protocol):
         request.method = parser.get_method()
         request.version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
-        if request.version == "0.9":
-            raise self._fail(400, "malformed request: request line without an HTTP version")
-        if request.method == b"CONNECT":
-            raise self._fail(405, "CONNECT refused: this is a reverse proxy, not a tunnel")
-        if request.host is None and request.version == "1.1":
-            raise self._fail(400, "HTTP/1.1 request without a Host header")
-        if request.content_length is not None and request.content_length > config.max_body:
-            raise self._fail(413, f"body over PROXY_MAX_BODY={config.max_body} bytes")
-        if request.expect is not None:
-            if request.expect.lower() != b"100-continue":
-                raise self._fail(417, f"unsupported Expect: {request.expect[:100].decode('latin-1')!r}")
-            if request.version == "1.1" and (request.content_length or request.chunked) and self.current is None:
-                self.transport.write(CONTINUE)
+        refusal = head_refusal(request.method, request.version, request.host, request.content_length,
+                               request.expect, config)
+        if refusal is not None:
+            raise self._fail(refusal)
+        if (request.expect is not None and request.version == "1.1" and (request.content_length or request.chunked)
+                and self.current is None):
+            self.transport.write(CONTINUE)  # 100-continue, the only Expect head_refusal lets through
 
     def on_body(self, body):
         request = self.request
         request.size += len(body)
         if request.size > self.config.max_body:
-            raise self._fail(413, f"body over PROXY_MAX_BODY={self.config.max_body} bytes")
+            raise self._fail(body_refusal(self.config))
         request.parts.append(body)
 
     def on_message_complete(self):

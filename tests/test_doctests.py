@@ -12,7 +12,7 @@ pytestmark = pytest.mark.fast
 
 PURE_MODULES = [
     "backing.config", "backing.replication", "web.config", "web.durability", "web.schema", "web.clock",
-    "proxy.config", "proxy.metrics", "proxy.headers", "proxy.discovery",
+    "proxy.config", "proxy.metrics", "proxy.headers", "proxy.discovery", "proxy.limits", "proxy.sticky",
     "scaler.config", "scaler.policy", "scaler.procfile",
     "bench.chaos.vocabulary", "bench.verdict.checker", "bench.verdict.model", "bench.verdict.failover",
     "bench.load.options", "bench.harness.story", "bench.arguments", "bench.benchmarks.stats",
