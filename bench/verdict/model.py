@@ -186,15 +186,9 @@ def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = Non
                 number = history.number = list(number)
                 number[row] = event["number"]
 
-    history.position, history.errors = pair(events, invoke, complete, as_of, refuse=_unnumbered)
+    history.position, history.errors = pair(events, invoke, complete, as_of, numbered="ok")
     history.keys = list(history.position)
     return history
-
-
-def _unnumbered(completion: Mapping[str, Any]) -> str | None:
-    if completion.get("type") == "ok" and type(completion.get("number")) is not int:
-        return "ok without an integer number"
-    return None
 
 
 def seconds(time: Any) -> float:

@@ -67,15 +67,16 @@ def pair(
     invoked: Callable[[Mapping[str, Any]], Any],
     completed: Callable[[int, Mapping[str, Any]], Any],
     as_of: float | None = None,
-    refuse: Callable[[Mapping[str, Any]], str | None] | None = None,
+    numbered: str | None = None,
 ) -> tuple[dict[str, int], list[str]]:
     """Pair each key's invoke with its completion, whatever their order across journals.
 
     Calls ``invoked(event)`` for the first invoke of each key, the op's
     position being the number of calls before, and ``completed(position,
     event)`` once for its completion, if it has one; a completion met before
-    its invoke waits for the end. A completion ``refuse`` finds fault with is
-    an error and no completion. Returns each key's position and the errors.
+    its invoke waits for the end. A completion of type ``numbered`` without an
+    integer ``number`` is an error and no completion (the hit checker's
+    ``ok``). Returns each key's position and the errors.
     """
     positions: dict[str, int] = {}
     done = bytearray()  # done[position]: the op had its completion
@@ -96,9 +97,8 @@ def pair(
             if as_of is not None and after(event.get("time"), as_of):
                 continue
             position = positions.get(key)
-            fault = refuse(event) if refuse else None
-            if fault:
-                errors.append(f"{key}: {fault}")
+            if kind == numbered and type(event.get("number")) is not int:
+                errors.append(f"{key}: {kind} without an integer number")
             elif (position is not None and done[position]) or key in early:
                 errors.append(f"{key}: completed twice")
             elif position is not None:

@@ -61,19 +61,20 @@ def check(
     workloads = tuple(workloads)
     parts: dict[str, list] = {name: [] for name in workloads if name != "hits"}
     strays: dict[str, int] = {}
+    wanted = "hits" in workloads
 
     def hit_events() -> Iterator[Mapping[str, Any]]:
         """The hits, streamed to their checker rather than held: a million of them take a GB as dicts."""
         for event in events:
-            name = workload_of(event)
-            if name == "hits" and "hits" in workloads:
+            name = workload_of(event) if "op" in event else "hits"
+            if name == "hits" and wanted:
                 yield event
             elif name in parts:
                 parts[name].append(event)
             else:
                 strays[name] = strays.get(name, 0) + 1
 
-    if "hits" in workloads:
+    if wanted:
         hits = checker.check(hit_events(), ledger, counter_start, counter_end, as_of=as_of)
         if not hits.ok:
             hits.inconclusive.append("no hit was acknowledged")
