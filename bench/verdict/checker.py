@@ -79,6 +79,7 @@ def check_outcomes(history: History, ledger: Ledger) -> Verdict:
     """Judge each attempted hit by its outcome, and each applied key nobody attempted."""
     verdict = Verdict()
     applied, keyless, numbers = ledger.applied, history.keyless, history.number
+    ok = 0
     for row, (key, status) in enumerate(zip(history.keys, history.status)):
         if keyless and row in keyless:
             continue  # judged by check_keyless and check_counter
@@ -89,7 +90,7 @@ def check_outcomes(history: History, ledger: Ledger) -> Verdict:
                 verdict.lost.append(
                     _applied_item(ledger, key, "acknowledged but not applied", acknowledged=number))
             elif first[0] == number or number in (n for n, _ in ledger.applications_of(key)):
-                verdict.ok += 1
+                ok += 1
             else:
                 verdict.lost.append(_applied_item(
                     ledger, key, "applied with another number than acknowledged", acknowledged=number))
@@ -102,6 +103,7 @@ def check_outcomes(history: History, ledger: Ledger) -> Verdict:
             verdict.recovered.append({"key": key, "number": first[0], "instance": first[1]})
     for key in sorted(applied.keys() - history.position.keys()):
         verdict.unexpected.append(_applied_item(ledger, key, "applied but never attempted"))
+    verdict.ok = ok
     return verdict
 
 

@@ -204,6 +204,7 @@ def index_ledger(entries: Iterable[Mapping[str, Any]]) -> Ledger:
     ledger = Ledger()
     applied, owner, reapplied, shared = ledger.applied, ledger.owner, ledger.reapplied, ledger.shared
     instances: dict[str, str] = {}  # one string per instance name, not one per entry
+    applications = 0
     for entry in entries:
         key = entry.get("key")
         number = entry.get("number")
@@ -212,13 +213,10 @@ def index_ledger(entries: Iterable[Mapping[str, Any]]) -> Ledger:
             continue
         instance = str(entry.get("instance"))
         application = (number, instances.setdefault(instance, instance))
-        ledger.applications += 1
-        if key in applied:
+        applications += 1
+        if applied.setdefault(key, application) is not application:
             reapplied.setdefault(key, []).append(application)
-        else:
-            applied[key] = application
-        if number in owner:
+        if owner.setdefault(number, key) is not key:
             shared.setdefault(number, []).append(key)
-        else:
-            owner[number] = key
+    ledger.applications = applications
     return ledger

@@ -106,6 +106,9 @@ def _parse_lines(source: Source, path: str, lineno: int, lines: list[str], last:
 
 def _ledger_entries(source: Source, items: Iterable[Any]) -> Iterator[dict]:
     for index, item in enumerate(items):
+        if type(item) is dict:  # a ledger file's entries, already parsed
+            yield item
+            continue
         if isinstance(item, (bytes, str)):
             try:
                 item = json.loads(item)
