@@ -169,7 +169,7 @@ def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = Non
             history.keyless[len(status)] = None
         status.append(PENDING)
         time = event.get("time")
-        invoked.append(time if type(time) is float else seconds(time))
+        invoked.append(time if type(time) is float else _seconds(time))
         acked_at.append(NAN)
         number.append(0)
 
@@ -178,7 +178,7 @@ def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = Non
         kind = status[row] = COMPLETIONS[event["type"]]
         if kind == "ok":
             time = event.get("time")
-            acked_at[row] = time if type(time) is float else seconds(time)
+            acked_at[row] = time if type(time) is float else _seconds(time)
             acked.append(row)
             try:
                 number[row] = event["number"]
@@ -191,7 +191,7 @@ def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = Non
     return history
 
 
-def seconds(time: Any) -> float:
+def _seconds(time: Any) -> float:
     """A journal time as a float; NaN, no time, when it is no number or too large for a float."""
     if isinstance(time, (int, float)):
         with contextlib.suppress(OverflowError):
