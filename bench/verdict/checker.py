@@ -52,7 +52,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from itertools import accumulate, compress, repeat
 from math import inf
-from operator import le
+from operator import and_, eq, le, not_
 from typing import Any, Iterable, Mapping
 
 from bench.verdict.model import (CATEGORIES, EXIT_CODES, INVALID, PENDING, UNKNOWN, VALID, VIOLATIONS, History,
@@ -79,18 +79,21 @@ def check_outcomes(history: History, ledger: Ledger) -> Verdict:
     """Judge each attempted hit by its outcome, and each applied key nobody attempted."""
     verdict = Verdict()
     applied, keyless, numbers = ledger.applied, history.keyless, history.number
-    ok = 0
-    for row, (key, status) in enumerate(zip(history.keys, history.status)):
-        if keyless and row in keyless:
+    firsts = list(map(applied.get, history.keys))  # the number each key was first applied with, or None
+    # The common case, acknowledged and applied with that number, found and counted in C.
+    fine = list(map(and_, map(eq, history.status, repeat("ok")), map(eq, numbers, firsts)))
+    verdict.ok = fine.count(True) - sum(fine[row] for row in keyless)
+    for row in compress(range(len(fine)), map(not_, fine)):
+        if row in keyless:
             continue  # judged by check_keyless and check_counter
-        first = applied.get(key)
+        key, status, first = history.keys[row], history.status[row], firsts[row]
         if status == "ok":
             number = numbers[row]
             if first is None:
                 verdict.lost.append(
                     _applied_item(ledger, key, "acknowledged but not applied", acknowledged=number))
-            elif first[0] == number or number in (n for n, _ in ledger.applications_of(key)):
-                ok += 1
+            elif number in (n for n, _ in ledger.applications_of(key)):
+                verdict.ok += 1
             else:
                 verdict.lost.append(_applied_item(
                     ledger, key, "applied with another number than acknowledged", acknowledged=number))
@@ -100,10 +103,10 @@ def check_outcomes(history: History, ledger: Ledger) -> Verdict:
         elif status == "fail":
             verdict.unexpected.append(_applied_item(ledger, key, "applied although the client recorded fail"))
         else:
-            verdict.recovered.append({"key": key, "number": first[0], "instance": first[1]})
-    for key in sorted(applied.keys() - history.position.keys()):
-        verdict.unexpected.append(_applied_item(ledger, key, "applied but never attempted"))
-    verdict.ok = ok
+            verdict.recovered.append({"key": key, "number": first, "instance": ledger.instance[key]})
+    if len(applied) > len(firsts) - firsts.count(None):  # some keys applied were never attempted
+        for key in sorted(applied.keys() - history.position.keys()):
+            verdict.unexpected.append(_applied_item(ledger, key, "applied but never attempted"))
     return verdict
 
 

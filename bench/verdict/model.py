@@ -61,11 +61,12 @@ class History:
 class Ledger:
     """The server's applications, indexed by key and by number.
 
-    The first application of each key and each number is kept in a dict, the
-    rare repeats aside, so the common case costs one entry per application.
+    The first application of each key and each number is kept in dicts, the
+    rare repeats aside, so the common case costs a few entries per application.
     """
 
-    applied: dict[str, tuple[int, str]] = field(default_factory=dict)  # key -> (number, instance)
+    applied: dict[str, int] = field(default_factory=dict)  # key -> number
+    instance: dict[str, str] = field(default_factory=dict)  # key -> instance
     owner: dict[int, str] = field(default_factory=dict)  # number -> key
     reapplied: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     shared: dict[int, list[str]] = field(default_factory=dict)
@@ -74,8 +75,9 @@ class Ledger:
 
     def applications_of(self, key: str) -> list[tuple[int, str]]:
         """Every (number, instance) the key was applied with, in ledger order."""
-        first = self.applied.get(key)
-        return [] if first is None else [first, *self.reapplied.get(key, ())]
+        if key not in self.applied:
+            return []
+        return [(self.applied[key], self.instance[key]), *self.reapplied.get(key, ())]
 
 
 @dataclass
@@ -202,7 +204,8 @@ def _seconds(time: Any) -> float:
 def index_ledger(entries: Iterable[Mapping[str, Any]]) -> Ledger:
     """Index ledger entries by key and by number, keeping every repeat."""
     ledger = Ledger()
-    applied, owner, reapplied, shared = ledger.applied, ledger.owner, ledger.reapplied, ledger.shared
+    applied, first_instance, owner = ledger.applied, ledger.instance, ledger.owner
+    reapplied, shared = ledger.reapplied, ledger.shared
     instances: dict[str, str] = {}  # one string per instance name, not one per entry
     applications = 0
     for entry in entries:
@@ -212,11 +215,16 @@ def index_ledger(entries: Iterable[Mapping[str, Any]]) -> Ledger:
             ledger.errors.append(f"ledger entry without a string key and an integer number: {entry!r}")
             continue
         instance = str(entry.get("instance"))
-        application = (number, instances.setdefault(instance, instance))
+        instance = instances.setdefault(instance, instance)
         applications += 1
-        if applied.setdefault(key, application) is not application:
-            reapplied.setdefault(key, []).append(application)
-        if owner.setdefault(number, key) is not key:
+        if key in applied:
+            reapplied.setdefault(key, []).append((number, instance))
+        else:
+            applied[key] = number
+            first_instance[key] = instance
+        if number in owner:
             shared.setdefault(number, []).append(key)
+        else:
+            owner[number] = key
     ledger.applications = applications
     return ledger
