@@ -367,3 +367,17 @@ def test_the_journal_checks_find_nothing_in_a_clean_sequential_run():
     run = SyntheticRun("r1", ["ok", "fail", "info-applied", "ok", "pending-applied", "ok"], counter_start=5)
     verdict = check(run.history(), run.ledger(), run.counter_start, run.counter_end)
     assert verdict.status == "valid", verdict.to_dict()
+
+
+def test_numbers_beyond_64_bits_and_times_beyond_floats_are_judged_as_any():
+    huge = 2**64 + 5
+    events = [{"type": "invoke", "key": "r1:c1:1", "time": 1.0}, {"type": "ok", "key": "r1:c1:1", "time": 10**400,
+                                                                   "number": huge}]
+    verdict = check(events, [{"key": "r1:c1:1", "number": huge, "instance": "web.1"}], huge - 1, huge)
+    assert verdict.valid and verdict.ok == 1, verdict.to_dict()
+
+
+def test_a_key_completed_before_and_after_its_invoke_is_completed_twice():
+    invoke, ok = {"type": "invoke", "key": "r1:c1:1", "time": 1.0}, {"type": "ok", "key": "r1:c1:1", "time": 1.1}
+    verdict = check([dict(ok, number=5), invoke, dict(ok, number=6)], [], 4, 5)
+    assert "r1:c1:1: completed twice" in verdict.errors and verdict.status == "unknown"

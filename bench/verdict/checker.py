@@ -50,6 +50,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter
+from itertools import accumulate, compress, repeat
+from math import inf
+from operator import and_, eq, le, not_
 from typing import Any, Iterable, Mapping
 
 from bench.verdict.model import (CATEGORIES, EXIT_CODES, INVALID, PENDING, UNKNOWN, VALID, VIOLATIONS, History,
@@ -75,17 +78,21 @@ def _applied_item(ledger: Ledger, key: str, reason: str, **fields: Any) -> dict:
 def check_outcomes(history: History, ledger: Ledger) -> Verdict:
     """Judge each attempted hit by its outcome, and each applied key nobody attempted."""
     verdict = Verdict()
-    applied, keyless = ledger.applied, history.keyless
-    for key, status in history.ops.items():
-        if key in keyless:
+    applied, keyless, numbers = ledger.applied, history.keyless, history.number
+    firsts = list(map(applied.get, history.keys))  # the number each key was first applied with, or None
+    # The common case, acknowledged and applied with that number, found and counted in C.
+    fine = list(map(and_, map(eq, history.status, repeat("ok")), map(eq, numbers, firsts)))
+    verdict.ok = fine.count(True) - sum(fine[row] for row in keyless)
+    for row in compress(range(len(fine)), map(not_, fine)):
+        if row in keyless:
             continue  # judged by check_keyless and check_counter
-        first = applied.get(key)
+        key, status, first = history.keys[row], history.status[row], firsts[row]
         if status == "ok":
-            number = history.acked[key]
+            number = numbers[row]
             if first is None:
                 verdict.lost.append(
                     _applied_item(ledger, key, "acknowledged but not applied", acknowledged=number))
-            elif first[0] == number or number in (n for n, _ in ledger.applications_of(key)):
+            elif number in (n for n, _ in ledger.applications_of(key)):
                 verdict.ok += 1
             else:
                 verdict.lost.append(_applied_item(
@@ -96,9 +103,10 @@ def check_outcomes(history: History, ledger: Ledger) -> Verdict:
         elif status == "fail":
             verdict.unexpected.append(_applied_item(ledger, key, "applied although the client recorded fail"))
         else:
-            verdict.recovered.append({"key": key, "number": first[0], "instance": first[1]})
-    for key in sorted(applied.keys() - history.ops.keys()):
-        verdict.unexpected.append(_applied_item(ledger, key, "applied but never attempted"))
+            verdict.recovered.append({"key": key, "number": first, "instance": ledger.instance[key]})
+    if len(applied) > len(firsts) - firsts.count(None):  # some keys applied were never attempted
+        for key in sorted(applied.keys() - history.position.keys()):
+            verdict.unexpected.append(_applied_item(ledger, key, "applied but never attempted"))
     return verdict
 
 
@@ -127,10 +135,10 @@ def check_keyless(history: History) -> tuple[Verdict, dict[int, str], int]:
     (1, 'number acknowledged to two keyless hits', {5: 'a'}, 1)
     """
     verdict, seen, unknown = Verdict(), {}, 0
-    for key in history.keyless:
-        status = history.ops[key]
+    for row in history.keyless:
+        key, status = history.keys[row], history.status[row]
         if status == "ok":
-            number = history.acked[key]
+            number = history.number[row]
             if number in seen:
                 verdict.duplicated.append({"reason": "number acknowledged to two keyless hits", "number": number,
                                            "keys": sorted((seen[number], key))})
@@ -218,40 +226,50 @@ def check_acknowledged(history: History, ledger: Ledger, counter_end: int | None
     that only grows never does: it went backwards.
     """
     verdict = Verdict()
-    by_number: dict[int, list[str]] = {}
-    for key, number in history.acked.items():
-        if key not in history.keyless:  # check_keyless and check_counter judge those
-            by_number.setdefault(number, []).append(key)
-    for number, keys in sorted(by_number.items()):
-        if len(keys) > 1 and number not in ledger.shared:
-            verdict.duplicated.append({"reason": f"number acknowledged to {len(keys)} keys", "number": number,
-                                       "keys": sorted(keys)})
+    numbers, keys = history.number, history.keys
+    keyed = [row for row in history.acked if row not in history.keyless] if history.keyless else history.acked
+    keyed_numbers = list(map(numbers.__getitem__, keyed))
+    if len(set(keyed_numbers)) < len(keyed_numbers):  # rare: only then count them
+        repeated = {number for number, count in Counter(keyed_numbers).items()
+                    if count > 1 and number not in ledger.shared}
+        by_number: dict[int, list[str]] = {}
+        for row, number in zip(keyed, keyed_numbers):
+            if number in repeated:
+                by_number.setdefault(number, []).append(keys[row])
+        for number, holders in sorted(by_number.items()):
+            verdict.duplicated.append({"reason": f"number acknowledged to {len(holders)} keys", "number": number,
+                                       "keys": sorted(holders)})
     if counter_end is not None:
-        for key, number in history.acked.items():
-            if number > counter_end:
+        for row in history.acked:
+            if numbers[row] > counter_end:
                 verdict.lost.append({"reason": "acknowledged number above the final counter: the counter forgot it",
-                                     "key": key, "acknowledged": number, "counter_end": counter_end})
+                                     "key": keys[row], "acknowledged": numbers[row], "counter_end": counter_end})
     verdict.duplicated += _backwards(history)
     return verdict
 
 
 def _backwards(history: History) -> list[dict]:
-    """Hits acknowledged a number no higher than a hit that completed before they were invoked."""
-    timed = [key for key in history.acked
-             if isinstance(history.invoked.get(key), (int, float)) and isinstance(history.acked_at[key], (int, float))]
-    by_completion = sorted(timed, key=history.acked_at.__getitem__)
-    items, done, highest = [], 0, None  # highest: (number, key) over the hits completed so far
-    for key in sorted(timed, key=history.invoked.__getitem__):
-        began = history.invoked[key]
-        while done < len(by_completion) and history.acked_at[by_completion[done]] < began:
-            earlier = by_completion[done]
-            if highest is None or history.acked[earlier] > highest[0]:
-                highest = (history.acked[earlier], earlier)
-            done += 1
-        if highest is not None and history.acked[key] <= highest[0]:
-            items.append({"reason": "acknowledged a number no higher than one acknowledged before it began:"
-                                    " the counter went backwards", "key": key, "number": history.acked[key],
-                          "earlier": {"key": highest[1], "number": highest[0]}})
+    """Hits acknowledged a number no higher than a hit that completed before they were invoked.
+
+    For each hit, bisecting the completion times counts the hits completed
+    before it began; the running maximum of their numbers (first reached by
+    ``earlier``) is what it must beat. Rows and floats all the way, no per-hit
+    object: this runs over every acknowledged hit.
+    """
+    numbers, invoked, acked_at = history.number, history.invoked, history.acked_at
+    timed = [row for row in history.acked if invoked[row] == invoked[row] and acked_at[row] == acked_at[row]]  # not NaN
+    by_completion = sorted(timed, key=acked_at.__getitem__)
+    completion_times = list(map(acked_at.__getitem__, by_completion))
+    highest = list(accumulate(map(numbers.__getitem__, by_completion), max))  # highest[i]: over the first i + 1
+    bound = [-inf, *highest]  # bound[done]: the highest number of the first `done` completions
+    dones = list(map(bisect_left, repeat(completion_times), map(invoked.__getitem__, timed)))
+    behind = compress(zip(timed, dones), map(le, map(numbers.__getitem__, timed), map(bound.__getitem__, dones)))
+    items = []
+    for row, done in sorted(behind, key=lambda hit: invoked[hit[0]]):
+        earlier = by_completion[bisect_left(highest, bound[done], 0, done)]
+        items.append({"reason": "acknowledged a number no higher than one acknowledged before it began:"
+                                " the counter went backwards", "key": history.keys[row], "number": numbers[row],
+                      "earlier": {"key": history.keys[earlier], "number": numbers[earlier]}})
     return items
 
 
@@ -280,8 +298,8 @@ def check(
     )
     verdict.errors += history.errors + ledger.errors
     verdict.stats = {
-        "operations": len(history.ops),
-        "outcomes": dict(Counter(history.ops.values())),
+        "operations": len(history.keys),
+        "outcomes": dict(Counter(history.status)),
         "applications": ledger.applications,
         "counter_start": counter_start,
         "counter_end": counter_end,

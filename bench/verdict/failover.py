@@ -40,11 +40,12 @@ def settled(failover):
     return failover["began"] + (failover.get("rejoined_s") or (failover.get("failover_s") or 0) + SETTLE_S)
 
 
-def item_time(item, acked_at, invoked):
+def item_time(item, history):
     """The latest acknowledgement (else invoke) of the item's hits."""
     keys = [item["key"]] if "key" in item else item.get("keys", [])
-    times = [acked_at.get(key, invoked.get(key)) for key in keys]
-    return max((t for t in times if isinstance(t, (int, float))), default=None)
+    rows = [history.position[key] for key in keys if key in history.position]
+    times = [history.acked_at[row] if history.status[row] == "ok" else history.invoked[row] for row in rows]
+    return max((t for t in times if t == t), default=None)  # t != t: NaN, no time
 
 
 def owner(category, when, failovers):
@@ -68,7 +69,7 @@ def breakdown(journal, chaos_events, verdict: Verdict):
     unexplained = {"lost": 0, "duplicated": 0}
     for category in ("lost", "duplicated"):
         for item in getattr(verdict, category):
-            index = owner(category, item_time(item, history.acked_at, history.invoked), failovers)
+            index = owner(category, item_time(item, history), failovers)
             if index is None:
                 unexplained[category] += 1
             else:
@@ -79,21 +80,22 @@ def breakdown(journal, chaos_events, verdict: Verdict):
 
 
 def served_again(history, failover):
-    times = [at for key, at in history.acked_at.items()
-             if isinstance(at, (int, float)) and history.invoked.get(key, 0) >= failover["elected"]]
+    times = [history.acked_at[row] for row in history.acked if history.invoked[row] >= failover["elected"]]
+    times = [t for t in times if t == t]
     return round(min(times) - failover["began"], 3) if times else None
 
 
 def failed_during(history, failover):
-    return sum(1 for key, status in history.ops.items() if status != "ok"
-               and failover["began"] <= (history.invoked.get(key) or 0) <= settled(failover))
+    return sum(1 for status, invoked in zip(history.status, history.invoked)
+               if status != "ok" and failover["began"] <= invoked <= settled(failover))
 
 
 def counter_history(journal):
     """(second, the highest number acknowledged in it), in time order: after a lossy failover it drops."""
     history = index_history(journal)
     highest = {}
-    for key, at in history.acked_at.items():
-        if isinstance(at, (int, float)):
-            highest[int(at)] = max(highest.get(int(at), history.acked[key]), history.acked[key])
+    for row in history.acked:
+        at, number = history.acked_at[row], history.number[row]
+        if at == at:
+            highest[int(at)] = max(highest.get(int(at), number), number)
     return sorted(highest.items())

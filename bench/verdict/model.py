@@ -1,6 +1,6 @@
 """The checker's types: the indexed history and ledger it judges, and the Verdict it gives, with three statuses.
 
-    history = index_history(journal_events)      # the client's ops by key: status, number, times
+    history = index_history(journal_events)      # the client's ops as columns: status, number, times
     ledger = index_ledger(ledger_entries)         # the server's applications by key and by number
     verdict = merge(check_outcomes(history, ledger), ...)   # bench.verdict.checker's checks
 
@@ -20,8 +20,13 @@ nothing (``inconclusive`` says why: no hit acknowledged, say); else ``valid``.
 """
 from __future__ import annotations
 
+import contextlib
+from array import array
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from math import nan as NAN
+from typing import Any, Iterable, Mapping, MutableSequence
+
+from bench.verdict.ops import pair
 
 PENDING = "pending"  # the status of an op invoked but never completed
 # Maps each completion type to one shared string, so a million ops hold no copies.
@@ -34,28 +39,34 @@ EXIT_CODES = {VALID: 0, INVALID: 1, UNKNOWN: 2}
 
 @dataclass
 class History:
-    """The client's ops by key: each op's status and, when ok, its number.
+    """The client's ops as columns, a row an op in invoke order: ``position[key]`` is the op's row.
 
-    A status is the type of the op's completion, or ``PENDING``.
+    Columns, not a dict entry or an object per op, so that a million ops take
+    tens of MB. A status is the type of the op's completion, or ``PENDING``;
+    a time is a float, NaN when the event had none (nor a number).
     """
 
-    ops: dict[str, str] = field(default_factory=dict)
-    acked: dict[str, int] = field(default_factory=dict)
-    invoked: dict[str, Any] = field(default_factory=dict)  # key -> the time of its invoke
-    acked_at: dict[str, Any] = field(default_factory=dict)  # key -> the time of its ok
+    position: dict[str, int] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)  # row -> key
+    status: list[str] = field(default_factory=list)
+    number: MutableSequence[int] = field(default_factory=lambda: array("q"))  # the number an ok acknowledged, else 0
+    invoked: MutableSequence[float] = field(default_factory=lambda: array("d"))  # the time of its invoke
+    acked_at: MutableSequence[float] = field(default_factory=lambda: array("d"))  # the time of its ok
+    acked: MutableSequence[int] = field(default_factory=lambda: array("q"))  # the rows of ok ops, as they completed
     errors: list[str] = field(default_factory=list)
-    keyless: dict[str, None] = field(default_factory=dict)  # ops sent without a key (an ordered set)
+    keyless: dict[int, None] = field(default_factory=dict)  # the rows of ops sent without a key (an ordered set)
 
 
 @dataclass
 class Ledger:
     """The server's applications, indexed by key and by number.
 
-    The first application of each key and each number is kept in a dict, the
-    rare repeats aside, so the common case costs one entry per application.
+    The first application of each key and each number is kept in dicts, the
+    rare repeats aside, so the common case costs a few entries per application.
     """
 
-    applied: dict[str, tuple[int, str]] = field(default_factory=dict)  # key -> (number, instance)
+    applied: dict[str, int] = field(default_factory=dict)  # key -> number
+    instance: dict[str, str] = field(default_factory=dict)  # key -> instance
     owner: dict[int, str] = field(default_factory=dict)  # number -> key
     reapplied: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     shared: dict[int, list[str]] = field(default_factory=dict)
@@ -64,8 +75,9 @@ class Ledger:
 
     def applications_of(self, key: str) -> list[tuple[int, str]]:
         """Every (number, instance) the key was applied with, in ledger order."""
-        first = self.applied.get(key)
-        return [] if first is None else [first, *self.reapplied.get(key, ())]
+        if key not in self.applied:
+            return []
+        return [(self.applied[key], self.instance[key]), *self.reapplied.get(key, ())]
 
 
 @dataclass
@@ -143,62 +155,59 @@ def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = Non
 
     With ``as_of`` (the time the ledger was read), later completions are
     ignored: those ops were still in flight for a ledger read at that time.
+
+    >>> history = index_history([{"type": "invoke", "key": "r1:c1:1", "time": 1.0}, {"type": "invoke", "key": "r1:c1:2"},
+    ...                          {"type": "ok", "key": "r1:c1:2", "time": 1.5, "number": 8}])
+    >>> row = history.position["r1:c1:2"]
+    >>> row, history.status[row], history.number[row], history.invoked[row], history.acked_at[row], list(history.acked)
+    (1, 'ok', 8, nan, 1.5, [1])
     """
     history = History()
-    ops, invoked, errors = history.ops, history.invoked, history.errors
-    early: dict[str, tuple[str, Any, Any]] = {}  # completions met before their invoke
-    for event in events:
-        key = event.get("key")
-        kind = event.get("type")
-        if type(key) is not str:
-            errors.append(f"event without a string key: {event!r}")
-        elif kind == "invoke":
-            if key in ops:
-                errors.append(f"{key}: invoked twice")
-            else:
-                ops[key] = PENDING
-                invoked[key] = event.get("time")
-                if event.get("keyless"):
-                    history.keyless[key] = None
-        elif kind in COMPLETIONS:
-            if as_of is not None and _after(event.get("time"), as_of):
-                continue
-            number = event.get("number")
-            status = ops.get(key)
-            if kind == "ok" and type(number) is not int:
-                errors.append(f"{key}: ok without an integer number")
-            elif status == PENDING:
-                _complete(history, key, COMPLETIONS[kind], number, event.get("time"))
-            elif status is not None or key in early:
-                errors.append(f"{key}: completed twice")
-            else:
-                early[key] = (COMPLETIONS[kind], number, event.get("time"))
-        else:
-            errors.append(f"{key}: unknown event type {kind!r}")
-    for key, (kind, number, time) in early.items():
-        if key in ops:
-            _complete(history, key, kind, number, time)
-        else:
-            errors.append(f"{key}: completed but never invoked")
+    status, number, invoked, acked_at, acked = (
+        history.status, history.number, history.invoked, history.acked_at, history.acked)
+
+    def invoke(event: Mapping[str, Any]) -> None:
+        if event.get("keyless"):
+            history.keyless[len(status)] = None
+        status.append(PENDING)
+        time = event.get("time")
+        invoked.append(time if type(time) is float else _seconds(time))
+        acked_at.append(NAN)
+        number.append(0)
+
+    def complete(row: int, event: Mapping[str, Any]) -> None:
+        nonlocal number
+        kind = status[row] = COMPLETIONS[event["type"]]
+        if kind == "ok":
+            time = event.get("time")
+            acked_at[row] = time if type(time) is float else _seconds(time)
+            acked.append(row)
+            try:
+                number[row] = event["number"]
+            except OverflowError:  # beyond 64 bits: a column of Python ints from now on
+                number = history.number = list(number)
+                number[row] = event["number"]
+
+    history.position, history.errors = pair(events, invoke, complete, as_of, numbered="ok")
+    history.keys = list(history.position)
     return history
 
 
-def _after(time: Any, as_of: float) -> bool:
-    return isinstance(time, (int, float)) and time > as_of
-
-
-def _complete(history: History, key: str, kind: str, number: int | None, time: Any) -> None:
-    history.ops[key] = kind
-    if kind == "ok":
-        history.acked[key] = number
-        history.acked_at[key] = time
+def _seconds(time: Any) -> float:
+    """A journal time as a float; NaN, no time, when it is no number or too large for a float."""
+    if isinstance(time, (int, float)):
+        with contextlib.suppress(OverflowError):
+            return float(time)
+    return NAN
 
 
 def index_ledger(entries: Iterable[Mapping[str, Any]]) -> Ledger:
     """Index ledger entries by key and by number, keeping every repeat."""
     ledger = Ledger()
-    applied, owner, reapplied, shared = ledger.applied, ledger.owner, ledger.reapplied, ledger.shared
+    applied, first_instance, owner = ledger.applied, ledger.instance, ledger.owner
+    reapplied, shared = ledger.reapplied, ledger.shared
     instances: dict[str, str] = {}  # one string per instance name, not one per entry
+    applications = 0
     for entry in entries:
         key = entry.get("key")
         number = entry.get("number")
@@ -206,14 +215,16 @@ def index_ledger(entries: Iterable[Mapping[str, Any]]) -> Ledger:
             ledger.errors.append(f"ledger entry without a string key and an integer number: {entry!r}")
             continue
         instance = str(entry.get("instance"))
-        application = (number, instances.setdefault(instance, instance))
-        ledger.applications += 1
+        instance = instances.setdefault(instance, instance)
+        applications += 1
         if key in applied:
-            reapplied.setdefault(key, []).append(application)
+            reapplied.setdefault(key, []).append((number, instance))
         else:
-            applied[key] = application
+            applied[key] = number
+            first_instance[key] = instance
         if number in owner:
             shared.setdefault(number, []).append(key)
         else:
             owner[number] = key
+    ledger.applications = applications
     return ledger
