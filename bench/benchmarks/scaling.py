@@ -29,6 +29,7 @@ import psutil
 
 from bench.benchmarks import wrk
 from bench.benchmarks.stats import cell, median_of
+from bench.harness import check
 from bench.harness.formation import Formation
 from bench.paths import ROOT
 
@@ -60,9 +61,11 @@ def cpu_seconds(pids):
 
 
 def start(folder, web, workers, **settings):
-    """A formation as scripts/check starts it (atomic hits, no autoscaler), with these settings in its environment."""
+    """A formation as scripts/check starts it by default (no autoscaler), with these settings in its environment.
+
+    Its arguments are check's own, parsed, so a setting check gains has its default here too."""
     folder.mkdir(parents=True)
-    args = argparse.Namespace(report_dir=folder, mode="atomic", workers=workers, web=web, autoscale=None)
+    args = check.parse_args(["--web", str(web), "--workers", str(workers), "--report-dir", str(folder)])
     with environ(**settings):  # honcho hands its own environment to every process it starts
         formation = Formation(args)
         try:
