@@ -8,7 +8,9 @@ Through the whole formation (scripts/check's: honcho, Redis, ``--web`` instances
 the proxy reading the registry) with ``PROXY_STAMP_KEYS=0``, so a keyless POST
 stays keyless: wrk sends ``POST /hits`` each with a fresh ``<run>:<client>:<n>``
 key, so the script runs whole (key lookup, INCR, key record, ledger append,
-served count), against ``POST /hits`` without a key, where the same script runs
+served count); then keys outside any run (``<run>-wrk...``: no ``:``, so no
+ledger, as production's keys), the price of exactly-once alone; against
+``POST /hits`` without a key, where the same script runs
 INCR and the served count only: the app's nearest to a plain INCR. Then at
 Redis alone, on the same redis-server (append-only, ``appendfsync always``),
 redis-benchmark runs ``INCR`` and EVALSHA of that script keyed and keyless;
@@ -18,13 +20,14 @@ With ``--profile S``, py-spy samples one web worker for S seconds under each
 kind of load, and its samples (the innermost frame's file) are summed by area.
 """
 import argparse
+import collections
 import csv
 import io
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
-import collections
-import re
 import threading
 import uuid
 from pathlib import Path
@@ -108,7 +111,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     wrk.wrk_path()
     run = f"r{uuid.uuid4().hex[:10]}"
-    web = {"keyed POST /hits": {"script": wrk.KEYED, "args": [run]}, "keyless POST /hits": {"script": wrk.KEYLESS}}
+    web = {"keyed POST /hits": {"script": wrk.KEYED, "args": [run]},
+           "keyed, outside a run (no ledger)": {"script": wrk.keyed("-"), "args": [run]},
+           "keyless POST /hits": {"script": wrk.KEYLESS}}
     formation_runs = {name: [] for name in web}
     redis_runs = {}
     with tempfile.TemporaryDirectory(prefix="bench-exactly-once-") as workdir:
@@ -133,30 +138,42 @@ def main(argv=None):
         finally:
             formation.stop()
     print(report(args, {name: median_of(runs) for name, runs in formation_runs.items()},
-                 {name: median_of(runs) for name, runs in redis_runs.items()}))
+                 {name: median_of(runs) for name, runs in redis_runs.items()}, paired(formation_runs)))
     for name, (areas, rate) in profiles.items():
         print(f"\nWhere one worker's CPU goes, {name} (py-spy, {rate:.0f} busy samples/s of 250):\n")
         print("\n".join(f"- {area}: {share:.0%}" for area, share in areas.items()))
 
 
-def report(args, web, alone):
+def paired(formation_runs):
+    """{name: the median over reps of that rep's hits/s over the keyless one's}: each pair ran back to back."""
+    keyless = formation_runs["keyless POST /hits"]
+    return {name: statistics.median(run["rps"] / base["rps"] for run, base in zip(runs, keyless))
+            for name, runs in formation_runs.items()}
+
+
+def report(args, web, alone, ratios):
     keyed, keyless = web["keyed POST /hits"], web["keyless POST /hits"]
     incr = alone["INCR"]
     lines = [f"Through the formation ({args.web} instances x {args.workers} workers,"
              f" wrk {args.connections} connections,"
              f" {args.reps} x {args.duration} s, interleaved, medians):", "",
-             "| hit | hits/s | p99 ms | formation's CPU, cores | CPU ms per hit | vs keyless |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| hit | hits/s | p99 ms | formation's CPU, cores | CPU ms per hit | vs keyless | rep by rep |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, row in web.items():
         lines.append(f"| {name} | {row['rps']:.0f} | {row['p99']:.1f} | {row['cores']:.2f} |"
-                     f" {1000 * row['cores'] / row['rps']:.2f} | {row['rps'] / keyless['rps']:.3f}x |")
+                     f" {1000 * row['cores'] / row['rps']:.2f} | {row['rps'] / keyless['rps']:.3f}x |"
+                     f" {ratios[name]:.3f}x |")
     lines += ["", f"At Redis alone (redis-benchmark, {args.connections} connections, {args.requests:,} calls a run,"
               f" {args.reps} runs, interleaved, medians):", "",
               "| command | calls/s | p99 ms | Redis µs per call | vs INCR |", "|---|---:|---:|---:|---:|"]
     for name, row in alone.items():
         lines.append(f"| {name} | {row['rps']:.0f} | {row['p99']:.2f} | {row['usec']:.2f} |"
                      f" {row['rps'] / incr['rps']:.3f}x |")
-    lines += ["", f"Formation: keyed / keyless = **{keyed['rps'] / keyless['rps']:.3f}x** (goal >= 0.95)."]
+    production = web["keyed, outside a run (no ledger)"]
+    lines += ["", f"Formation: keyed / keyless = **{keyed['rps'] / keyless['rps']:.3f}x**"
+              f" ({ratios['keyed POST /hits']:.3f}x rep by rep), and with a production key"
+              f" **{production['rps'] / keyless['rps']:.3f}x** ({ratios['keyed, outside a run (no ledger)']:.3f}x)"
+              " (goal >= 0.95).", "", "Rep by rep: the median of each rep's ratio to the keyless run just after it."]
     return "\n".join(lines)
 
 

@@ -13,16 +13,23 @@ import tempfile
 
 from bench.packages import Missing, installed
 
-# POST /hits, each with a fresh Idempotency-Key <run>:wrk<thread>:<n>: web.schema's grammar, so it goes in the ledger.
-KEYED = """
+
+def keyed(separator=":"):
+    """POST /hits, each with a fresh Idempotency-Key <run><separator>wrk<thread>:<n>; with ":" it is web.schema's
+    grammar of a checked run's key, so it also goes in the run's ledger; with another it is a key as production
+    sends it, exactly-once and nothing more."""
+    return """
 local n, threads = 0, 0
 function setup(thread) threads = threads + 1; thread:set("id", threads) end
 function init(args) run = args[1] end
 function request()
   n = n + 1
-  return wrk.format("POST", nil, {["Idempotency-Key"] = run .. ":wrk" .. id .. ":" .. n}, "")
+  return wrk.format("POST", nil, {["Idempotency-Key"] = run .. "%s" .. "wrk" .. id .. ":" .. n}, "")
 end
-"""
+""" % separator
+
+
+KEYED = keyed()
 # POST /hits without a key.
 KEYLESS = 'wrk.method = "POST"\n'
 
