@@ -1,7 +1,9 @@
 """The replicated backing service on real processes: Sentinel failover, a forced loss the checker names, bad input.
 
 Web follows the primary through a failover (a 503 at most, never a crash); primary-freeze
-fails over and the zombie is demoted when it wakes.
+fails over and the zombie is demoted when it wakes. The proxy's registry reader follows it
+too: an instance that registers on the new primary gets traffic, while a proxy given only
+the old primary's URL (the negative control) never sees it.
 
 One primary, two replicas and three Sentinels, each a ``python -m backing`` supervisor
 (REDIS_ROLE), on free ports, shared by the tests of this module and always cleaned up.
@@ -19,12 +21,14 @@ import uuid
 import psutil
 import pytest
 import redis
+import requests
 
 from bench.chaos.engine import ChaosMonkey
 from bench.verdict.checker import check
 from bench.verdict.failover import breakdown
 from bench.verdict.record import start_run
 from bench.verdict.sources import Source, read_redis
+from proxy.discovery import UNREADABLE
 from tests.procs import ROOT, Processes, free_port, process_env, wait_until
 from web import create_app
 from web.config import Config, sentinels
@@ -42,10 +46,12 @@ class Formation:
         self.env = {"REDIS_SENTINELS": ",".join(f"127.0.0.1:{p}" for p in self.sentinels),
                     "REDIS_MASTER_NAME": MASTER, "REDIS_PRIMARY": f"127.0.0.1:{self.primary}"}
         self.settings = sentinels(self.env)
+        self.data = {}  # port: the data folder of its supervisor
         for role, port in [("primary", self.primary), *(("replica", p) for p in self.replicas),
                            *(("sentinel", p) for p in self.sentinels)]:
+            self.data[port] = folder / f"{role}-{port}"
             procs.spawn([str(ROOT / ".venv/bin/python"), "-m", "backing"],
-                        process_env(REDIS_ROLE=role, PORT_REDIS=port, REDIS_DATA=folder / f"{role}-{port}", **self.env),
+                        process_env(REDIS_ROLE=role, PORT_REDIS=port, REDIS_DATA=self.data[port], **self.env),
                         folder / f"{role}-{port}.log")
 
     def server(self, port):
@@ -181,6 +187,41 @@ def test_a_failover_to_a_replica_that_never_got_the_hits_loses_them_and_the_chec
                 "began": began, "elected": elected, "failover_s": round(elected - began, 3)}
     [row] = breakdown(journal, [failover], verdict)
     assert sorted(row["lost"]) == sorted(held) and set(row["duplicated"]) == held_numbers
+
+
+def proxy_metrics(proxy):
+    return requests.get(proxy.url + "/_proxy/metrics", timeout=5).json()
+
+
+def test_the_proxy_routes_to_an_instance_registered_on_the_new_primary_and_a_plain_url_never_sees_it(formation,
+                                                                                                      procs):
+    old = primary_address(formation.settings)
+    old_url = f"redis://127.0.0.1:{old[1]}/0"
+    first = procs.web(old_url, name="web.1", WEB_WORKERS=1, **formation.env)
+    following = procs.proxy(old_url, name="proxy-sentinel", **formation.env)
+    plain = procs.proxy(old_url, name="proxy-plain")  # the negative control: the old primary's URL alone
+    for proxy in (following, plain):
+        wait_until(lambda: proxy_metrics(proxy)["backend_set"] == [first.address], timeout=GENEROUS,
+                   what="web.1 in the proxy's rotation")
+    hold = formation.data[old[1]] / "hold"
+    hold.write_text(str(time.time() + 10 * GENEROUS))  # the supervisor does not restart it: the old primary stays dead
+    try:
+        psutil.Process(formation.pid(old[1])).send_signal(signal.SIGKILL)
+        wait_until(lambda: (named := primary_address(formation.settings)) and named != old, timeout=GENEROUS,
+                   interval=0.2, what="a failover")
+        second = procs.web(old_url, name="web.2", WEB_WORKERS=1, **formation.env)  # registers on the new primary
+        wait_until(lambda: second.address in proxy_metrics(following)["backend_set"], timeout=GENEROUS,
+                   what="web.2, registered on the new primary, in the following proxy's rotation")
+        wait_until(lambda: requests.get(following.url + "/healthz", timeout=10).headers["X-Backend"] == second.address,
+                   timeout=GENEROUS, interval=0.1, what="a request through the following proxy served by web.2")
+        seen = proxy_metrics(plain)
+        assert seen["discovery"] == UNREADABLE and second.address not in seen["backend_set"]
+        assert seen["backend_set"] == [first.address]  # the last known set, kept: it never learns of web.2
+    finally:
+        hold.unlink()
+    wait_until(lambda: formation.server(old[1]).execute_command("ROLE")[0] == "slave", timeout=GENEROUS,
+               interval=0.2, what="the old primary to rejoin as a replica")
+    wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="both replicas in sync again")
 
 
 def test_bad_sentinel_settings_are_one_line_each_and_do_not_hang(formation):
