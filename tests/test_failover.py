@@ -14,6 +14,7 @@ SIGKILLed and the Sentinels promote a replica that never got them. The checker m
 name exactly those hits as lost, the numbers the new primary hands out again as
 duplicated, and the per-failover breakdown must put them on that failover.
 """
+import json
 import signal
 import time
 import uuid
@@ -24,6 +25,8 @@ import redis
 import requests
 
 from bench.chaos.engine import ChaosMonkey
+from bench.harness.report import render_html
+from bench.runfolder import CHAOS, VERDICT_JSON, write_jsonl
 from bench.verdict.checker import check
 from bench.verdict.failover import breakdown
 from bench.verdict.record import start_run
@@ -134,7 +137,7 @@ def test_primary_freeze_fails_over_and_the_zombie_rejoins_as_a_replica(formation
     wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="both replicas in sync again")
 
 
-def test_a_failover_to_a_replica_that_never_got_the_hits_loses_them_and_the_checker_names_them(formation):
+def test_a_failover_to_a_replica_that_never_got_the_hits_loses_them_and_the_checker_names_them(formation, tmp_path):
     run = f"t{uuid.uuid4().hex[:8]}"
     client = connect(f"redis://127.0.0.1:{formation.primary}/0", timeout=2, env=formation.env)
     counter = AtomicCounter(client, "test", 3600)
@@ -183,10 +186,17 @@ def test_a_failover_to_a_replica_that_never_got_the_hits_loses_them_and_the_chec
     assert twice == held_numbers
     assert not {item.get("key") for item in verdict.lost} & set(before + after)
 
-    failover = {"action": "failover", "after": "primary-kill", "target": f"redis@127.0.0.1:{old[1]}",
-                "began": began, "elected": elected, "failover_s": round(elected - began, 3)}
+    failover = {"time": elected, "action": "failover", "after": "primary-kill", "target": f"redis@127.0.0.1:{old[1]}",
+                "began": began, "elected": elected, "failover_s": round(elected - began, 3),
+                "from": f"127.0.0.1:{old[1]}", "to": f"127.0.0.1:{new[1]}"}
     [row] = breakdown(journal, [failover], verdict)
     assert sorted(row["lost"]) == sorted(held) and set(row["duplicated"]) == held_numbers
+
+    write_jsonl(tmp_path / CHAOS, [failover])  # report.html's Failovers table, from these real rows
+    (tmp_path / VERDICT_JSON).write_text(json.dumps({**verdict.to_dict(), "failovers": [row]}))
+    page = render_html(tmp_path)
+    assert f"<td>primary-kill</td><td>127.0.0.1:{old[1]}</td><td>127.0.0.1:{new[1]}</td>" in page
+    assert f"<td>{len(held)} (" in page.split("<h2>Failovers</h2>")[1].split("</table>")[0]
 
 
 def proxy_metrics(proxy):
