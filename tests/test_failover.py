@@ -3,7 +3,8 @@
 Web follows the primary through a failover (a 503 at most, never a crash); primary-freeze
 fails over and the zombie is demoted when it wakes. The proxy's registry reader follows it
 too: an instance that registers on the new primary gets traffic, while a proxy given only
-the old primary's URL (the negative control) never sees it.
+the old primary's URL (the negative control) never sees it; and after a graceful failover
+it reads the new primary, while that proxy reads the demoted one.
 
 One primary, two replicas and three Sentinels, each a ``python -m backing`` supervisor
 (REDIS_ROLE), on free ports, shared by the tests of this module and always cleaned up.
@@ -231,6 +232,33 @@ def test_the_proxy_routes_to_an_instance_registered_on_the_new_primary_and_a_pla
         hold.unlink()
     wait_until(lambda: formation.server(old[1]).execute_command("ROLE")[0] == "slave", timeout=GENEROUS,
                interval=0.2, what="the old primary to rejoin as a replica")
+    wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="both replicas in sync again")
+
+
+def servers_read_by(formation, proxy):
+    """The ports of the data servers the proxy holds a connection to now (its registry reader's), by CLIENT LIST."""
+    own = {f"{c.laddr.ip}:{c.laddr.port}" for c in psutil.Process(proxy.popen.pid).net_connections("tcp") if c.raddr}
+    return {port for port in (formation.primary, *formation.replicas)
+            if any(client["addr"] in own for client in formation.server(port).client_list())}
+
+
+def test_the_proxy_leaves_a_demoted_primary_for_the_new_one_and_a_plain_url_stays_on_it(formation, procs):
+    old = primary_address(formation.settings)
+    old_url = f"redis://127.0.0.1:{old[1]}/0"
+    following = procs.proxy(old_url, name="proxy-sentinel", **formation.env)
+    plain = procs.proxy(old_url, name="proxy-plain")
+    for proxy in (following, plain):
+        wait_until(lambda: servers_read_by(formation, proxy) == {old[1]}, timeout=GENEROUS, what="reads on the primary")
+    formation.server(formation.sentinels[0]).execute_command("SENTINEL", "FAILOVER", MASTER)  # old one demoted, alive
+    new = wait_until(lambda: (named := primary_address(formation.settings)) != old and named, timeout=GENEROUS,
+                     interval=0.1, what="a failover")
+    wait_until(lambda: formation.server(old[1]).execute_command("ROLE")[0] == "slave", timeout=GENEROUS,
+               interval=0.2, what="the old primary to be demoted")
+    # Sentinel closes the clients of the server it demotes: the following proxy reconnects by asking it.
+    wait_until(lambda: servers_read_by(formation, following) == {new[1]}, timeout=GENEROUS, interval=0.2,
+               what="the following proxy's reads on the new primary")
+    wait_until(lambda: servers_read_by(formation, plain) == {old[1]}, timeout=GENEROUS, interval=0.2,
+               what="the plain proxy's reads back on the demoted primary, now a replica")
     wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="both replicas in sync again")
 
 
