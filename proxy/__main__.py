@@ -1,6 +1,7 @@
 """Entry point: wire the parts together, serve, and drain on SIGTERM.
 
     $ PROXY_PORT=8000 REDIS_URL=redis://127.0.0.1:6379/0 python -m proxy
+    $ REDIS_SENTINELS=127.0.0.1:26379,127.0.0.1:26380 python -m proxy     # the registry on whichever is primary
     $ PROXY_BACKENDS=127.0.0.1:5100,127.0.0.1:5101 python -m proxy
 
 SIGTERM (or SIGINT): the listening socket closes at once, in-flight requests
@@ -13,8 +14,6 @@ import logging
 import signal
 import sys
 
-import redis.asyncio
-
 from proxy.accesslog import Lines
 from proxy.app import create_handler
 from proxy.backends import Pool
@@ -24,6 +23,7 @@ from proxy.discovery import RegistryWatcher
 from proxy.forward import Forwarder
 from proxy.metrics import Totals
 from proxy.server import Server
+from web.redis_client import connect_async
 
 log = logging.getLogger("proxy")
 
@@ -40,8 +40,7 @@ async def discovered(config, pool):
         pool.update({address: address for address in config.static_backends})
         yield lambda: "static list (PROXY_BACKENDS)"
         return
-    client = redis.asyncio.Redis.from_url(config.redis_url, decode_responses=True,
-                                          socket_connect_timeout=1, socket_timeout=1)
+    client = connect_async(config.redis_url, config.redis_timeout, config.redis_sentinels)
     watcher = RegistryWatcher(client, pool, config.allows, config.registry_grace)
     await watcher.refresh()
     task = asyncio.create_task(watcher.keep_refreshing(config.poll_interval))

@@ -11,6 +11,10 @@ Variable                   Default                      Meaning
 ``PROXY_PORT``             ``8000``                     port to listen on
 ``REDIS_URL``              from ``HOST_REDIS``/         the registry's Redis, as the web process
                            ``PORT_REDIS``               reads it (``web.config.redis_url``)
+``REDIS_SENTINELS``        (empty: no Sentinel)         ``host:port,...``: ask these Sentinels for
+``REDIS_MASTER_NAME``      ``factor6``                  the registry's primary, and follow it through
+                                                        failovers (``web.redis_client``)
+``REDIS_TIMEOUT``          ``1.5``                      seconds a registry read may take
 ``PROXY_BACKENDS``         (empty: use the registry)    static ``host:port,...``; no Redis at all
 ``PROXY_ALLOW``            ``127.0.0.0/8,::1/128``      CIDRs a backend address must be in
 ``PROXY_BALANCE``          ``least-loaded``             ``least-loaded``: fewest requests in flight,
@@ -46,7 +50,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from web.config import numbers, redis_url
+from web.config import numbers, redis_timeout, redis_url, sentinels
 
 
 def parse_address(address):
@@ -81,6 +85,8 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8000
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_sentinels: object = None  # web.config.Sentinels: the URL then gives only the database and password
+    redis_timeout: float = 1.5
     static_backends: tuple = ()
     allow: tuple = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
     stamp_keys: bool = True
@@ -152,6 +158,8 @@ class Config:
         config = cls(
             host=env.get("PROXY_HOST", "").strip() or cls.host,
             redis_url=redis_url(env),
+            redis_sentinels=sentinels(env),
+            redis_timeout=redis_timeout(env),
             static_backends=split_list(env.get("PROXY_BACKENDS", "")),
             sticky_secret=env.get("PROXY_STICKY_SECRET", "").encode(),
             **values,

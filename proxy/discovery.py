@@ -1,6 +1,7 @@
 """Where the backends come from: the Redis registry, read often, through the allow-list.
 
-    watcher = RegistryWatcher(redis.asyncio.Redis.from_url(url), pool, config.allows)
+    client = connect_async(config.redis_url, config.redis_timeout, config.redis_sentinels)  # web.redis_client
+    watcher = RegistryWatcher(client, pool, config.allows)
     await watcher.refresh()                  # once, before the proxy opens its port
     await watcher.keep_refreshing(0.25)      # then SCAN+MGET every 0.25 s, forever
 

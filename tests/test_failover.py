@@ -1,7 +1,10 @@
 """The replicated backing service on real processes: Sentinel failover, a forced loss the checker names, bad input.
 
 Web follows the primary through a failover (a 503 at most, never a crash); primary-freeze
-fails over and the zombie is demoted when it wakes.
+fails over and the zombie is demoted when it wakes. The proxy's registry reader follows it
+too: an instance that registers on the new primary gets traffic, while a proxy given only
+the old primary's URL (the negative control) never sees it; and after a graceful failover
+it reads the new primary, while that proxy reads the demoted one.
 
 One primary, two replicas and three Sentinels, each a ``python -m backing`` supervisor
 (REDIS_ROLE), on free ports, shared by the tests of this module and always cleaned up.
@@ -12,6 +15,7 @@ SIGKILLed and the Sentinels promote a replica that never got them. The checker m
 name exactly those hits as lost, the numbers the new primary hands out again as
 duplicated, and the per-failover breakdown must put them on that failover.
 """
+import json
 import signal
 import time
 import uuid
@@ -19,12 +23,16 @@ import uuid
 import psutil
 import pytest
 import redis
+import requests
 
 from bench.chaos.engine import ChaosMonkey
+from bench.harness.report import render_html
+from bench.runfolder import CHAOS, VERDICT_JSON, write_jsonl
 from bench.verdict.checker import check
 from bench.verdict.failover import breakdown
 from bench.verdict.record import start_run
 from bench.verdict.sources import Source, read_redis
+from proxy.discovery import UNREADABLE
 from tests.procs import ROOT, Processes, free_port, process_env, wait_until
 from web import create_app
 from web.config import Config, sentinels
@@ -42,10 +50,12 @@ class Formation:
         self.env = {"REDIS_SENTINELS": ",".join(f"127.0.0.1:{p}" for p in self.sentinels),
                     "REDIS_MASTER_NAME": MASTER, "REDIS_PRIMARY": f"127.0.0.1:{self.primary}"}
         self.settings = sentinels(self.env)
+        self.data = {}  # port: the data folder of its supervisor
         for role, port in [("primary", self.primary), *(("replica", p) for p in self.replicas),
                            *(("sentinel", p) for p in self.sentinels)]:
+            self.data[port] = folder / f"{role}-{port}"
             procs.spawn([str(ROOT / ".venv/bin/python"), "-m", "backing"],
-                        process_env(REDIS_ROLE=role, PORT_REDIS=port, REDIS_DATA=folder / f"{role}-{port}", **self.env),
+                        process_env(REDIS_ROLE=role, PORT_REDIS=port, REDIS_DATA=self.data[port], **self.env),
                         folder / f"{role}-{port}.log")
 
     def server(self, port):
@@ -128,7 +138,7 @@ def test_primary_freeze_fails_over_and_the_zombie_rejoins_as_a_replica(formation
     wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="both replicas in sync again")
 
 
-def test_a_failover_to_a_replica_that_never_got_the_hits_loses_them_and_the_checker_names_them(formation):
+def test_a_failover_to_a_replica_that_never_got_the_hits_loses_them_and_the_checker_names_them(formation, tmp_path):
     run = f"t{uuid.uuid4().hex[:8]}"
     client = connect(f"redis://127.0.0.1:{formation.primary}/0", timeout=2, env=formation.env)
     counter = AtomicCounter(client, "test", 3600)
@@ -177,10 +187,79 @@ def test_a_failover_to_a_replica_that_never_got_the_hits_loses_them_and_the_chec
     assert twice == held_numbers
     assert not {item.get("key") for item in verdict.lost} & set(before + after)
 
-    failover = {"action": "failover", "after": "primary-kill", "target": f"redis@127.0.0.1:{old[1]}",
-                "began": began, "elected": elected, "failover_s": round(elected - began, 3)}
+    failover = {"time": elected, "action": "failover", "after": "primary-kill", "target": f"redis@127.0.0.1:{old[1]}",
+                "began": began, "elected": elected, "failover_s": round(elected - began, 3),
+                "from": f"127.0.0.1:{old[1]}", "to": f"127.0.0.1:{new[1]}"}
     [row] = breakdown(journal, [failover], verdict)
     assert sorted(row["lost"]) == sorted(held) and set(row["duplicated"]) == held_numbers
+
+    write_jsonl(tmp_path / CHAOS, [failover])  # report.html's Failovers table, from these real rows
+    (tmp_path / VERDICT_JSON).write_text(json.dumps({**verdict.to_dict(), "failovers": [row]}))
+    page = render_html(tmp_path)
+    assert f"<td>primary-kill</td><td>127.0.0.1:{old[1]}</td><td>127.0.0.1:{new[1]}</td>" in page
+    assert f"<td>{len(held)} (" in page.split("<h2>Failovers</h2>")[1].split("</table>")[0]
+
+
+def proxy_metrics(proxy):
+    return requests.get(proxy.url + "/_proxy/metrics", timeout=5).json()
+
+
+def test_the_proxy_routes_to_an_instance_registered_on_the_new_primary_and_a_plain_url_never_sees_it(formation,
+                                                                                                      procs):
+    old = primary_address(formation.settings)
+    old_url = f"redis://127.0.0.1:{old[1]}/0"
+    first = procs.web(old_url, name="web.1", WEB_WORKERS=1, **formation.env)
+    following = procs.proxy(old_url, name="proxy-sentinel", **formation.env)
+    plain = procs.proxy(old_url, name="proxy-plain")  # the negative control: the old primary's URL alone
+    for proxy in (following, plain):
+        wait_until(lambda: proxy_metrics(proxy)["backend_set"] == [first.address], timeout=GENEROUS,
+                   what="web.1 in the proxy's rotation")
+    hold = formation.data[old[1]] / "hold"
+    hold.write_text(str(time.time() + 10 * GENEROUS))  # the supervisor does not restart it: the old primary stays dead
+    try:
+        psutil.Process(formation.pid(old[1])).send_signal(signal.SIGKILL)
+        wait_until(lambda: (named := primary_address(formation.settings)) and named != old, timeout=GENEROUS,
+                   interval=0.2, what="a failover")
+        second = procs.web(old_url, name="web.2", WEB_WORKERS=1, **formation.env)  # registers on the new primary
+        wait_until(lambda: second.address in proxy_metrics(following)["backend_set"], timeout=GENEROUS,
+                   what="web.2, registered on the new primary, in the following proxy's rotation")
+        wait_until(lambda: requests.get(following.url + "/healthz", timeout=10).headers["X-Backend"] == second.address,
+                   timeout=GENEROUS, interval=0.1, what="a request through the following proxy served by web.2")
+        seen = proxy_metrics(plain)
+        assert seen["discovery"] == UNREADABLE and second.address not in seen["backend_set"]
+        assert seen["backend_set"] == [first.address]  # the last known set, kept: it never learns of web.2
+    finally:
+        hold.unlink()
+    wait_until(lambda: formation.server(old[1]).execute_command("ROLE")[0] == "slave", timeout=GENEROUS,
+               interval=0.2, what="the old primary to rejoin as a replica")
+    wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="both replicas in sync again")
+
+
+def servers_read_by(formation, proxy):
+    """The ports of the data servers the proxy holds a connection to now (its registry reader's), by CLIENT LIST."""
+    own = {f"{c.laddr.ip}:{c.laddr.port}" for c in psutil.Process(proxy.popen.pid).net_connections("tcp") if c.raddr}
+    return {port for port in (formation.primary, *formation.replicas)
+            if any(client["addr"] in own for client in formation.server(port).client_list())}
+
+
+def test_the_proxy_leaves_a_demoted_primary_for_the_new_one_and_a_plain_url_stays_on_it(formation, procs):
+    old = primary_address(formation.settings)
+    old_url = f"redis://127.0.0.1:{old[1]}/0"
+    following = procs.proxy(old_url, name="proxy-sentinel", **formation.env)
+    plain = procs.proxy(old_url, name="proxy-plain")
+    for proxy in (following, plain):
+        wait_until(lambda: servers_read_by(formation, proxy) == {old[1]}, timeout=GENEROUS, what="reads on the primary")
+    formation.server(formation.sentinels[0]).execute_command("SENTINEL", "FAILOVER", MASTER)  # old one demoted, alive
+    new = wait_until(lambda: (named := primary_address(formation.settings)) != old and named, timeout=GENEROUS,
+                     interval=0.1, what="a failover")
+    wait_until(lambda: formation.server(old[1]).execute_command("ROLE")[0] == "slave", timeout=GENEROUS,
+               interval=0.2, what="the old primary to be demoted")
+    # Sentinel closes the clients of the server it demotes: the following proxy reconnects by asking it.
+    wait_until(lambda: servers_read_by(formation, following) == {new[1]}, timeout=GENEROUS, interval=0.2,
+               what="the following proxy's reads on the new primary")
+    wait_until(lambda: servers_read_by(formation, plain) == {old[1]}, timeout=GENEROUS, interval=0.2,
+               what="the plain proxy's reads back on the demoted primary, now a replica")
+    wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="both replicas in sync again")
 
 
 def test_bad_sentinel_settings_are_one_line_each_and_do_not_hang(formation):

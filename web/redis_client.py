@@ -3,6 +3,9 @@
     >>> client = connect("redis://127.0.0.1:6379/0")              # REDIS_TIMEOUT, or 1.5 s
     >>> client = connect("redis://127.0.0.1:6379/0", timeout=0.5)
     >>> client = connect("redis://127.0.0.1:6379/0", env={"REDIS_SENTINELS": "127.0.0.1:26379"})  # the primary
+    >>> reader = connect_async("redis://127.0.0.1:6379/0", 1.5, sentinels({"REDIS_SENTINELS": "127.0.0.1:26379"}))
+    >>> type(reader).__module__                                      # the same, for asyncio (the proxy)
+    'redis.asyncio.client'
     >>> primary_address(sentinels({"REDIS_SENTINELS": "127.0.0.1:1"}))        # nobody answers: None
     >>> check_sentinels(sentinels({"REDIS_SENTINELS": "127.0.0.1:1"}))
     'none of the Sentinels at 127.0.0.1:1 answers'
@@ -22,10 +25,17 @@ database and password: each new connection asks the Sentinels for the primary of
 the next connection goes to the new one, with no restart. A connection still open
 to a demoted primary gets READONLY on its next write, which redis-py turns into a
 ConnectionError and a dropped connection: a 503 for that request, never a crash.
+
+``connect_async`` is the same client for asyncio (redis.asyncio), with the same options, for the
+proxy's registry reader; its timeout and Sentinels come from the proxy's Config, which read them.
 """
 import os
+from collections import namedtuple
 
 import redis
+import redis.asyncio
+import redis.asyncio.retry
+import redis.asyncio.sentinel
 from redis.backoff import NoBackoff
 from redis.connection import parse_url
 from redis.retry import Retry
@@ -35,22 +45,34 @@ from web.config import redis_timeout, sentinels
 
 MASTER_OPTIONS = ("db", "username", "password")
 
+# redis-py's two families of the same classes: blocking, and asyncio.
+Flavour = namedtuple("Flavour", "redis retry sentinel")
+BLOCKING = Flavour(redis.Redis, Retry, Sentinel)
+ASYNCIO = Flavour(redis.asyncio.Redis, redis.asyncio.retry.Retry, redis.asyncio.sentinel.Sentinel)
+
 
 def connect(url, timeout=None, env=None):
     env = os.environ if env is None else env
-    timeout = redis_timeout(env) if timeout is None else timeout
-    options = dict(retry=Retry(NoBackoff(), 0), socket_connect_timeout=timeout, socket_timeout=timeout,
+    return opened(BLOCKING, url, redis_timeout(env) if timeout is None else timeout, sentinels(env))
+
+
+def connect_async(url, timeout, settings):
+    """``connect`` for asyncio; ``settings`` is ``web.config.sentinels(env)``: None for the plain ``url``."""
+    return opened(ASYNCIO, url, timeout, settings)
+
+
+def opened(flavour, url, timeout, settings):
+    options = dict(retry=flavour.retry(NoBackoff(), 0), socket_connect_timeout=timeout, socket_timeout=timeout,
                    decode_responses=True)
-    settings = sentinels(env)
     if settings is None:
-        return redis.Redis.from_url(url, **options)
+        return flavour.redis.from_url(url, **options)
     parsed = parse_url(url)
-    return sentinel_of(settings, timeout).master_for(
+    return sentinel_of(settings, timeout, flavour).master_for(
         settings.master, **options, **{name: parsed[name] for name in MASTER_OPTIONS if name in parsed})
 
 
-def sentinel_of(settings, timeout=0.5):
-    return Sentinel(list(settings.addresses), socket_connect_timeout=timeout, socket_timeout=timeout)
+def sentinel_of(settings, timeout=0.5, flavour=BLOCKING):
+    return flavour.sentinel(list(settings.addresses), socket_connect_timeout=timeout, socket_timeout=timeout)
 
 
 def primary_address(settings, timeout=0.5):

@@ -4,7 +4,8 @@
 
 It opens with the settings in a sentence and the conclusion in a paragraph
 (bench.harness.story), then the verdict's categories, with the ones that are
-not failures explained and, for a wrong-on-purpose mode, the cause. It reads
+not failures explained and, for a wrong-on-purpose mode, the cause; under
+``--redis sentinel``, a row per failover of the primary. It reads
 only what a run left in its folder: verdict.json, run.json, check.json (runs of
 scripts/check), proxy_metrics.json, chaos.jsonl, formation.jsonl,
 autoscale.jsonl (with ``--autoscale``) and Locust's locust_stats_history.csv,
@@ -122,6 +123,38 @@ def outage_section(rows):
         " the proxy. A lost hit counts against the first outage to end after it was acknowledged.</p>")
 
 
+def listed(items):
+    """How many, and the first few (render.SHOWN, as on the console)."""
+    shown = ", ".join(map(str, items[:render.SHOWN])) + (" ..." if len(items) > render.SHOWN else "")
+    return f"{len(items)} ({shown})" if items else "0"
+
+
+def failover_section(rows, chaos_events):
+    """Per failover (verdict.json's ``failovers``, bench/verdict/failover.py), its new primary from the chaos event."""
+    if not rows:
+        return ""
+    events = {e["began"]: e for e in chaos_events if e.get("action") == "failover" and "began" in e}
+
+    def seconds(value):
+        return f"{value:.3f}" if value is not None else "-"
+
+    def line(row):
+        if row["fault"] == "unexplained":
+            return ("", "no failover explains these", "", "", "", "", row["lost"], row["duplicated"], "", "")
+        event = events.get(row["began"], {})
+        return (clock(row["began"]), row["fault"], event.get("from") or row["target"] or "-", event.get("to", "-"),
+                seconds(row["failover_s"]), seconds(row["served_again_s"]), listed(row["lost"]),
+                listed(row["duplicated"]), row["failed"],
+                "the old primary answered as a primary after the election" if row["second_primary"] else "")
+    return "<h2>Failovers</h2>" + table(
+        ("time", "fault", "old primary", "new primary", "s without a primary", "s until served again", "hits lost",
+         "numbers handed out twice", "hits failed", "notes"), map(line, rows)) + (
+        "<p>Without a primary: from the fault to the Sentinels naming another (not timed for a failover no fault"
+        " caused); served again: to the first acknowledged hit invoked after the election. A lost hit belongs to the"
+        " failover that had not settled when it was acknowledged; a number handed out twice, to the last failover"
+        " elected before it was (bench/verdict/failover.py).</p>")
+
+
 def render_html(out):
     out = Path(out)
     data = read_json(out / VERDICT_JSON)
@@ -135,6 +168,7 @@ def render_html(out):
     picture = base64.b64encode(timeline_png(history, formation, chaos, scaling)).decode()
     recovery = recovery_section(recovery_times(chaos))
     outages = outage_section(outage_costs(read_jsonl(out / JOURNAL), chaos, verdict.lost))
+    failovers = failover_section((data or {}).get("failovers"), chaos)
     actions = Counter((e.get("action"), e.get("outcome", "").partition(":")[0] + " (by hand)" * bool(e.get("manual")))
                       for e in actions_of(chaos))
     mode = check.get("mode")
@@ -151,6 +185,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;
 <p>{html.escape(story.settings(check, run))}</p>
 <p class=conclusion>{html.escape(conclusion)}</p>
 {verdict_section(verdict, (data or {}).get("run", run.get("run")), mode)}
+{failovers}
 <h2>Timeline</h2><img alt="throughput, users, failures, retries, p95 and p99 latency and formation over time,
  with chaos events and the instance count the autoscaler asked for" src="data:image/png;base64,{picture}">
 {scaling_section(scaling)}
