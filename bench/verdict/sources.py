@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 import redis
@@ -173,19 +173,32 @@ def read_redis(source: Source, client: redis.Redis) -> tuple[Iterator[dict], int
     return _ledger_entries(source, _ledger_pages(client, source.ledger, length)), _int(start), _int(hits)
 
 
-def patiently(call, patience_s: float = 0.0, pause_s: float = 0.5):
-    """``call()``, tried again on a Redis error for up to ``patience_s`` seconds.
+class RedisGone(redis.ConnectionError):
+    """Redis did not answer, and the wait for it is over: the message says how long it waited, and why it stopped."""
+
+
+def patiently(call: Callable[[], Any], patience_s: float = 0.0, pause_s: float = 0.5,
+              prospect: Callable[[], tuple[bool, str]] | None = None, grace_s: float = 0.0) -> Any:
+    """``call()``, tried again on a Redis error for up to ``patience_s`` seconds, else ``RedisGone``.
 
     For reads and idempotent writes only: at a run's end a failover of the primary may be under way
     (connections refused, timeouts, a demoted primary's READONLY or a transaction it aborted), and
-    the conclusion must wait for the new one rather than end with no verdict."""
-    deadline = time.monotonic() + patience_s
+    the conclusion must wait for the new one rather than end with no verdict. ``prospect()`` says,
+    after each failure, whether something could bring Redis back and what (Sentinels answering, a
+    supervisor running): while nothing could, the wait ends after ``grace_s``."""
+    began = time.monotonic()
     while True:
         try:
             return call()
-        except redis.RedisError:
-            if time.monotonic() >= deadline:
-                raise
+        except redis.RedisError as error:
+            waited = time.monotonic() - began
+            hopeful, why = prospect() if prospect else (True, "")
+            if waited >= (patience_s if hopeful else grace_s):
+                if not hopeful:
+                    raise RedisGone(f"Redis did not answer for {waited:.1f} s, and nothing could bring it back"
+                                    f" ({why}): {error}") from error
+                raise RedisGone(f"Redis did not answer for {waited:.1f} s{f' although {why}' if why else ''}:"
+                                f" {error}") from error
             time.sleep(pause_s)
 
 
