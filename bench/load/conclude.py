@@ -16,12 +16,16 @@ When the run's record, written as the run began, is gone, Redis forgot
 (``REDIS_PERSISTENCE=none``): the verdict says so, and rests on the journal-only
 checks; finding nothing wrong then proves nothing.
 """
-import fcntl
 import json
 import os
 import time
 from functools import partial
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock to look at (nor does backing/supervisor.py take one)
+    fcntl = None
 
 import gevent
 import redis
@@ -66,6 +70,8 @@ def redis_prospect(run):
 
 def supervised(pid_file):
     """Whether a supervisor holds its pid file's lock: running, whatever pid the file names."""
+    if fcntl is None:
+        return False
     try:
         with open(pid_file) as file:
             fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)  # fails while the supervisor's exclusive lock is held
