@@ -73,7 +73,7 @@ def test_a_run_whose_redis_died_ends_no_verdict_after_seconds_saying_how_long_an
     verdict = read_json(out / VERDICT_JSON)
     assert locust.returncode == 2, stdout[-2000:] + stderr[-2000:]
     reason = verdict["errors"][0]
-    assert reason.startswith("the ledger could not be read: Redis did not answer for "), reason
+    assert reason.startswith("the ledger and run record could not be read: Redis did not answer for "), reason
     assert f"nothing could bring it back (no Sentinel configured, no supervisor runs for {out / REDIS_DATA}" in reason
     waited = float(re.search(r"did not answer for ([0-9.]+) s", reason).group(1))
     assert waited < PATIENCE_S / 2, reason  # a few seconds of grace, not the patience kept for a failover

@@ -124,7 +124,8 @@ def conclude(run, missing, proof, chaos_summary=None):
         forgot = not patiently(lambda: run.client.hexists(run_record(run.run_id), "counter_start"), PATIENCE_S,
                                prospect=hope, grace_s=GRACE_S)
     except RedisGone as gone:  # no ledger, no counter: no check, but the journal and the reason are kept
-        source, verdict, forgot = Source(run=run.run_id, errors=[f"the ledger could not be read: {gone}"]), None, False
+        source = Source(run=run.run_id, errors=[f"the ledger and run record could not be read: {gone}"])
+        verdict, forgot = None, False
     if forgot:
         verdict.inconclusive.append(
             f"the run record {run_record(run.run_id)}, written when the run began, is gone: Redis forgot it (a restart"
