@@ -19,6 +19,7 @@ import json
 import signal
 import time
 import uuid
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -27,11 +28,12 @@ import requests
 
 from bench.chaos.engine import ChaosMonkey
 from bench.harness.report import render_html
+from bench.load.conclude import PATIENCE_S, redis_prospect
 from bench.runfolder import CHAOS, VERDICT_JSON, write_jsonl
 from bench.verdict.checker import check
 from bench.verdict.failover import breakdown
 from bench.verdict.record import start_run
-from bench.verdict.sources import Source, read_redis
+from bench.verdict.sources import Source, patiently, read_redis
 from proxy.discovery import UNREADABLE
 from tests.procs import ROOT, Processes, free_port, process_env, wait_until
 from web import create_app
@@ -136,6 +138,28 @@ def test_primary_freeze_fails_over_and_the_zombie_rejoins_as_a_replica(formation
     wait_until(lambda: formation.server(old[1]).execute_command("ROLE")[0] == "slave", timeout=GENEROUS,
                interval=0.2, what="the zombie primary to be demoted")
     wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="both replicas in sync again")
+
+
+def test_the_end_of_a_run_waits_out_a_primary_kill_while_the_sentinels_answer(formation, monkeypatch, tmp_path):
+    """The conclusion's patient read (bench/load/conclude.py) waits for the new primary because the Sentinels
+    answer: with no grace at all, it would give up at the first refusal otherwise."""
+    for name, value in formation.env.items():
+        monkeypatch.setenv(name, value)
+    client = connect(f"redis://127.0.0.1:{formation.primary}/0", timeout=1, env=formation.env)
+    old = primary_address(formation.settings)
+    prospects = []
+
+    def prospect():
+        prospects.append(redis_prospect(SimpleNamespace(report_dir=tmp_path)))
+        return prospects[-1]
+
+    primary = psutil.Process(formation.pid(old[1]))
+    primary.kill()  # its supervisor restarts it only once the Sentinels elected another
+    primary.wait(GENEROUS)
+    assert patiently(lambda: client.set("conclude:after-failover", 1), PATIENCE_S, 0.2, prospect, grace_s=0) is True
+    assert prospects and all(hopeful and "Sentinel" in why for hopeful, why in prospects), prospects
+    assert primary_address(formation.settings) != old
+    wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="the old primary back as a replica, in sync")
 
 
 def test_a_failover_to_a_replica_that_never_got_the_hits_loses_them_and_the_checker_names_them(formation, tmp_path):

@@ -9,28 +9,82 @@ run's record so a later check judges it as it ended. A run that proved nothing
 is ``unknown``, not valid (``inconclusive``): nothing acknowledged, too few
 tries succeeded, the users never reached the number asked for, or the chaos
 asked for did not happen. It waits for Redis to answer first (a chaos action may
-just have restarted it), and when the run's record, written as the run began, is
-gone, Redis forgot (``REDIS_PERSISTENCE=none``): the verdict says so, and rests
-on the journal-only checks; finding nothing wrong then proves nothing.
+just have restarted it, a failover of the primary be under way) while something
+could bring it back (``redis_prospect``), a few seconds when nothing could: then the
+verdict is unknown, its first error saying how long it waited and why it stopped.
+When the run's record, written as the run began, is gone, Redis forgot
+(``REDIS_PERSISTENCE=none``): the verdict says so, and rests on the journal-only
+checks; finding nothing wrong then proves nothing.
 """
 import json
+import os
 import time
+from functools import partial
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock to look at (nor does backing/supervisor.py take one)
+    fcntl = None
 
 import gevent
+import redis
 
-from bench.runfolder import CHAOS, JOURNAL, RUN, VERDICT_JSON, VERDICT_TXT, read_jsonl, write_jsonl
+from bench.runfolder import CHAOS, JOURNAL, REDIS_DATA, RUN, VERDICT_JSON, VERDICT_TXT, read_jsonl, write_jsonl
 from bench.verdict import render, workloads
 from bench.verdict.failover import breakdown, counter_history
 from bench.verdict.record import seal_run
-from bench.verdict.sources import Source, patiently, read_redis
+from bench.verdict.sources import RedisGone, Source, patiently, read_redis
+from web.config import sentinels
+from web.redis_client import sentinel_of
 from web.schema import run_record
 
 PATIENCE_S = 30  # at the end, Redis may be restarting, or a failover of the primary under way: wait for it
+GRACE_S = 3  # when nothing could bring Redis back: time for a blip (a dropped connection) to pass
+SUPERVISOR_PID = "supervisor.pid"  # in its data folder, locked while backing/supervisor.py runs
 
 
-def snapshot(run, as_of=None, patience_s=0):
+def redis_prospect(run):
+    """Whether something could bring the run's Redis back, and what, or what was looked for.
+
+    The Sentinels answering (a failover elects a new primary within seconds), or the backing service's
+    supervisor running (it restarts a dead server at once): the run folder's data folder, or ``$REDIS_DATA``,
+    holds its pid file, locked while it runs."""
+    settings = sentinels(os.environ)
+    if settings:
+        for sentinel in sentinel_of(settings).sentinels:
+            try:
+                sentinel.ping()
+                address = sentinel.get_connection_kwargs()
+                return True, f"the Sentinel at {address['host']}:{address['port']} answers"
+            except redis.RedisError:
+                pass
+    folders = dict.fromkeys(Path(folder) for folder in (run.report_dir / REDIS_DATA, os.environ.get("REDIS_DATA"))
+                            if folder)
+    for folder in folders:
+        if supervised(folder / SUPERVISOR_PID):
+            return True, f"the supervisor of {folder} runs"
+    return False, ("no Sentinel answers" if settings else "no Sentinel configured") + ", no supervisor runs for " + (
+        " or ".join(map(str, folders)))
+
+
+def supervised(pid_file):
+    """Whether a supervisor holds its pid file's lock: running, whatever pid the file names."""
+    if fcntl is None:
+        return False
+    try:
+        with open(pid_file) as file:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)  # fails while the supervisor's exclusive lock is held
+    except BlockingIOError:
+        return True
+    except OSError:  # no such file: no supervisor ever ran there
+        return False
+    return False  # the lock was free, and is released with the file
+
+
+def snapshot(run, as_of=None, patience_s=0, prospect=None):
     """Check the journal so far, each of the run's workloads by its checker, the hits against one consistent
-    read of the ledger and counter (tried again for ``patience_s`` while Redis does not answer)."""
+    read of the ledger and counter (tried again for ``patience_s`` while Redis does not answer: see ``patiently``)."""
     events = list(run.journal.events)
     as_of = time.time() if as_of is None else as_of
     source = Source(run=run.run_id)
@@ -39,7 +93,7 @@ def snapshot(run, as_of=None, patience_s=0):
         ledger, start, end = read_redis(source, run.client)
         return list(ledger), start, end
 
-    ledger, start, end = patiently(read, patience_s)
+    ledger, start, end = patiently(read, patience_s, prospect=prospect, grace_s=GRACE_S)
     # The pure check is CPU-bound: a native thread keeps users' greenlets running meanwhile.
     verdict = gevent.get_hub().threadpool.apply(workloads.check, (run.workloads, events, ledger, start, end),
                                                 {"as_of": as_of})
@@ -64,8 +118,15 @@ def inconclusive(verdict, proof):
 
 def conclude(run, missing, proof, chaos_summary=None):
     """The final verdict of ``run``, written to its folder and printed; ``missing`` are incomplete journals."""
-    source, verdict = snapshot(run, as_of=None, patience_s=PATIENCE_S)
-    if not patiently(lambda: run.client.hexists(run_record(run.run_id), "counter_start"), PATIENCE_S):
+    hope = partial(redis_prospect, run)
+    try:
+        source, verdict = snapshot(run, as_of=None, patience_s=PATIENCE_S, prospect=hope)
+        forgot = not patiently(lambda: run.client.hexists(run_record(run.run_id), "counter_start"), PATIENCE_S,
+                               prospect=hope, grace_s=GRACE_S)
+    except RedisGone as gone:  # no ledger, no counter: no check, but the journal and the reason are kept
+        source = Source(run=run.run_id, errors=[f"the ledger and run record could not be read: {gone}"])
+        verdict, forgot = None, False
+    if forgot:
         verdict.inconclusive.append(
             f"the run record {run_record(run.run_id)}, written when the run began, is gone: Redis forgot it (a restart"
             " without persistence, a failover to a replica that lagged?), and with it ledger entries and the counter;"
@@ -76,7 +137,7 @@ def conclude(run, missing, proof, chaos_summary=None):
     verdict = render.with_source(source, verdict)
     if verdict.stats.get("counter_end") is not None:
         patiently(lambda: seal_run(run.client, run.run_id, verdict.stats["counter_end"], source.ledger_length),
-                  PATIENCE_S)
+                  PATIENCE_S, prospect=hope, grace_s=GRACE_S)
     verdict.inconclusive += inconclusive(verdict, proof)
     out = run.report_dir
     failovers = breakdown(run.journal.events, read_jsonl(out / CHAOS), verdict)
