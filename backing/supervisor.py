@@ -65,6 +65,21 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 EXTERNAL = {-s for s in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)} | {0}
 TICK_S = 0.2
 HOLD_FILE = "hold"  # holds a dead server down until the time in it (bench/chaos/backing.py's redis-outage)
+SERVER_PID, SUPERVISOR_PID = "server.pid", "supervisor.pid"  # in the data folder; the second locked while running
+
+
+def running(data_dir):
+    """Whether a supervisor runs for ``data_dir``: one holds its pid file's lock, whatever pid the file names."""
+    if fcntl is None:
+        return False
+    try:
+        with open(data_dir / SUPERVISOR_PID) as file:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)  # fails while the supervisor's exclusive lock is held
+    except BlockingIOError:
+        return True
+    except OSError:  # no such file: no supervisor ever ran there
+        return False
+    return False  # the lock was free, and is released with the file
 
 
 def say(line):
@@ -127,10 +142,10 @@ class Supervisor:
         self.waiting = False  # a restart waits for the Sentinels to elect another primary
         self.queue = []
         self.pipe = None
-        self.pid_file = config.data_dir / "server.pid"
+        self.pid_file = config.data_dir / SERVER_PID
         self.hold_file = config.data_dir / HOLD_FILE
         self.holding = False
-        self.own_pid_file = config.data_dir / "supervisor.pid"
+        self.own_pid_file = config.data_dir / SUPERVISOR_PID
         self.lock_fd = None
 
     # -- signals: queue and wake, nothing else --------------------------------------------

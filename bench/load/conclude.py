@@ -22,14 +22,10 @@ import time
 from functools import partial
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: no lock to look at (nor does backing/supervisor.py take one)
-    fcntl = None
-
 import gevent
 import redis
 
+from backing.supervisor import running as supervisor_running
 from bench.runfolder import CHAOS, JOURNAL, REDIS_DATA, RUN, VERDICT_JSON, VERDICT_TXT, read_jsonl, write_jsonl
 from bench.verdict import render, workloads
 from bench.verdict.failover import breakdown, counter_history
@@ -41,7 +37,6 @@ from web.schema import run_record
 
 PATIENCE_S = 30  # at the end, Redis may be restarting, or a failover of the primary under way: wait for it
 GRACE_S = 3  # when nothing could bring Redis back: time for a blip (a dropped connection) to pass
-SUPERVISOR_PID = "supervisor.pid"  # in its data folder, locked while backing/supervisor.py runs
 
 
 def redis_prospect(run):
@@ -62,24 +57,10 @@ def redis_prospect(run):
     folders = dict.fromkeys(Path(folder) for folder in (run.report_dir / REDIS_DATA, os.environ.get("REDIS_DATA"))
                             if folder)
     for folder in folders:
-        if supervised(folder / SUPERVISOR_PID):
+        if supervisor_running(folder):
             return True, f"the supervisor of {folder} runs"
     return False, ("no Sentinel answers" if settings else "no Sentinel configured") + ", no supervisor runs for " + (
         " or ".join(map(str, folders)))
-
-
-def supervised(pid_file):
-    """Whether a supervisor holds its pid file's lock: running, whatever pid the file names."""
-    if fcntl is None:
-        return False
-    try:
-        with open(pid_file) as file:
-            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)  # fails while the supervisor's exclusive lock is held
-    except BlockingIOError:
-        return True
-    except OSError:  # no such file: no supervisor ever ran there
-        return False
-    return False  # the lock was free, and is released with the file
 
 
 def snapshot(run, as_of=None, patience_s=0, prospect=None):
