@@ -3,7 +3,7 @@
     source, verdict = snapshot(run)                     # live: as of now
     verdict = conclude(run, missing_workers, proof)     # after the stop: seal, write, print
 
-``run`` is a ``bench.load.plugin.Run``. The conclusion writes verdict.json,
+``run`` is a ``Run``, as the plugin's Conductor keeps it. The conclusion writes verdict.json,
 verdict.txt, journal.jsonl and run.json into the run folder, and seals the
 run's record so a later check judges it as it ended. A run that proved nothing
 is ``unknown``, not valid (``inconclusive``): nothing acknowledged, too few
@@ -19,6 +19,7 @@ checks; finding nothing wrong then proves nothing.
 import json
 import os
 import time
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -26,6 +27,8 @@ import gevent
 import redis
 
 from backing.supervisor import running as supervisor_running
+from bench.chaos.vocabulary import FOLLOW_UPS, KILLS
+from bench.load.journal import Journal
 from bench.runfolder import CHAOS, JOURNAL, REDIS_DATA, RUN, VERDICT_JSON, VERDICT_TXT, read_jsonl, write_jsonl
 from bench.verdict import render, workloads
 from bench.verdict.failover import breakdown, counter_history
@@ -37,6 +40,19 @@ from web.schema import run_record
 
 PATIENCE_S = 30  # at the end, Redis may be restarting, or a failover of the primary under way: wait for it
 GRACE_S = 3  # when nothing could bring Redis back: time for a blip (a dropped connection) to pass
+
+
+@dataclass
+class Run:
+    """One test run as the master sees it."""
+
+    run_id: str
+    client: object  # the formation's Redis, one client for the run
+    report_dir: Path
+    journal: Journal
+    journal_names: list = field(default_factory=lambda: ["this process"])
+    settings: dict = field(default_factory=dict)
+    workloads: tuple = ("hits",)
 
 
 def redis_prospect(run):
@@ -79,6 +95,19 @@ def snapshot(run, as_of=None, patience_s=0, prospect=None):
     verdict = gevent.get_hub().threadpool.apply(workloads.check, (run.workloads, events, ledger, start, end),
                                                 {"as_of": as_of})
     return source, verdict
+
+
+def proof(total, min_success, users_asked, peak_users, chaos_rate, chaos_summary):
+    """What was asked of the run, and what happened: the inputs of the 'proved nothing' rules (``inconclusive``).
+
+    ``total`` is Locust's total stats entry; ``chaos_summary`` the engine's summary, or None without chaos."""
+    summary = chaos_summary or {"actions": {}}
+    actions = summary["actions"]
+    return {"tries": total.num_requests, "failed_tries": total.num_failures, "min_success": min_success,
+            "users_asked": users_asked, "peak_users": peak_users,
+            "chaos_asked": chaos_rate * summary.get("scheduled_s", 0),
+            "chaos_applied": sum(counts.get("ok", 0) for action, counts in actions.items() if action not in FOLLOW_UPS),
+            "kills": sum(actions.get(action, {}).get("ok", 0) for action in KILLS)}
 
 
 def inconclusive(verdict, proof):

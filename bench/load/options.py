@@ -107,3 +107,11 @@ def refuse_bad_starts(web_ui):
         if not found:
             return None
         return jsonify({"success": False, "message": "; ".join(found), "host": web_ui.environment.host})
+
+
+def take_run_time(options):
+    """The headless run's duration, taken from Locust (which then sets no timer of its own); else None."""
+    if options and options.headless and options.run_time:
+        duration, options.run_time = options.run_time, None
+        return duration
+    return None

@@ -42,7 +42,6 @@ import os
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import gevent
@@ -50,11 +49,11 @@ import gevent.event
 import requests
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.chaos import DEFAULT_MIX, FOLLOW_UPS, KILLS, ChaosMonkey, parse_mix
+from bench.chaos import DEFAULT_MIX, ChaosMonkey, parse_mix
 from bench.load import dashboard, shapes, webui
 from bench.load import options as plugin_options
 from bench.load.collect import Collector, Streamer
-from bench.load.conclude import conclude
+from bench.load.conclude import Run, conclude, proof
 from bench.load.journal import Journal
 from bench.load.live import LiveView
 from bench.paths import ROOT
@@ -67,27 +66,6 @@ from web.config import idempotency_ttl
 from web.redis_client import connect
 
 log = logging.getLogger("factor6")
-
-
-@dataclass
-class Run:
-    """One test run as the master sees it."""
-
-    run_id: str
-    client: object  # the formation's Redis, one client for the run
-    report_dir: Path
-    journal: Journal
-    journal_names: list = field(default_factory=lambda: ["this process"])
-    settings: dict = field(default_factory=dict)
-    workloads: tuple = ("hits",)
-
-
-def take_run_time(options):
-    """The headless run's duration, taken from Locust (which then sets no timer of its own); else None."""
-    if options and options.headless and options.run_time:
-        duration, options.run_time = options.run_time, None
-        return duration
-    return None
 
 
 class Conductor:
@@ -223,16 +201,9 @@ class Conductor:
         if not self.failed:
             gevent.spawn(self.conclude)
 
-    def proof(self):
-        """What was asked of the run, and what happened: the inputs of the 'proved nothing' rules."""
-        total = self.env.runner.stats.total
-        summary = self.chaos.summary() if self.chaos else {"actions": {}}
-        applied = sum(counts.get("ok", 0) for action, counts in summary["actions"].items() if action not in FOLLOW_UPS)
-        return {"tries": total.num_requests, "failed_tries": total.num_failures,
-                "min_success": self.options.min_success, "users_asked": self.run.settings["users"],
-                "peak_users": self.live.peak_users if self.live else 0,
-                "chaos_asked": self.options.chaos_rate * summary.get("scheduled_s", 0), "chaos_applied": applied,
-                "kills": sum(summary["actions"].get(action, {}).get("ok", 0) for action in KILLS)}
+    def proof(self, chaos_summary):
+        return proof(self.env.runner.stats.total, self.options.min_success, self.run.settings["users"],
+                     self.live.peak_users if self.live else 0, self.options.chaos_rate, chaos_summary)
 
     def conclude(self):
         try:
@@ -240,7 +211,8 @@ class Conductor:
             write_jsonl(self.run.report_dir / FORMATION, self.live.formation)
             render.write_json(self.run.report_dir / PROXY_METRICS,
                               {"start": self.proxy_start, "end": proxy_metrics(self.env.host)})
-            self.verdict = conclude(self.run, missing, self.proof(), self.chaos.summary() if self.chaos else None)
+            summary = self.chaos.summary() if self.chaos else None
+            self.verdict = conclude(self.run, missing, self.proof(summary), summary)
         except Exception as exc:
             log.exception("the consistency check itself failed")
             self.verdict = Verdict(errors=[f"the check itself failed: {type(exc).__name__}: {exc}"])
@@ -309,7 +281,7 @@ def install(environment):
         refuse_bad_options(environment)
     if environment.parsed_options:
         keep_workloads(environment)
-    duration = take_run_time(environment.parsed_options) if not isinstance(runner, WorkerRunner) else None
+    duration = plugin_options.take_run_time(environment.parsed_options) if not isinstance(runner, WorkerRunner) else None
     shapes.install(environment, duration)
     if isinstance(runner, WorkerRunner):
         plugin = Streamer(environment)
