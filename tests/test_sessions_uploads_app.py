@@ -55,6 +55,23 @@ def test_the_cookie_store_keeps_the_cart_exactly_once_and_any_process_with_the_s
     assert "not signed in" in one_line_error(other.get("/cart"), 401)
 
 
+@pytest.mark.parametrize("store", [pytest.param("cookie", marks=pytest.mark.fast), "redis"])
+def test_a_retried_sign_out_gets_its_first_answer_and_the_session_stays_ended(store, request):
+    """Its first answer lost with a killed worker, a keyed sign-out is retried: the retry must not be told the
+    session it ended itself is unknown (which the session checker would call vanished)."""
+    client = app_client(session_store=store, **({"redis_url": request.getfixturevalue("redis_url")}
+                                                if store == "redis" else {}))
+    sign_in(client)
+    add(client, "tea", "r1:ana:1")
+    first = client.delete("/session", headers={"Idempotency-Key": "r1:ana:2"})
+    assert first.status_code == 200 and first.get_json()["replayed"] is False
+    retry = client.delete("/session", headers={"Idempotency-Key": "r1:ana:2"})
+    assert retry.status_code == 200 and retry.get_json()["replayed"] is True, retry.get_json()
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert "signed out" in one_line_error(client.get("/cart"), 401)
+    assert "signed out" in one_line_error(client.delete("/session", headers={"Idempotency-Key": "r1:ana:3"}), 401)
+
+
 @pytest.mark.fast
 def test_a_cookie_signed_with_another_secret_is_refused():
     stranger = app_client(session_store="cookie", secret_key="another")

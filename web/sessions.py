@@ -19,7 +19,9 @@ The cart is the session's state, so where the session lives decides everything
   know the visitor.
 
 Each add's ``Idempotency-Key`` is remembered in the session with its item, so a
-retry (the proxy's or the client's, on any instance) adds nothing twice. A
+retry (the proxy's or the client's, on any instance) adds nothing twice; a keyed
+sign-out leaves the session marked signed out by its key, so its retry is
+answered as the first try was (``"replayed": true``), not with a 401. A
 cookie that names no live session (forged, expired, or from a store that lost
 it) gets 401 with a one-line reason; so does a request without one.
 """
@@ -75,6 +77,8 @@ def json_field(name):
 def signed_in():
     if "visitor" in session:
         return session["visitor"]
+    if "signed_out" in session:
+        raise Unauthorized("signed out: POST /session to sign in again")
     if request.cookies.get(current_app.config["SESSION_COOKIE_NAME"]):
         raise Unauthorized("session unknown or expired (forged, timed out, or lost by its store): sign in again")
     raise Unauthorized("not signed in: POST /session first")
@@ -86,6 +90,11 @@ def sessions_blueprint(config):
 
     def answer(**fields):
         return jsonify(**fields, served_by={"instance": config.instance, "pid": os.getpid()})
+
+    def replay(**fields):
+        response = answer(**fields, replayed=True)
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
 
     @bp.app_errorhandler(Unauthorized)
     def unauthorized(exc):
@@ -108,9 +117,16 @@ def sessions_blueprint(config):
 
     @bp.delete("/session")
     def sign_out():
+        key = idempotency_key()
+        if key and session.get("signed_out_by") == key:  # a retry of this very sign-out, applied already
+            return replay(visitor=session["signed_out"], signed_out=True)
         visitor = signed_in()
         session.clear()
-        return answer(visitor=visitor, signed_out=True)
+        if key:
+            # Marked, not emptied: a retry whose first answer died with its worker finds its own sign-out
+            # and gets that answer again, not a 401 for the session it ended itself.
+            session.update(signed_out=visitor, signed_out_by=key)
+        return answer(visitor=visitor, signed_out=True, replayed=False)
 
     @bp.get("/cart")
     def read_cart():
@@ -122,9 +138,7 @@ def sessions_blueprint(config):
         item, key = json_field("item"), idempotency_key()
         cart, keys = session["cart"], session["keys"]
         if key and key in keys:
-            response = answer(visitor=visitor, item=cart[keys.index(key)], cart=cart, replayed=True)
-            response.headers["Idempotent-Replayed"] = "true"
-            return response
+            return replay(visitor=visitor, item=cart[keys.index(key)], cart=cart)
         if len(cart) >= CART_MAX:
             raise BadRequest(f"the cart is full ({CART_MAX} items)")
         # New lists, assigned: the session notices the change and is saved (or the cookie re-signed).
