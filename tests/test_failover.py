@@ -67,9 +67,14 @@ class Formation:
         return int(self.server(port).info("server")["process_id"])
 
     def ready(self):
+        """Settled: the Sentinels agree, see 2 replicas in sync, and the server they name is a primary that has
+        them (right after a failover the one named may still be a replica whose link is down)."""
         up = [r for r in self.server(self.sentinels[0]).sentinel_slaves(MASTER)
               if r.get("master-link-status") == "ok" and not r.get("is_disconnected")]
-        return len(up) == 2 and check_sentinels(self.settings) is None
+        if len(up) != 2 or check_sentinels(self.settings) is not None:
+            return False
+        role = self.server(primary_address(self.settings)[1]).execute_command("ROLE")
+        return role[0] == "master" and len(role[2]) == 2
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +181,7 @@ def test_a_failover_to_a_replica_that_never_got_the_hits_loses_them_and_the_chec
         journal.append({"type": "ok", "key": key, "time": time.time(), "number": number})
         return key
 
+    wait_until(formation.ready, timeout=GENEROUS, interval=0.5, what="a settled primary with both replicas")
     before = [hit() for _ in range(5)]
     old = primary_address(formation.settings)
     primary = formation.server(old[1])
