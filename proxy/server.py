@@ -203,12 +203,16 @@ class Connection(asyncio.Protocol):
             request.body = parts[0] if len(parts) == 1 else b"".join(parts)
             request.parts = None
         self.deadline = None
+        self._take_turn(request)
+
+    # Turns
+    def _take_turn(self, request):
+        """Handle ``request`` now, or after the ones before it on this connection (pipelining)."""
         if self.current is None:
             self._start(request)
         else:
             self.queue.append(request)
 
-    # Turns
     def _refuse(self, refusal):
         """Answer a request that cannot be parsed or must not go on; after the ones before it."""
         self.refusing = True
@@ -218,10 +222,7 @@ class Connection(asyncio.Protocol):
         request = self.request or Request(self)
         self.request = None
         request.refusal = refusal
-        if self.current is None:
-            self._start(request)
-        else:
-            self.queue.append(request)
+        self._take_turn(request)
 
     def _start(self, request):
         self.current = request

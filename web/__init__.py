@@ -48,6 +48,17 @@ def idempotency_key():
     return match.group(1) or match.group(2)
 
 
+def served_by(config):
+    """Which process answered: every JSON answer says so."""
+    return {"instance": config.instance, "pid": os.getpid()}
+
+
+def replayed(response):
+    """Mark ``response`` as the stored answer to a key already applied, as every exactly-once route does."""
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
 def create_app(config=None):
     config = config or Config.from_env()
     app = Flask(__name__)
@@ -61,9 +72,6 @@ def create_app(config=None):
     configure_store(app, config)
     app.register_blueprint(sessions_blueprint(config))
     app.register_blueprint(uploads_blueprint(config, client))
-
-    def served_by():
-        return {"instance": config.instance, "pid": os.getpid()}
 
     def hit():
         key = idempotency_key()
@@ -119,22 +127,20 @@ def create_app(config=None):
     @app.post("/hits")
     def post_hit():
         result = hit()
-        response = jsonify(hits=result.number, replayed=result.replayed, served_by=served_by())
-        if result.replayed:
-            response.headers["Idempotent-Replayed"] = "true"
-        return response
+        response = jsonify(hits=result.number, replayed=result.replayed, served_by=served_by(config))
+        return replayed(response) if result.replayed else response
 
     @app.get("/hits")
     def get_hits():
-        return jsonify(hits=counter.count(), served_by=served_by())
+        return jsonify(hits=counter.count(), served_by=served_by(config))
 
     @app.get("/healthz")
     def healthz():
-        return jsonify(status="alive", served_by=served_by())
+        return jsonify(status="alive", served_by=served_by(config))
 
     @app.get("/readyz")
     def readyz():
         client.ping()  # a RedisError here becomes the 503 above
-        return jsonify(status="ready", served_by=served_by())
+        return jsonify(status="ready", served_by=served_by(config))
 
     return app

@@ -25,7 +25,6 @@ answered as the first try was (``"replayed": true``), not with a 401. A
 cookie that names no live session (forged, expired, or from a store that lost
 it) gets 401 with a one-line reason; so does a request without one.
 """
-import os
 import re
 from datetime import timedelta
 
@@ -37,7 +36,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from werkzeug.exceptions import InternalServerError
 
-from web import BadRequest, idempotency_key
+from web import BadRequest, idempotency_key, replayed, served_by
 from web.schema import SESSION_PREFIX
 
 NAME = re.compile(r"[A-Za-z0-9._:#-]{1,128}")
@@ -89,12 +88,10 @@ def sessions_blueprint(config):
     bp = Blueprint("sessions", __name__)
 
     def answer(**fields):
-        return jsonify(**fields, served_by={"instance": config.instance, "pid": os.getpid()})
+        return jsonify(**fields, served_by=served_by(config))
 
     def replay(**fields):
-        response = answer(**fields, replayed=True)
-        response.headers["Idempotent-Replayed"] = "true"
-        return response
+        return replayed(answer(**fields, replayed=True))
 
     @bp.app_errorhandler(Unauthorized)
     def unauthorized(exc):
