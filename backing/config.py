@@ -60,7 +60,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from web.config import number, sentinels
+from common.settings import number, sentinels
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = ("primary", "replica", "sentinel")

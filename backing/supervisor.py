@@ -56,7 +56,7 @@ import time
 from backing.config import server_args
 from backing.replication import REPLICATED_ARGS, role_args, sentinel_conf, start_as
 from backing.server import binary_version, ping
-from web.redis_client import primary_address
+from common.redis_client import primary_address
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)

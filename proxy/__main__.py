@@ -23,7 +23,7 @@ from proxy.discovery import RegistryWatcher
 from proxy.forward import Forwarder
 from proxy.metrics import Totals
 from proxy.server import Server
-from web.redis_client import connect_async
+from common.redis_client import connect_async
 
 log = logging.getLogger("proxy")
 

@@ -13,7 +13,7 @@ Variable                   Default                      Meaning
                            ``PORT_REDIS``               reads it (``web.config.redis_url``)
 ``REDIS_SENTINELS``        (empty: no Sentinel)         ``host:port,...``: ask these Sentinels for
 ``REDIS_MASTER_NAME``      ``factor6``                  the registry's primary, and follow it through
-                                                        failovers (``web.redis_client``)
+                                                        failovers (``common.redis_client``)
 ``REDIS_TIMEOUT``          ``1.5``                      seconds a registry read may take
 ``PROXY_BACKENDS``         (empty: use the registry)    static ``host:port,...``; no Redis at all
 ``PROXY_ALLOW``            ``127.0.0.0/8,::1/128``      CIDRs a backend address must be in
@@ -50,7 +50,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from web.config import numbers, redis_timeout, redis_url, sentinels
+from common.settings import numbers, redis_timeout, redis_url, sentinels
 
 
 def parse_address(address):

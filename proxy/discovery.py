@@ -1,6 +1,6 @@
 """Where the backends come from: the Redis registry, read often, through the allow-list.
 
-    client = connect_async(config.redis_url, config.redis_timeout, config.redis_sentinels)  # web.redis_client
+    client = connect_async(config.redis_url, config.redis_timeout, config.redis_sentinels)  # common.redis_client
     watcher = RegistryWatcher(client, pool, config.allows)
     await watcher.refresh()                  # once, before the proxy opens its port
     await watcher.keep_refreshing(0.25)      # then SCAN+MGET every 0.25 s, forever
@@ -27,8 +27,8 @@ import time
 
 from redis.exceptions import RedisError
 
-from web.registry import parse_entry
-from web.schema import REGISTRY_PREFIX
+from common.registry import parse_entry
+from common.schema import REGISTRY_PREFIX
 
 log = logging.getLogger("proxy.discovery")
 

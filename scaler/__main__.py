@@ -21,7 +21,7 @@ from scaler.config import ScalerConfig
 from scaler.instances import die_with_parent
 from scaler.procfile import command_of
 from scaler.supervisor import PROCESS_TYPE, TICK_S, Supervisor
-from web.redis_client import connect
+from common.redis_client import connect
 
 log = logging.getLogger("scaler")
 

@@ -30,10 +30,10 @@ from redis.exceptions import RedisError
 from scaler.config import AutoscaleConfig
 from scaler.policy import HOLD, Policy, Sample, State, decide
 from scaler.shared import Desired, Lease
-from web.clock import clock
-from web.redis_client import connect
-from web.registry import Registry
-from web.schema import AUTOSCALE_KEY
+from common.clock import clock
+from common.redis_client import connect
+from common.registry import Registry
+from common.schema import AUTOSCALE_KEY
 
 log = logging.getLogger("autoscale")
 

@@ -22,10 +22,10 @@ from redis.exceptions import RedisError
 
 from scaler.shared import Desired, read_status
 from scaler.supervisor import PROCESS_TYPE
-from web.config import redis_url
-from web.redis_client import connect
-from web.schema import AUTOSCALE_KEY, SCALER_KEY
-from web.registry import Registry
+from common.settings import redis_url
+from common.redis_client import connect
+from common.schema import AUTOSCALE_KEY, SCALER_KEY
+from common.registry import Registry
 
 POLL_S = 0.2
 

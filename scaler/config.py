@@ -36,7 +36,7 @@ Variable                   Default       Meaning
 import os
 from dataclasses import dataclass
 
-from web.config import numbers, redis_url
+from common.settings import numbers, redis_url
 
 
 @dataclass(frozen=True)

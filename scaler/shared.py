@@ -21,7 +21,7 @@ last run.
 import json
 import uuid
 
-from web.schema import desired
+from common.schema import desired
 
 DESIRED_KEY = desired("web")
 

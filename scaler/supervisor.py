@@ -34,8 +34,8 @@ from redis.exceptions import RedisError
 
 from scaler.instances import DRAINING, SERVING, STARTING, WAITING, OwnedInstance
 from scaler.shared import DESIRED_KEY, Desired, Lease
-from web.registry import Registry
-from web.schema import SCALER_KEY
+from common.registry import Registry
+from common.schema import SCALER_KEY
 
 PROCESS_TYPE = "web"
 TICK_S = 0.25

@@ -20,8 +20,8 @@ import requests
 from backing.server import binary_version, default_binary, server_info
 from scaler.shared import DESIRED_KEY, read_status
 from tests.procs import ROOT, VENV_BIN, free_port, honcho_base_port, process_env, wait_until
-from web.registry import Registry
-from web.schema import COUNTER, SCALER_KEY
+from common.registry import Registry
+from common.schema import COUNTER, SCALER_KEY
 
 
 class Backing:

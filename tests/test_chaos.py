@@ -13,7 +13,7 @@ import requests
 from bench.chaos import ChaosMonkey
 from bench.chaos.engine import next_due
 from tests.procs import free_port, process_env, wait_until
-from web.registry import Registry
+from common.registry import Registry
 
 ALL_ACTIONS = "kill,term,reload,rolling,freeze,scale"
 
@@ -256,7 +256,7 @@ UNDER_GEVENT = """
 from gevent import monkey; monkey.patch_all()
 import json, sys, time
 from bench.chaos import ChaosMonkey
-from web.redis_client import connect
+from common.redis_client import connect
 apart_url = sys.argv[1] if sys.argv[2:] == ["apart"] else None
 chaos = ChaosMonkey(connect(sys.argv[1]), rate=5, mix="kill,freeze", seed=1, freeze_s=0.5, apart_url=apart_url)
 chaos.start(); time.sleep(3); chaos.stop()

@@ -18,7 +18,7 @@ from bench.verdict import sources, workloads
 from bench.verdict.model import index_history
 from bench.verdict.sources import RedisGone, Source, find_journals, patiently, read_journals
 from tests.procs import free_port
-from web.redis_client import connect
+from common.redis_client import connect
 
 pytestmark = pytest.mark.fast
 

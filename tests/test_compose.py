@@ -29,13 +29,13 @@ from proxy.config import Config as ProxyConfig
 from tests.procs import ROOT, process_env
 from web import create_app
 from web.config import Config as WebConfig
-from web.registry import Registry
+from common.registry import Registry
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 PROCFILE = parse_procfile((ROOT / "Procfile").read_text()).processes
 BUILT = sorted(name for name, service in SERVICES.items() if "build" in service)  # the services running our code
-LOCAL_PACKAGES = ("web", "proxy", "scaler", "bench", "backing")
+LOCAL_PACKAGES = ("common", "web", "proxy", "scaler", "bench", "backing")
 
 
 def dockerfile_instructions():

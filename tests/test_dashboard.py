@@ -20,7 +20,7 @@ from bench.packages import Missing, installed
 from bench.runfolder import CHAOS, read_jsonl
 from scaler.shared import Desired, read_status
 from tests.procs import ROOT, VENV_BIN, Processes, free_port, process_env, wait_until
-from web.schema import SCALER_KEY
+from common.schema import SCALER_KEY
 
 LOAD_S = 6  # seconds of load before and after the clicks
 

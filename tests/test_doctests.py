@@ -11,7 +11,7 @@ import pytest
 pytestmark = pytest.mark.fast
 
 PURE_MODULES = [
-    "backing.config", "backing.replication", "web.config", "web.durability", "web.schema", "web.clock",
+    "backing.config", "backing.replication", "common.settings", "web.config", "web.durability", "common.schema", "common.clock",
     "proxy.config", "proxy.metrics", "proxy.headers", "proxy.discovery", "proxy.limits", "proxy.sticky",
     "scaler.config", "scaler.policy", "scaler.procfile",
     "bench.chaos.vocabulary", "bench.verdict.checker", "bench.verdict.model", "bench.verdict.failover",

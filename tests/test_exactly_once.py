@@ -14,7 +14,7 @@ import requests
 from bench.verdict import checker
 from bench.verdict.record import seal_run, start_run
 from bench.verdict.sources import Source, read_redis
-from web.schema import COUNTER, run_ledger, run_record
+from common.schema import COUNTER, run_ledger, run_record
 
 
 def test_one_key_sent_twenty_times_to_two_instances_counts_once(procs, redis_url, redis_client):

@@ -37,9 +37,10 @@ from bench.verdict.sources import Source, patiently, read_redis
 from proxy.discovery import UNREADABLE
 from tests.procs import ROOT, Processes, free_port, process_env, wait_until
 from web import create_app
-from web.config import Config, sentinels
+from common.settings import sentinels
+from web.config import Config
 from web.hits import AtomicCounter
-from web.redis_client import check_sentinels, connect, primary_address
+from common.redis_client import check_sentinels, connect, primary_address
 
 MASTER = "factor6"
 GENEROUS = 60  # seconds: failovers take seconds, and the machine is shared

@@ -9,7 +9,7 @@ import time
 import requests
 
 from tests.procs import ROOT, free_port, process_env, wait_until
-from web.formation import live_instances
+from scaler.formation import live_instances
 
 
 def test_live_instances_list_masters_workers_and_hits_served(procs, redis_url, redis_client):

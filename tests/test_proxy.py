@@ -15,8 +15,8 @@ import redis
 import requests
 
 from tests.procs import ROOT, free_port, kill_tree, process_env, wait_until
-from web.registry import Registry
-from web.schema import registry_entry, run_ledger
+from common.registry import Registry
+from common.schema import registry_entry, run_ledger
 
 
 def metrics(proxy):

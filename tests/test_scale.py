@@ -21,8 +21,8 @@ from scaler.processes import is_alive, tree_of
 from scaler.shared import Desired, Lease, read_status
 from tests.procs import ROOT, process_env, wait_until
 from tests.test_exactly_once import verdict_for
-from web.registry import Registry
-from web.schema import AUTOSCALE_KEY, SCALER_KEY, SERVED
+from common.registry import Registry
+from common.schema import AUTOSCALE_KEY, SCALER_KEY, SERVED
 
 
 class KeyedLoad:

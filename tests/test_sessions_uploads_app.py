@@ -14,7 +14,7 @@ import pytest
 from scaler.processes import free_port
 from web import create_app
 from web.config import Config
-from web.schema import upload_id
+from common.schema import upload_id
 
 DEAD = Config(redis_url=f"redis://127.0.0.1:{free_port()}/0", instance="web.test", secret_key="s3cret")
 NUMBERS = b"1 2 3\n40\n"

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.procs import wait_until
-from web.registry import Registry
+from common.registry import Registry
 
 
 def post_many(url, threads, per_thread, path="/hits"):

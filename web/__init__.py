@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 from web.config import Config
 from web.durability import Unconfirmed
 from web.hits import make_counter
-from web.redis_client import connect
+from common.redis_client import connect
 
 # The IETF draft's sf-string form ("...") or a bare token.
 KEY_PATTERN = re.compile(r'"([A-Za-z0-9._:-]{1,255})"|([A-Za-z0-9._:-]{1,255})')

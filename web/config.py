@@ -13,78 +13,22 @@
     ...
     ValueError: SESSION_STORE=cookie needs SECRET_KEY, one secret shared by every instance
 
-A replicated backing service is reached through Sentinel (web/redis_client.py):
+``REDIS_DURABILITY`` says when a hit is acknowledged:
 
-    >>> sentinels({"REDIS_SENTINELS": "127.0.0.1:26379, 127.0.0.1:26380"})
-    Sentinels(addresses=(('127.0.0.1', 26379), ('127.0.0.1', 26380)), master='factor6')
     >>> durability({"REDIS_DURABILITY": "wait", "REDIS_WAIT_REPLICAS": "2"})
     Durability(mode='wait', replicas=2, timeout_ms=1000)
 
-Every numeric setting, here and in gunicorn_conf, scaler.config and backing.config, is read by ``number``:
-
-    >>> number({"WEB_WORKERS": " 3 "}, "WEB_WORKERS", 2), number({"WEB_WORKERS": ""}, "WEB_WORKERS", 2)
-    (3, 2)
-    >>> number({"WEB_WORKERS": "two"}, "WEB_WORKERS", 2, least=1)
-    Traceback (most recent call last):
-    ...
-    ValueError: WEB_WORKERS must be a whole number, not 'two'
-    >>> number({"REDIS_TIMEOUT": "0"}, "REDIS_TIMEOUT", 1.5, least=0.001)
-    Traceback (most recent call last):
-    ...
-    ValueError: REDIS_TIMEOUT must be at least 0.001, not '0'
+The readers every process type shares (``number``, ``redis_url``, ``sentinels``...) are common.settings'.
 """
 import os
-import socket
 from dataclasses import dataclass
+
+from common.settings import idempotency_ttl, instance_name, number, redis_timeout, redis_url
 
 HIT_MODES = ("atomic", "seed", "local")
 SESSION_STORES = ("redis", "cookie", "memory")  # memory is wrong on purpose: web/sessions.py
 SCRATCH_MODES = ("delete", "keep")  # keep is wrong on purpose: web/uploads.py
 DURABILITY_MODES = ("async", "wait", "waitaof")
-KINDS = {int: "a whole number", float: "a number"}
-
-
-def number(env, variable, default, least=0, kind=None):
-    """``env[variable]`` as a number of ``kind`` (the default's type) and at least ``least``; ``default`` when
-    unset or blank. Anything else is a ValueError in one line that names the variable."""
-    kind = kind or type(default)
-    text = env.get(variable, "").strip()
-    if not text:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ValueError(f"{variable} must be {KINDS[kind]}, not {text!r}") from None
-    if not value >= least:  # not >=: NaN is no number of seconds either
-        raise ValueError(f"{variable} must be at least {least}, not {text!r}")
-    return value
-
-
-def numbers(env, fields):
-    """{field: value} for each ``field: (variable, kind, least)`` whose variable is set; the rest keep their
-    defaults (a dataclass's)."""
-    values = {field: number(env, variable, None, least, kind) for field, (variable, kind, least) in fields.items()}
-    return {field: value for field, value in values.items() if value is not None}
-
-
-@dataclass(frozen=True)
-class Sentinels:
-    addresses: tuple  # ((host, port), ...)
-    master: str = "factor6"
-
-
-def sentinels(env):
-    """``REDIS_SENTINELS=host:port,...`` and ``REDIS_MASTER_NAME`` (``factor6``); None when unset."""
-    text = env.get("REDIS_SENTINELS", "").strip()
-    if not text:
-        return None
-    addresses = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        host, _, port = item.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"REDIS_SENTINELS must be host:port,host:port..., not {text!r}")
-        addresses.append((host, int(port)))
-    return Sentinels(tuple(addresses), env.get("REDIS_MASTER_NAME", "").strip() or "factor6")
 
 
 @dataclass(frozen=True)
@@ -102,32 +46,6 @@ def durability(env):
     if mode not in DURABILITY_MODES:
         raise ValueError(f"REDIS_DURABILITY must be one of {', '.join(DURABILITY_MODES)}, not {mode!r}")
     return Durability(mode, number(env, "REDIS_WAIT_REPLICAS", 1), number(env, "REDIS_WAIT_TIMEOUT_MS", 1000, least=1))
-
-
-def instance_name(env):
-    """honcho names each process ``web.1``, ``web.2`` ...; ``PS`` is the Heroku-style fallback.
-
-    Without either (a container, a bare gunicorn) the host name tells instances apart.
-    """
-    return env.get("HONCHO_PROCESS_NAME") or env.get("PS") or socket.gethostname()
-
-
-def idempotency_ttl(env):
-    """Seconds a key, a run's ledger and its record are kept; a retry after that counts again."""
-    return number(env, "IDEMPOTENCY_TTL", 24 * 3600, least=1)
-
-
-def redis_timeout(env):
-    """Seconds a Redis connect or reply may take (``REDIS_TIMEOUT``) before the request gets its 503."""
-    return number(env, "REDIS_TIMEOUT", 1.5, least=0.001)
-
-
-def redis_url(env):
-    if env.get("REDIS_URL"):
-        return env["REDIS_URL"]
-    host = env.get("HOST_REDIS", "127.0.0.1")
-    port = env.get("PORT_REDIS", "6379")
-    return f"redis://{host}:{port}/0"
 
 
 @dataclass(frozen=True)

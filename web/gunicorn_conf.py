@@ -19,9 +19,10 @@ import time
 
 from gunicorn.glogging import Logger
 
-from web.config import Config, instance_name, number, redis_url
-from web.redis_client import connect
-from web.registry import Heartbeat, Registry
+from common.settings import instance_name, number, redis_url
+from web.config import Config
+from common.redis_client import connect
+from common.registry import Heartbeat, Registry
 
 
 try:

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 
 from web.durability import Unconfirmed, confirm_command, confirmed
-from web.schema import COUNTER, SERVED, key_record, ledger_of
+from common.schema import COUNTER, SERVED, key_record, ledger_of
 
 
 @dataclass(frozen=True)

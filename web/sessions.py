@@ -37,7 +37,7 @@ from redis.retry import Retry
 from werkzeug.exceptions import InternalServerError
 
 from web import BadRequest, idempotency_key, replayed, served_by
-from web.schema import SESSION_PREFIX
+from common.schema import SESSION_PREFIX
 
 NAME = re.compile(r"[A-Za-z0-9._:#-]{1,128}")
 CART_MAX = 100  # items per cart; the signed cookie must stay under browsers' 4 KB
@@ -54,7 +54,7 @@ def configure_store(app, config):
     if config.secret_key:
         app.secret_key = config.secret_key
     if config.session_store == "redis":
-        # Flask-Session stores msgpack bytes: this client must not decode replies, unlike web.redis_client's.
+        # Flask-Session stores msgpack bytes: this client must not decode replies, unlike common.redis_client's.
         client = redis.Redis.from_url(config.redis_url, retry=Retry(NoBackoff(), 0),
                                       socket_connect_timeout=1, socket_timeout=5)
         app.config.update(SESSION_TYPE="redis", SESSION_REDIS=client)

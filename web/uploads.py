@@ -12,7 +12,7 @@ body is streamed in chunks to a temporary file in this process's scratch
 folder, the file is read back for its sum and SHA-256, the result goes to
 Redis and the file is deleted before the answer: the seed's "single
 transaction cache". With an ``Idempotency-Key`` the id is derived from the key
-(``web.schema.upload_id``), so a retry names the same upload and the first
+(``common.schema.upload_id``), so a retry names the same upload and the first
 result stays.
 
 ``SCRATCH=keep`` is wrong on purpose: the file stays in the scratch folder,
@@ -32,7 +32,7 @@ import tempfile
 from flask import Blueprint, abort, jsonify, request
 
 from web import BadRequest, idempotency_key
-from web.schema import upload_id, upload_result
+from common.schema import upload_id, upload_result
 
 CHUNK = 1 << 18  # bytes read, written and parsed at a time: memory stays at a few chunks whatever the size
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")

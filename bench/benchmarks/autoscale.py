@@ -37,7 +37,7 @@ from bench.harness.report import read_history
 from bench.paths import ROOT
 from bench.runfolder import AUTOSCALE, FORMATION, FORMATION_ENV, HISTORY, JOURNAL, VERDICT_JSON, read_json, read_jsonl
 from bench.verdict import render
-from web.schema import parse_key
+from common.schema import parse_key
 POLL_S = 0.2
 SETTLED_S = 10.0
 

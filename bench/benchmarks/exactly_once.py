@@ -40,7 +40,7 @@ from bench.benchmarks.scaling import point, start
 from bench.benchmarks.stats import median_of
 from bench.packages import installed
 from web.hits import APPLY_ONCE
-from web.schema import COUNTER, SERVED, key_record, make_key, run_ledger
+from common.schema import COUNTER, SERVED, key_record, make_key, run_ledger
 
 
 def redis_commands(sha, run):

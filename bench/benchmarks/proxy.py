@@ -48,7 +48,7 @@ from bench.harness.frontdoor import FrontDoor
 from bench.harness.launch import Processes
 from bench.packages import Missing, installed
 from scaler.processes import free_port, wait_until
-from web.schema import registry_entry
+from common.schema import registry_entry
 
 def nginx(procs, backends, folder):
     """nginx as ``scripts/check --front nginx`` runs it (bench.harness.frontdoor), in ``folder``: (port, worker pid)."""

@@ -15,7 +15,7 @@ from bench.packages import Missing, installed
 
 
 def keyed(separator=":"):
-    """POST /hits, each with a fresh Idempotency-Key <run><separator>wrk<thread>:<n>; with ":" it is web.schema's
+    """POST /hits, each with a fresh Idempotency-Key <run><separator>wrk<thread>:<n>; with ":" it is common.schema's
     grammar of a checked run's key, so it also goes in the run's ledger; with another it is a key as production
     sends it, exactly-once and nothing more."""
     return """

@@ -36,8 +36,8 @@ from bench.chaos.engine import ChaosMonkey
 from bench.chaos.network import DEFAULT_PARTITIONS, NetworkFaults, partition_pairs
 from bench.chaos.recovery import POLL_S
 from bench.chaos.vocabulary import ACTIONS, DEFAULT_MIX, DRY_RUN, format_event
-from web.config import redis_url
-from web.redis_client import connect
+from common.settings import redis_url
+from common.redis_client import connect
 
 
 def pairs_argument(text):

@@ -69,7 +69,7 @@ from bench.chaos.processes import ProcessFaults
 from bench.chaos.replicas import PrimaryFaults
 from bench.chaos.vocabulary import (ACTIONS, BACKING_ACTIONS, DEFAULT_MIX, NETWORK_ACTIONS, REPLICA_ACTIONS,
                                     checked_mix, manual_mark, network_refusal, next_action, parse_mix)
-from web.config import sentinels
+from common.settings import sentinels
 
 APART_GRACE_S = 15.0  # past recovery_timeout, for a schedule apart to thaw, heal and say its summary
 

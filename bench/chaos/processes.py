@@ -36,7 +36,7 @@ from bench.chaos.recovery import serving_again
 from bench.chaos.targets import local_master
 from bench.chaos.vocabulary import DRY_RUN, end_of, lasting, manual_mark
 from scaler.processes import is_alive
-from web.formation import live_instances, workers_of
+from scaler.formation import live_instances, workers_of
 
 # Anything else sent to a master could make it exit, and honcho would then stop the formation.
 MASTER_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU})

@@ -13,7 +13,7 @@ served for ``NO_REPLACEMENT_S`` without one, it has recovered with nothing to ti
 import time
 
 from bench.chaos.targets import healthz_pid
-from web.formation import workers_of
+from scaler.formation import workers_of
 
 NO_REPLACEMENT_S = 5.0  # serving without a new worker this long after the signal: none is coming
 POLL_S = 0.05

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import redis
 
-from web.redis_client import primary_address, sentinel_of
+from common.redis_client import primary_address, sentinel_of
 
 ACTIONS = {"primary-kill": "kill", "primary-freeze": "freeze"}
 POLL_S = 0.1

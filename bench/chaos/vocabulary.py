@@ -49,7 +49,7 @@ engine journals them, it never picks them from a mix.
 """
 import difflib
 
-from web.clock import clock
+from common.clock import clock
 
 PROCESS_ACTIONS = ("kill", "term", "reload", "rolling", "freeze", "scale")
 BACKING_ACTIONS = ("redis-kill", "redis-restart", "redis-freeze", "redis-outage")  # bench/chaos/backing.py

@@ -24,8 +24,8 @@ from bench.harness.replicated import Replicated
 from bench.paths import BIN
 from bench.runfolder import FORMATION_ENV, FORMATION_LOG, REDIS_DATA, REPLICATION, SCRATCH, write_json
 from scaler.processes import free_port, honcho_base_port, stop_tree, wait_until
-from web.redis_client import connect
-from web.registry import Registry
+from common.redis_client import connect
+from common.registry import Registry
 
 UPLOAD_MAX_BYTES = 64 * 1024 * 1024  # the largest upload; the proxy's body limit leaves room for multipart
 

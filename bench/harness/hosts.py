@@ -50,9 +50,9 @@ from bench.runfolder import CHAOS, HOSTS_JSON, HOSTS_LOGS, REDIS_DATA, read_json
 from scaler.instances import die_with_parent
 from scaler.procfile import command_of
 from scaler.processes import stop_tree, wait_until
-from web.formation import live_instances
-from web.redis_client import connect
-from web.registry import Registry
+from scaler.formation import live_instances
+from common.redis_client import connect
+from common.registry import Registry
 
 REDIS_PORT, WEB_PORT, PROXY_PORT = 6379, 5000, 8000  # every host has its own ports: no need to hunt for free ones
 MAX_WEB_HOSTS = 3

@@ -14,8 +14,8 @@ command line, so the Sentinels' ports are known before anything starts, and ever
 client is given them in the env file: every client then follows the primary.
 """
 from scaler.processes import wait_until
-from web.config import sentinels
-from web.redis_client import check_sentinels, sentinel_of
+from common.settings import sentinels
+from common.redis_client import check_sentinels, sentinel_of
 
 REPLICAS, SENTINELS, MASTER = 2, 3, "factor6"
 # Sentinel settings for a demonstration: a failover within a few seconds of a primary going silent.

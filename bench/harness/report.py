@@ -28,7 +28,7 @@ from bench.runfolder import (AUTOSCALE, CHAOS, CHECK, FORMATION, HISTORY, JOURNA
                              REPORT_HTML, RUN, VERDICT_JSON, read_json, read_jsonl)
 from bench.verdict import render
 from bench.verdict.checker import CATEGORIES, VALID
-from web.clock import clock
+from common.clock import clock
 
 
 def read_history(path):

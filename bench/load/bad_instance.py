@@ -20,8 +20,8 @@ from bench.paths import BIN, PROCFILE, ROOT
 from scaler.instances import OwnedInstance, die_with_parent
 from scaler.procfile import command_of
 from scaler.processes import stop_tree, wait_until
-from web.formation import live_instances
-from web.redis_client import connect
+from scaler.formation import live_instances
+from common.redis_client import connect
 
 PREFIX = "bad."
 MODE = "local"

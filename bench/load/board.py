@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from bench.chaos.vocabulary import RECOVERED
 from bench.chaos.targets import local_master
-from web.formation import live_instances
+from scaler.formation import live_instances
 
 SERVING, DRAINING, FROZEN, RESTARTING, GONE = "serving", "draining", "frozen", "restarting", "gone"
 

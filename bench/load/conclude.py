@@ -34,9 +34,9 @@ from bench.verdict import render, workloads
 from bench.verdict.failover import breakdown, counter_history
 from bench.verdict.record import seal_run
 from bench.verdict.sources import RedisGone, Source, patiently, read_redis
-from web.config import sentinels
-from web.redis_client import sentinel_of
-from web.schema import run_record
+from common.settings import sentinels
+from common.redis_client import sentinel_of
+from common.schema import run_record
 
 PATIENCE_S = 30  # at the end, Redis may be restarting, or a failover of the primary under way: wait for it
 GRACE_S = 3  # when nothing could bring Redis back: time for a blip (a dropped connection) to pass

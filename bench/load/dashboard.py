@@ -35,7 +35,7 @@ from bench.load.board import Board
 from bench.verdict import render
 from scaler.cli import Refused, ask
 from scaler.shared import Desired
-from web.formation import live_instances
+from scaler.formation import live_instances
 
 log = logging.getLogger("factor6")
 STATIC = Path(__file__).parent / "static"

@@ -1,7 +1,7 @@
 """One Locust process's journal: every hit its users attempt, in the checker's event format.
 
     journal = Journal("r1a2b")
-    key = journal.key(user=3, sequence=1)          # 'r1a2b:<tag>.3:1', the key grammar of web.schema
+    key = journal.key(user=3, sequence=1)          # 'r1a2b:<tag>.3:1', the key grammar of common.schema
     journal.invoke(key)                            # before the request is sent
     journal.invoke(key, keyless=True)              # a hit sent without the key: judged by its number and the counter
     journal.complete(key, "ok", number=41)         # or "fail", or "info" when unknown
@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 
-from web.schema import make_key
+from common.schema import make_key
 
 
 class Journal:

@@ -18,7 +18,7 @@ import gevent
 
 from bench.load.conclude import snapshot
 from bench.runfolder import LIVE
-from web.formation import live_instances
+from scaler.formation import live_instances
 
 log = logging.getLogger("factor6")
 LIVE_CHECK_EVERY = 3.0

@@ -18,7 +18,7 @@ import os
 
 from bench.arguments import HIT_KINDS, chaos_mix, number, share, writable_folder
 from bench.verdict.workloads import WORKLOADS
-from web.config import redis_url
+from common.settings import redis_url
 
 # name in parsed_options -> (what the form and the command line call it, its argparse type)
 NUMBERS = {

@@ -62,8 +62,8 @@ from bench.verdict import render
 from bench.verdict import workloads as checked_workloads
 from bench.verdict.checker import Verdict
 from bench.verdict.record import start_run
-from web.config import idempotency_ttl
-from web.redis_client import connect
+from common.settings import idempotency_ttl
+from common.redis_client import connect
 
 log = logging.getLogger("factor6")
 

@@ -5,7 +5,7 @@
 Each upload is ``--upload-size`` bytes of random integers, one per line, the
 same for every upload of a process, then a random number of its own, so every
 upload has a sum and SHA-256 of its own, worked out without reading it again.
-The invoke (``upload.post``) holds the upload's id (``web.schema.upload_id`` of
+The invoke (``upload.post``) holds the upload's id (``common.schema.upload_id`` of
 its key, so one with an unknown outcome can be looked for too) and that
 result; each upload is read back (``upload.get``) at the user's next turn at
 least ``READ_AFTER`` seconds later, and the rest when the user stops, for
@@ -22,7 +22,7 @@ from locust import FastHttpUser, constant, task
 
 from bench.load import plugin
 from bench.load.tries import Retryable, call, retrying
-from web.schema import upload_id
+from common.schema import upload_id
 
 POST, GET = "upload.post", "upload.get"
 READ_AFTER = 1.0

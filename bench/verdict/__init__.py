@@ -9,5 +9,5 @@ typed events paired), ``workloads`` (one checker per workload, composed by name)
 ``sources`` (journals and ledgers read from files or Redis), ``record`` (a
 run's start and seal in Redis), ``render`` (console, JSON, headline, exit
 status), ``__main__`` (``python -m bench.verdict``). It imports only web's
-contract modules (web.schema, web.config, web.redis_client), never another wing.
+contract modules (common.schema, web.config, common.redis_client), never another wing.
 """

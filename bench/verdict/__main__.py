@@ -22,8 +22,8 @@ import redis
 
 from bench.verdict import render, workloads
 from bench.verdict.sources import InputError, Source, find_journals, read_journals, read_ledger_file, read_redis
-from web.config import redis_url
-from web.redis_client import connect
+from common.settings import redis_url
+from common.redis_client import connect
 
 
 def workload_list(text: str) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ A sealed run is judged as it ended (``sources.read_redis`` reads the sealed
 counter and ledger length), so a later re-check is not misled by hits made
 after it. The record expires with the run's ledger.
 """
-from web.schema import COUNTER, run_record
+from common.schema import COUNTER, run_record
 
 
 def start_run(client, run, ttl):

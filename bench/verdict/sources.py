@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 import msgspec
 import redis
 
-from web.schema import COUNTER, run_ledger, run_record
+from common.schema import COUNTER, run_ledger, run_record
 
 JOURNAL_CHUNK = 1 << 20  # bytes of journal lines parsed at once: bounded memory, few Python steps a line
 # Parses journals and ledger files twice as fast as json.loads. It takes only strict JSON (no NaN, no lone

@@ -15,7 +15,7 @@ streams are generators, so a million hits take no memory to make.
 """
 from dataclasses import dataclass
 
-from web.schema import make_key
+from common.schema import make_key
 
 OUTCOMES = {
     "ok": ("ok", True),

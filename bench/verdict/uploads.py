@@ -12,7 +12,7 @@
     >>> verdict.status, [(item["upload"], item["reason"], item["read_on"]) for item in verdict.lost]
     ('invalid', [('ab12', 'acknowledged but not found', 'web.2')])
 
-An ``upload.post`` invoke holds the upload's id (``web.schema.upload_id`` of its
+An ``upload.post`` invoke holds the upload's id (``common.schema.upload_id`` of its
 key) and the result the client worked out for what it sent (``sum``,
 ``sha256``); its ``ok`` holds what the server answered. An ``upload.get``
 names an ``upload``; its ``ok`` holds the result read back, its ``fail`` the

@@ -41,7 +41,7 @@ from redis.connection import parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from web.config import redis_timeout, sentinels
+from common.settings import redis_timeout, sentinels
 
 MASTER_OPTIONS = ("db", "username", "password")
 

@@ -23,10 +23,10 @@ import psutil
 from redis.exceptions import RedisError
 
 from backing.server import server_info
-from web.config import redis_url
-from web.hits import SERVED
-from web.redis_client import connect
-from web.registry import Registry
+from common.settings import redis_url
+from common.schema import SERVED
+from common.redis_client import connect
+from common.registry import Registry
 
 
 @dataclass

@@ -12,7 +12,7 @@ The proxy, ``scripts/ps`` and the chaos monkey all read it.
 import json
 import threading
 
-from web.schema import REGISTRY_PREFIX, registry_entry
+from common.schema import REGISTRY_PREFIX, registry_entry
 
 
 def parse_entry(raw):
