@@ -167,7 +167,9 @@ class DockerEngine:
             ["nsenter", f"--net=/run/netns/{self.netns}", "unshare", "--mount", "--propagation", "private",
              "dockerd", "--data-root", self.cache / "data", "--exec-root", self.cache / "exec",
              "--pidfile", self.cache / "docker.pid", "--host", self.host, "--storage-driver", "overlay2"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            # A task whose image is here starts from it, without asking a registry first (none answers).
+            env={**os.environ, "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1"})
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
