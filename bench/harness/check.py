@@ -25,6 +25,7 @@ the formation: bench.harness.model's ``build_formation``.
 import dataclasses
 import json
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -94,16 +95,17 @@ def header(check):
             f"{' (sticky)' * spec.proxy_sticky}{kind}, {load.duration:.0f}s, chaos {load.chaos_rate:g}/s"
             f" ({load.chaos_mix}), seed {load.seed}; report in {spec.report_dir}")
     chosen = {**dataclasses.asdict(spec), **dataclasses.asdict(load)}
-    origins = [f"{name.replace('_', ' ')} {chosen[name]} ({origin})" for name, origin in check.origins.items()
+    shown = {name: f"{value:g}" if isinstance(value, float) else value for name, value in chosen.items()}
+    origins = [f"{name.replace('_', ' ')} {shown[name]} ({origin})" for name, origin in check.origins.items()
                if name != "report_dir"]
     return line + (f"\nnot the default: {'; '.join(origins)}" if origins else "")
 
 
-def progress_line(load, started, out, stopping=False):
-    """elapsed/total (then "concluding"), rps, chaos actions, violations so far: from what the run writes as it goes."""
+def progress_line(load, started, out, state=None):
+    """elapsed/total (past it "concluding"; else ``state``: stopping, done), rps, chaos actions, violations so far:
+    from what the run writes as it goes."""
     elapsed = time.monotonic() - started
-    clock = "stopping" if stopping else f"{elapsed:3.0f}/{load.duration:.0f}s" if elapsed <= load.duration else \
-        "concluding"
+    clock = state or (f"{elapsed:3.0f}/{load.duration:.0f}s" if elapsed <= load.duration else "concluding")
     live = read_json(out / LIVE, {})
     actions = [event for event in read_jsonl(out / CHAOS) if is_action(event)]
     kills = sum(1 for event in actions if event.get("action") in KILLS)
@@ -147,7 +149,9 @@ def run_load(check, formation, signals):
     """Locust through the formation to its end, or to a graceful stop at the first signal; returns Locust's
     Popen and whether it was stopped."""
     spec, load, out = check.formation, check.load, check.formation.report_dir
-    locust = start(formation.wrap(locust_command(spec, load, formation)), log_path=out / LOCUST_LOG)
+    # No terminal input: Locust's headless key listener would take the user's keys (and Ctrl-C is ours to act on).
+    locust = start(formation.wrap(locust_command(spec, load, formation)), log_path=out / LOCUST_LOG,
+                   stdin=subprocess.DEVNULL)
     started, stopping = time.monotonic(), None
     try:
         while locust.poll() is None:
@@ -167,11 +171,11 @@ def run_load(check, formation, signals):
                 raise GaveUp(f"Locust had not finished {locust_deadline(load):.0f}s after starting a"
                              f" {load.duration:g}s run; see {out / LOCUST_LOG}")
             if sys.stdout.isatty():
-                print(progress_line(load, started, out, stopping), end="", flush=True)
+                print(progress_line(load, started, out, stopping and "stopping"), end="", flush=True)
             time.sleep(0.5)
     finally:
         stop_tree(locust.pid)  # its worker processes too, whatever happened
-    print(progress_line(load, started, out, stopping))
+    print(progress_line(load, started, out, "stopped" if stopping else "done"))
     return locust, stopping is not None
 
 
