@@ -184,6 +184,11 @@ def parse_args(argv=None, env=None):
                      origins)
 
 
+def scripts_check(formation, load):
+    """The ``scripts/check`` command line that runs ``formation`` under ``load``: what a benchmark starts."""
+    return [str(ROOT / "scripts/check"), *command(CheckSpec(formation, load))]
+
+
 def command(check):
     """The scripts/check options that make ``check``: each setting not the default, and every one the environment
     could set, so that a shell's variable that disagrees is refused instead of changing the run."""
