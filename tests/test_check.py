@@ -110,4 +110,5 @@ def test_a_second_signal_aborts_at_once_and_says_what_is_left_where(tmp_path):
     last = printed.strip().splitlines()[-1]
     assert last.startswith("interrupted by SIGINT") and f"left in {out}:" in last and "locust.log" in last, last
     assert not (out / VERDICT_JSON).exists()
-    assert not [p.info for p in psutil.process_iter(["pid", "cmdline"]) if str(out) in " ".join(p.info["cmdline"] or [])]
+    left = [p.info for p in psutil.process_iter(["pid", "cmdline"]) if str(out) in " ".join(p.info["cmdline"] or [])]
+    assert not left, left

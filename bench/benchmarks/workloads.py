@@ -89,11 +89,11 @@ def run_check(formation, load):
 
 
 def session_run(out, name, formation, load):
-    verdict, _ = run_check(replace(formation, report_dir=out, **SESSION_RUNS[name][0]), replace(load, workload="session"))
-    duration = load.duration
+    settings = SESSION_RUNS[name][0]
+    verdict, _ = run_check(replace(formation, report_dir=out, **settings), replace(load, workload="session"))
     stats = verdict.stats["workloads"]["session"]["stats"] if verdict.stats.get("workloads") else verdict.stats
     operations = sum(count for name, count in stats.get("outcomes", {}).items() if name.split()[0] in ("add", "read"))
-    return {"visitors": stats.get("visitors", 0), "cart_ops": operations, "ops_per_s": operations / duration,
+    return {"visitors": stats.get("visitors", 0), "cart_ops": operations, "ops_per_s": operations / load.duration,
             "status": verdict.status, "violations": {name: verdict.counts[name] for name in verdict.violations},
             "sticky": read_json(out / PROXY_METRICS, {}).get("end", {}).get("totals", {}).get("sticky", {"pins": 0})}
 

@@ -88,8 +88,9 @@ def header(check):
     """The run in one sentence, naming only the settings its workloads use, and where each non-default came from."""
     spec, load = check.formation, check.load
     workloads = load.workload.split(",")
-    settings = ([f"{spec.mode} hits"] * ("hits" in workloads) + [f"{spec.session_store} sessions"] * ("session" in workloads)
-                + [f"scratch {spec.scratch}"] * ("upload" in workloads))
+    used = {"hits": f"{spec.mode} hits", "session": f"{spec.session_store} sessions",
+            "upload": f"scratch {spec.scratch}"}
+    settings = [words for workload, words in used.items() if workload in workloads]
     kind = f", {spec.hits} hits" if "hits" in workloads else ""
     line = (f"factor6 check: {load.workload} on {spec.web} web instances ({', '.join(settings)}) behind {spec.front}"
             f"{' (sticky)' * spec.proxy_sticky}{kind}, {load.duration:.0f}s, chaos {load.chaos_rate:g}/s"

@@ -6,7 +6,7 @@
       web1   198.18.0.2  web.1 web.4 chaos
       ...
 
-    formation = HostsFormation(FormationSpec(hosts=True, report_dir=out), LoadSpec(chaos_rate=1))   # bench.harness.model
+    formation = HostsFormation(FormationSpec(hosts=True, report_dir=out), LoadSpec())   # bench.harness.model
     formation.start()                         # raises Unavailable where namespaces cannot be made
     subprocess.run(formation.wrap(["locust", ...]))   # Locust runs on the load host
     formation.stop()                          # every process, namespace, veth pair and the bridge

@@ -57,7 +57,8 @@ def parser():
     add = p.add_argument
     add("--web", type=number(int, least=1, hint=" (a check of no instances proves nothing)"), default=FORMATION["web"],
         help="web instances (default %(default)s)")
-    add("--duration", type=number(float, above=0), default=LOAD["duration"], help="seconds of load (default %(default)s)")
+    add("--duration", type=number(float, above=0), default=LOAD["duration"],
+        help="seconds of load (default %(default)s)")
     add("--users", type=number(int, least=1), default=LOAD["users"], help="Locust users (default %(default)s)")
     add("--processes", type=number(int, least=0), default=LOAD["processes"],
         help="Locust worker processes (0: one process)")
