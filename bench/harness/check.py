@@ -164,7 +164,7 @@ def run_load(check, formation, signals):
                 locust.send_signal(signal.SIGTERM)  # Locust's own graceful stop: test_stop, quitting, the report
             exited = formation.exited()
             if exited is not None:
-                raise GaveUp(f"the formation stopped during the run (it exited with {exited}); see"
+                raise GaveUp(f"the formation stopped during the run ({spec.engine} exited with {exited}); see"
                              f" {out / FORMATION_LOG}")
             if stopping and time.monotonic() - stopping > CONCLUDE_S:
                 raise GaveUp(f"Locust had not concluded {CONCLUDE_S}s after being stopped; see {out / LOCUST_LOG}")
