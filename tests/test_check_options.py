@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.harness.check import header, progress_line
-from bench.harness.model import KINDS, CheckSpec, FormationSpec, LoadSpec
+from bench.harness.model import KINDS, CheckSpec, Formation, FormationSpec, LoadSpec, build_formation
 from bench.harness.options import command, parse_args
 
 pytestmark = pytest.mark.fast
@@ -87,9 +87,12 @@ def test_a_spec_goes_to_options_and_back_unchanged_whatever_the_shell_says(check
     assert (back.formation, back.load) == (formation, check.load)
 
 
-def test_the_factory_chooses_a_kind_by_engine_front_and_hosts():
-    assert FormationSpec().kind == "honcho" and FormationSpec(front="haproxy").kind == "front"
-    assert FormationSpec(hosts=True).kind == "hosts" and set(KINDS) >= {"honcho", "front", "hosts"}
+@pytest.mark.parametrize("spec, kind", [(FormationSpec(), "honcho"), (FormationSpec(front="haproxy"), "front"),
+                                        (FormationSpec(hosts=True), "hosts")])
+def test_the_factory_chooses_a_kind_by_engine_front_and_hosts_and_each_is_a_formation(spec, kind, tmp_path):
+    formation = build_formation(dataclasses.replace(spec, report_dir=tmp_path))  # made, not started: nothing runs
+    assert spec.kind == kind and type(formation).__name__ == KINDS[kind].split(":")[1]
+    assert isinstance(formation, Formation) and formation.exited() is None and formation.spec.report_dir == tmp_path
 
 
 def test_the_header_names_only_what_the_workloads_use(tmp_path):

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from bench.chaos import __main__ as chaos_main
-from bench.harness.check import parse_args
+from bench.harness.options import parse_args
 from bench.load.options import problems
 from bench.runfolder import FORMATION_ENV, LOCUST_LOG
 from tests.procs import ROOT, VENV_BIN, free_port, kill_tree, process_env, wait_until

@@ -17,7 +17,7 @@ schedule from the load) and has the ``Formation`` protocol's members, and one li
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Protocol, Sequence
+from typing import Callable, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 from bench.chaos.network import DEFAULT_PARTITIONS
 
@@ -89,6 +89,7 @@ class ChaosTarget:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+@runtime_checkable
 class Formation(Protocol):
     """What ``scripts/check`` needs of any kind of formation (honcho, front door, hosts; a Swarm engine later)."""
     spec: FormationSpec
