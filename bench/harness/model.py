@@ -3,7 +3,7 @@ kind of formation fits.
 
     spec = FormationSpec(web=4, session_store="memory", report_dir=Path("reports/x"))
     load = LoadSpec(duration=10, chaos_rate=0, workload="session")
-    formation = build_formation(spec)           # the kind spec.engine / spec.front / spec.hosts name
+    formation = build_formation(spec, load)     # the kind spec.hosts / spec.front / spec.engine names
     formation.start(abort=signals.check)        # returns once it serves
     formation.proxy_url, formation.redis_url    # where Locust sends hits, where it reads the ledger
     formation.stop()
@@ -45,7 +45,7 @@ class FormationSpec:
 
     @property
     def kind(self):
-        """The key of KINDS this spec runs as."""
+        """The key of KINDS this spec runs as: hosts, else a front door other than factor6's proxy, else the engine."""
         if self.hosts:
             return "hosts"
         if self.front != "factor6":
@@ -120,7 +120,7 @@ KINDS = {
     "front": "bench.harness.frontdoor:FrontDoorFormation",
     "hosts": "bench.harness.hosts:HostsFormation",
 }
-ENGINES = ("honcho",)  # the kinds scripts/check --engine offers; front and hosts are chosen by their own flags
+ENGINES = tuple(kind for kind in KINDS if kind not in ("front", "hosts"))  # --engine's; the others have flags
 
 
 def build_formation(spec: FormationSpec, load: Optional[LoadSpec] = None) -> Formation:

@@ -1,8 +1,14 @@
 """scripts/check's settings: its command line and the environment, read once into a CheckSpec (bench.harness.model).
 
-    check = parse_args(sys.argv[1:])     # a CheckSpec: check.formation, check.load, check.origins
+    check = parse_args(sys.argv[1:])     # check.formation, check.load, and check.origins: where each came from
+    scripts_check(formation, load)       # the way back, for benchmarks: the command that runs those specs
 
-The way back, for benchmarks: the options that make a spec (``scripts/check *command(check)``).
+A formation setting the processes read from the environment (``SESSION_STORE``,
+``HIT_MODE``, ``SCRATCH``, ``WEB_WORKERS``, ``REDIS_PERSISTENCE``,
+``PROXY_STICKY``, and ``AUTOSCALE_MAX`` for a bare ``--autoscale``) is taken
+from there when its flag is absent; a flag and an environment value that
+disagree are refused in one line, like every bad value, before anything
+starts. Nothing past this module sees an argparse Namespace.
 
     >>> values, origins = resolve(parser(), {"web": 2}, {"SESSION_STORE": "memory"})
     >>> values["web"], values["session_store"], values["duration"]
@@ -13,12 +19,8 @@ The way back, for benchmarks: the options that make a spec (``scripts/check *com
     ['--web', '2', '--workers', '2', '--mode', 'atomic', '--session-store', 'redis', '--scratch', 'delete',
      '--redis-persistence', 'always', '--no-proxy-sticky', '--duration', '10']
 
-A formation setting the processes read from the environment (``SESSION_STORE``,
-``HIT_MODE``, ``SCRATCH``, ``WEB_WORKERS``, ``REDIS_PERSISTENCE``,
-``PROXY_STICKY``, and ``AUTOSCALE_MAX`` for a bare ``--autoscale``) is taken
-from there when its flag is absent; a flag and an environment value that
-disagree are refused in one line, like every bad value, before anything
-starts. Nothing past this module sees an argparse Namespace.
+A benchmark's command names every setting the environment could set, so that a
+shell variable that disagrees is refused instead of changing the run unseen.
 """
 import argparse
 import dataclasses
