@@ -77,7 +77,7 @@ def table(headers, rows):
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def verdict_section(verdict, run_id, mode=None):
+def verdict_section(verdict, run_id, mode=None, interrupted=None):
     rows = [("ok", verdict.ok, "")]
     rows += [(name, verdict.counts[name], "; ".join(map(render.describe, getattr(verdict, name)[:5])))
              for name in CATEGORIES]
@@ -87,6 +87,7 @@ def verdict_section(verdict, run_id, mode=None):
              if mode in story.MODE_CAUSES and mode != "atomic" else "")
     return (f"<h2 class={'good' if verdict.status == VALID else 'bad'}>{html.escape(render.headline(verdict))}</h2>"
             f"<p>run <code>{html.escape(str(run_id))}</code></p>" + cause
+            + (f"<p class=bad>{html.escape(render.interruption(interrupted))}</p>" if interrupted else "")
             + table(("category", "count (gaps: missing numbers)", "first items"), rows) + reasons + explained)
 
 
@@ -184,7 +185,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;
 <h1>factor6 consistency check</h1>
 <p>{html.escape(story.settings(check, run))}</p>
 <p class=conclusion>{html.escape(conclusion)}</p>
-{verdict_section(verdict, (data or {}).get("run", run.get("run")), mode)}
+{verdict_section(verdict, (data or {}).get("run", run.get("run")), mode, (data or {}).get("interrupted"))}
 {failovers}
 <h2>Timeline</h2><img alt="throughput, users, failures, retries, p95 and p99 latency and formation over time,
  with chaos events and the instance count the autoscaler asked for" src="data:image/png;base64,{picture}">

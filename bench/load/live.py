@@ -61,6 +61,8 @@ class LiveView:
             try:
                 began = time.monotonic()
                 _, verdict = snapshot(self.run)
+                if verdict is None:  # Redis did not answer: try again at the next turn
+                    continue
                 pause = max(LIVE_CHECK_EVERY, 4 * (time.monotonic() - began))
                 self.counts = {"lost": len(verdict.lost), "duplicated": len(verdict.duplicated), "ok": verdict.ok,
                                "vanished": len(verdict.vanished),

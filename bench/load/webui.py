@@ -1,26 +1,31 @@
 """Where people look in Locust: the Consistency tab of the web UI, and the banner on Locust's --html report.
 
-    install_tab(web_ui, rows=conductor.rows)     # the tab polls /stats/requests, which gets our rows
-    mark_html_report(html_file, verdict)         # the verdict at the top of Locust's own report
+    install_tab(web_ui, conductor.rows, conductor.on_ui_stop)   # the tab polls /stats/requests, which gets our rows
+    mark_html_report(html_file, verdict, run_id)                # the verdict at the top of Locust's own report
 
 ``tab_rows`` builds the tab from the live counts while a run goes and from the
-final Verdict after it, with the chaos summary and the latest formation sample.
+final Verdict after it, with the chaos summary, the last chaos events (their
+times on the clock, as every log line shows them) and the latest formation
+sample. ``install_tab`` also calls ``on_stop`` when the UI's Stop is pressed.
 """
 import json
 from pathlib import Path
 
 from bench.chaos import FOLLOW_UPS
+from bench.chaos.vocabulary import format_event
 from bench.verdict import render
 from bench.verdict.checker import CATEGORIES, VALID
 
 SHOWN = 10  # offending items listed per category in the tab
 
 
-def tab_rows(verdict=None, run_id="", live=None, chaos=None, formation=None):
+def tab_rows(verdict=None, run_id="", live=None, chaos=None, formation=None, interrupted=None):
     rows = []
     if verdict is not None:
         rows.append({"what": "verdict", "count": render.LABELS[verdict.status], "detail": render.headline(verdict)
                      if verdict.status != VALID else f"run {run_id}"})
+        if interrupted:
+            rows.append({"what": "interrupted", "count": "", "detail": render.interruption(interrupted)})
         for name, count in verdict.counts.items():
             items = getattr(verdict, name) if name in CATEGORIES else []
             rows.append({"what": name, "count": count, "detail": "; ".join(map(render.describe, items[:SHOWN]))})
@@ -42,20 +47,27 @@ def tab_rows(verdict=None, run_id="", live=None, chaos=None, formation=None):
             rows.append({"what": f"chaos {action}", "count": sum(outcomes.values()),
                          "detail": ", ".join(f"{k}: {v}" for k, v in outcomes.items()) + ("; " + detail if detail else "")})
         for event in chaos.events[-5:]:
-            rows.append({"what": "chaos event", "count": event.get("action"), "detail": json.dumps(event)})
+            rows.append({"what": "chaos event", "count": event.get("action"), "detail": format_event(event)})
     if formation:
         last = formation[-1]
         rows.append({"what": "instances", "count": last["instances"], "detail": ", ".join(last["names"])})
     return rows
 
 
-def install_tab(web_ui, rows):
+def install_tab(web_ui, rows, on_stop):
     web_ui.template_args.update(
         extended_tabs=[{"title": "Consistency", "key": "consistency"}],
         extended_tables=[{"key": "consistency", "structure": [
             {"key": "what", "title": "What"}, {"key": "count", "title": "Count"},
             {"key": "detail", "title": "Detail"}]}],
     )
+
+    @web_ui.app.before_request
+    def note_stop():
+        from flask import request
+
+        if request.path == "/stop":
+            on_stop()
 
     @web_ui.app.after_request
     def add_consistency(response):

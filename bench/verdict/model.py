@@ -139,15 +139,10 @@ class Verdict:
 
 
 def merge(*verdicts: Verdict) -> Verdict:
-    """One verdict holding every item of the given ones."""
-    merged = Verdict()
-    for verdict in verdicts:
-        merged.ok += verdict.ok
-        for name in CATEGORIES:
-            getattr(merged, name).extend(getattr(verdict, name))
-        merged.errors.extend(verdict.errors)
-        merged.inconclusive.extend(verdict.inconclusive)
-    return merged
+    """One verdict holding every item of the given ones (their stats aside)."""
+    return Verdict(ok=sum(verdict.ok for verdict in verdicts),
+                   **{name: [item for verdict in verdicts for item in getattr(verdict, name)]
+                      for name in (*CATEGORIES, "errors", "inconclusive")})
 
 
 def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = None) -> History:

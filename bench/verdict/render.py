@@ -25,10 +25,9 @@ SHOWN = 3  # items per category on the console; the JSON report has them all
 def with_source(source: Source, verdict: Verdict | None) -> Verdict:
     """The verdict, carrying what was wrong with its input; an empty unknown one when none could be made."""
     verdict = verdict or Verdict()
-    if not source.events and not source.errors:
-        source.errors.append(f"no journal event for run {source.run!r} ({source.other_runs:,} of other runs)")
-    verdict.errors = source.errors + [e for e in verdict.errors if e not in source.errors]
-    return verdict
+    found = source.errors or ([] if source.events else [
+        f"no journal event for run {source.run!r} ({source.other_runs:,} of other runs)"])
+    return dataclasses.replace(verdict, errors=found + [e for e in verdict.errors if e not in found])
 
 
 def headline(verdict: Verdict) -> str:
@@ -71,10 +70,19 @@ def failover_lines(failovers: list[dict]) -> list[str]:
     return [f"failovers ({sum(1 for row in failovers if row['fault'] != 'unexplained')}):", *lines, ""] if lines else []
 
 
-def console(source: Source, verdict: Verdict, failovers: list[dict] = ()) -> str:
+def interruption(interrupted: dict) -> str:
+    """One line on a run stopped before its time (bench/load/run.py's ``interrupted``)."""
+    of = f" of the {interrupted['of_s']:g} s asked" if interrupted.get("of_s") else ""
+    return (f"interrupted after {interrupted['after_s']:g} s{of}: {interrupted['cause']}; its users had"
+            f" {interrupted['drain_s']:g} s to finish their hits, and what was made is judged")
+
+
+def console(source: Source, verdict: Verdict, failovers: list[dict] = (), interrupted: dict | None = None) -> str:
     """The console table: what was read, each category's count and first items, the failovers, the verdict."""
     lines = [f"run {source.run}: {source.events:,} events from {len(source.journals)} journal(s),"
              f" ledger {source.ledger or '-'}"]
+    if interrupted:
+        lines.append(interruption(interrupted))
     if verdict.stats:
         lines += [*summary(verdict.stats), "", f"{'category':<12}{'count':>12}  items"]
         for name, count in verdict.counts.items():
