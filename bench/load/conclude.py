@@ -36,7 +36,7 @@ from backing.supervisor import running as supervisor_running
 from bench.chaos.vocabulary import FOLLOW_UPS, KILLS
 from bench.runfolder import CHAOS, JOURNAL, REDIS_DATA, RUN, VERDICT_JSON, VERDICT_TXT, read_jsonl, write_jsonl
 from bench.verdict import render, workloads
-from bench.verdict.failover import breakdown, counter_history
+from bench.verdict.failover import breakdown, counter_history, failovers_of
 from bench.verdict.record import seal_run
 from bench.verdict.sources import RedisGone, Source, patiently, read_redis
 from common.settings import sentinels
@@ -166,8 +166,10 @@ def judge(reading, verdict, missing, proof):
 
 
 def break_down(run, verdict):
-    """One row per failover of the primary, with what it cost (bench/verdict/failover.py)."""
-    return breakdown(run.journal.events, read_jsonl(run.report_dir / CHAOS), verdict)
+    """One row per failover of the primary, with what it cost (bench/verdict/failover.py); none when no
+    failover happened (a run without Sentinel)."""
+    chaos = read_jsonl(run.report_dir / CHAOS)
+    return breakdown(run.journal.events, chaos, verdict) if failovers_of(chaos) else []
 
 
 def seal(run, source, verdict, prospect):

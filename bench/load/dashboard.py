@@ -33,6 +33,7 @@ from bench.chaos.vocabulary import BAD_INSTANCE, REMOVE, SCALE_WEB, end_of, faul
 from bench.load.bad_instance import MODE, BadInstances
 from bench.load.board import Board
 from bench.verdict import render
+from bench.verdict.model import hit_counts
 from scaler.cli import Refused, ask
 from scaler.shared import Desired
 from scaler.formation import live_instances
@@ -129,7 +130,8 @@ class Dashboard:
     def numbers(self):
         verdict = self.conductor.verdict
         if verdict is not None:
-            return {"acknowledged": verdict.ok, "lost": len(verdict.lost), "duplicated": len(verdict.duplicated),
+            hits = hit_counts(verdict)
+            return {"acknowledged": hits["ok"], "lost": hits["lost"], "duplicated": hits["duplicated"],
                     "verdict": render.LABELS[verdict.status], "status": verdict.status,
                     "headline": render.headline(verdict)}
         live = (self.run.live.counts if self.run and self.run.live else None) or {}

@@ -14,9 +14,11 @@ from pathlib import Path
 from bench.chaos import FOLLOW_UPS
 from bench.chaos.vocabulary import format_event
 from bench.verdict import render
-from bench.verdict.checker import CATEGORIES, VALID
+from bench.verdict.checker import VALID
+from common.clock import clock
 
-SHOWN = 10  # offending items listed per category in the tab
+SHOWN = 10  # offending items listed per reason in the tab
+WALL_CLOCK = ("began", "elected", "outage_began")  # chaos events' fields that are time.time() values
 
 
 def tab_rows(verdict=None, run_id="", live=None, chaos=None, formation=None, interrupted=None):
@@ -26,9 +28,9 @@ def tab_rows(verdict=None, run_id="", live=None, chaos=None, formation=None, int
                      if verdict.status != VALID else f"run {run_id}"})
         if interrupted:
             rows.append({"what": "interrupted", "count": "", "detail": render.interruption(interrupted)})
-        for name, count in verdict.counts.items():
-            items = getattr(verdict, name) if name in CATEGORIES else []
-            rows.append({"what": name, "count": count, "detail": "; ".join(map(render.describe, items[:SHOWN]))})
+        for row in render.table(verdict, shown=SHOWN):
+            rows.append({"what": row["category"], "count": row["hits"],
+                         "detail": " | ".join(row["items"]) or row["meaning"]})
         for reason in verdict.errors + verdict.inconclusive:
             rows.append({"what": "why no verdict", "count": "", "detail": reason})
     elif live:
@@ -47,11 +49,21 @@ def tab_rows(verdict=None, run_id="", live=None, chaos=None, formation=None, int
             rows.append({"what": f"chaos {action}", "count": sum(outcomes.values()),
                          "detail": ", ".join(f"{k}: {v}" for k, v in outcomes.items()) + ("; " + detail if detail else "")})
         for event in chaos.events[-5:]:
-            rows.append({"what": "chaos event", "count": event.get("action"), "detail": format_event(event)})
+            rows.append({"what": "chaos event", "count": event.get("action"), "detail": format_event(on_the_clock(event))})
     if formation:
         last = formation[-1]
         rows.append({"what": "instances", "count": last["instances"], "detail": ", ".join(last["names"])})
     return rows
+
+
+def on_the_clock(event):
+    """The event with its wall-clock fields (``began``, ``elected``...) as clock times, as its own time is shown.
+
+    >>> on_the_clock({"time": 1.5, "began": 1e9, "failover_s": 2.5})["failover_s"]
+    2.5
+    """
+    return {name: clock(value) if name in WALL_CLOCK and isinstance(value, (int, float)) else value
+            for name, value in event.items()}
 
 
 def install_tab(web_ui, rows, on_stop):
@@ -84,7 +96,7 @@ def mark_html_report(html_file, verdict, run_id):
     """Put the verdict at the top of Locust's own --html report, which is written before quitting."""
     if not (html_file and verdict is not None and Path(html_file).exists()):
         return
-    counts = ", ".join(f"{name}: {count}" for name, count in verdict.counts.items())
+    counts = ", ".join(f"{row['category']}: {row['hits']:,}" for row in render.table(verdict))
     colour = {"valid": "#d4f7d4", "invalid": "#f7d4d4"}.get(verdict.status, "#f7ecd4")
     banner = (f'<div style="font:16px sans-serif;padding:12px;background:{colour}">'
               f'<b>factor6 consistency: {render.headline(verdict)}</b> (run {run_id}; {counts})'

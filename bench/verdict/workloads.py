@@ -31,6 +31,7 @@ from dataclasses import replace
 from typing import Any, Iterable, Iterator, Mapping
 
 from bench.verdict import checker, sessions, uploads
+from bench.verdict.model import subjects
 
 WORKLOADS = ("hits", "session", "upload")
 CHECKERS = {"session": sessions.check, "upload": uploads.check}
@@ -79,15 +80,25 @@ def check(
                 strays[name] = strays.get(name, 0) + 1
 
     if wanted:
-        hits = checker.check(hit_events(), ledger, counter_start, counter_end, as_of=as_of)
-        if not hits.ok:
-            hits = replace(hits, inconclusive=hits.inconclusive + ["no hit was acknowledged"])
+        hits = judge_hits(hit_events(), ledger, counter_start, counter_end, as_of)
     else:
         deque(hit_events(), maxlen=0)  # it yields nothing, but routes every event
     verdicts = {name: hits if name == "hits" else CHECKERS[name](parts[name], as_of=as_of) for name in workloads}
     composed = compose(verdicts)
     strayed = [f"{count:,} events of workload {name!r}, which was not asked for" for name, count in strays.items()]
     return replace(composed, errors=composed.errors + strayed)
+
+
+def judge_hits(events: Iterable[Mapping[str, Any]], ledger: Iterable[Mapping[str, Any]], counter_start: int | None,
+               counter_end: int | None, as_of: float | None) -> checker.Verdict:
+    """The hit checker's verdict, with how many of its ``ok`` hits a violation names (``stats["ok_named"]``,
+    so no view counts a hit both ok and lost), and unknown when no hit was acknowledged."""
+    history, ledger = checker.index_history(events, as_of), checker.index_ledger(ledger)
+    verdict = checker.judge(history, ledger, counter_start, counter_end)
+    named = {subject for category in checker.VIOLATIONS for item in getattr(verdict, category)
+             for subject in subjects(item)}
+    verdict = replace(verdict, stats={**verdict.stats, "ok_named": len(checker.counted_ok(history, ledger, named))})
+    return verdict if verdict.ok else replace(verdict, inconclusive=verdict.inconclusive + ["no hit was acknowledged"])
 
 
 def compose(verdicts: Mapping[str, checker.Verdict]) -> checker.Verdict:
