@@ -75,8 +75,6 @@ def under_load(out):
     return read_json(out / LIVE, {}).get("ok", 0) > 200
 
 
-@pytest.mark.xfail(reason="the Locust plugin's side (branch run: conclude with an 'interrupted' mark when stopped"
-                          " early) is not merged yet", strict=False)
 def test_a_check_stopped_half_way_is_still_judged(tmp_path):
     out = tmp_path / "report"
     run = start_check(out)

@@ -44,12 +44,14 @@ from bench.verdict import render
 from scaler.processes import free_port, stop_tree
 
 LOCUST_STOP_TIMEOUT = 10  # seconds Locust gives its users to finish after the run time
-CONCLUDE_S = 90  # seconds Locust gets to conclude: the journal wait (30 s) and a minute to judge
+# Seconds a Locust told to stop may take to exit: its users' drain (bench/load/run.py's DRAIN_S, 10 s), its stop
+# timeout, the wait for the journals (--journal-timeout, 30 s) and a minute to judge and write.
+CONCLUDE_S = 10 + LOCUST_STOP_TIMEOUT + 30 + 60
 
 
 def locust_deadline(load):
-    """Seconds Locust may take in all: the run, its stop timeout, and the time to conclude."""
-    return load.duration + LOCUST_STOP_TIMEOUT + CONCLUDE_S
+    """Seconds Locust may take in all: the run, then as long as a Locust told to stop."""
+    return load.duration + CONCLUDE_S
 
 
 def locust_reason(out):
