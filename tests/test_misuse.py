@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from bench.chaos import __main__ as chaos_main
-from bench.harness.check import parse_args
+from bench.harness.options import parse_args
 from bench.load.options import problems
 from bench.runfolder import FORMATION_ENV, LOCUST_LOG
 from tests.procs import ROOT, VENV_BIN, free_port, kill_tree, process_env, wait_until
@@ -64,13 +64,15 @@ def test_the_start_form_values_are_checked_with_the_same_words():
     assert len(found) == 4 and any("did you mean kill?" in line for line in found), found
 
 
-@pytest.mark.parametrize("command, words", [
-    (["scripts/check", "--chaos-mix", "kil"], "did you mean kill?"),
-    (["scripts/demo", "--duration", "-5"], "--duration: must be more than 0"),  # demo passes it to check
+@pytest.mark.parametrize("command, words, env", [
+    (["scripts/check", "--chaos-mix", "kil"], "did you mean kill?", {}),
+    (["scripts/demo", "--duration", "-5"], "--duration: must be more than 0", {}),  # demo passes it to check
+    (["scripts/check", "--session-store", "redis"], "--session-store redis and SESSION_STORE=memory in the"
+     " environment disagree", {"SESSION_STORE": "memory"}),
 ])
-def test_the_scripts_refuse_before_starting_anything(command, words):
+def test_the_scripts_refuse_before_starting_anything(command, words, env):
     began = time.monotonic()
-    result = subprocess.run([str(ROOT / command[0]), *command[1:]], env=process_env(), capture_output=True,
+    result = subprocess.run([str(ROOT / command[0]), *command[1:]], env=process_env(**env), capture_output=True,
                             text=True, timeout=120)
     assert time.monotonic() - began < REFUSED_WITHIN_S
     lines = refused_in_one_line(result, words)

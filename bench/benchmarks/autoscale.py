@@ -28,13 +28,15 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import requests
 
 from bench.benchmarks.stats import cell, hit_latencies, median_or_none, percentile
 from bench.harness.report import read_history
-from bench.paths import ROOT
+from bench.harness.model import FormationSpec, LoadSpec
+from bench.harness.options import scripts_check
 from bench.runfolder import AUTOSCALE, FORMATION, FORMATION_ENV, HISTORY, JOURNAL, VERDICT_JSON, read_json, read_jsonl
 from bench.verdict import render
 from common.schema import parse_key
@@ -111,11 +113,11 @@ def capacity_times(start, polls, scaling, peak):
         ("decision_s", decided), ("routable_s", routable), ("serving_s", serving), ("all_serving_s", full))}
 
 
-def measure(label, out, check_args, env, args):
+def measure(label, formation, load, env, args):
+    out = formation.report_dir
     out.mkdir(parents=True)
     with ProxyPoller(out / FORMATION_ENV) as poller:
-        subprocess.run([ROOT / "scripts/check", "--report-dir", out, *check_args], env=env, check=False,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(scripts_check(formation, load), env=env, check=False, stdout=subprocess.DEVNULL)
     (out / "proxy.jsonl").write_text("".join(json.dumps(row) + "\n" for row in poller.rows))
     verdict = render.from_json(read_json(out / VERDICT_JSON))
     journal = read_jsonl(out / JOURNAL)
@@ -149,15 +151,15 @@ def main(argv=None):
     parser.add_argument("--users", type=int, default=10, help="users outside the spike (200 in it)")
     parser.add_argument("--work-ms", type=int, default=100, help="WORK_MS of every instance")
     args = parser.parse_args(argv)
-    common = ["--web", str(args.web), "--duration", f"{args.duration:g}", "--users", str(args.users),
-              "--shape", "spike", "--chaos-rate", "0"]
+    load = LoadSpec(duration=args.duration, users=args.users, shape="spike", chaos_rate=0)
+    fixed = FormationSpec(web=args.web)
     env = {**os.environ, "WORK_MS": str(args.work_ms)}
     base = Path(tempfile.mkdtemp(prefix="factor6-bench-autoscale-"))
     runs = {"fixed": [], "autoscaled": []}
     for n in range(args.runs):
-        runs["fixed"].append(measure("fixed", base / f"fixed-{n}", common, env, args))
-        runs["autoscaled"].append(measure("autoscaled", base / f"autoscaled-{n}", [*common, "--autoscale",
-                                                                                  str(args.max)], env, args))
+        runs["fixed"].append(measure("fixed", replace(fixed, report_dir=base / f"fixed-{n}"), load, env, args))
+        runs["autoscaled"].append(measure("autoscaled", replace(fixed, autoscale=args.max,
+                                                                report_dir=base / f"autoscaled-{n}"), load, env, args))
         print(json.dumps(runs["fixed"][-1]), json.dumps(runs["autoscaled"][-1]), sep="\n", flush=True)
     print(f"\n{args.runs} runs each, medians; WORK_MS={args.work_ms}, {args.web} instances at start,"
           f" autoscaled up to {args.max}; {args.users} -> 200 -> {args.users} users over {args.duration:g} s\n")

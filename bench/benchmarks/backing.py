@@ -16,21 +16,22 @@ import argparse
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from bench.benchmarks.stats import cell, median_or_none
 from bench.harness.report import recovery_times
-from bench.paths import ROOT
+from bench.harness.model import FormationSpec, LoadSpec
+from bench.harness.options import scripts_check
 from bench.runfolder import CHAOS, VERDICT_JSON, read_json, read_jsonl
 from bench.verdict import render
 
 SETTINGS = ("always", "everysec", "none")
 
 
-def measure(out, persistence, check_args):
-    subprocess.run([ROOT / "scripts/check", "--report-dir", out, "--redis-persistence", persistence, *check_args],
-                   check=False, stdout=subprocess.DEVNULL)
-    return figures(out)
+def measure(formation, load):
+    subprocess.run(scripts_check(formation, load), check=False, stdout=subprocess.DEVNULL)
+    return figures(formation.report_dir)
 
 
 def figures(out):
@@ -54,11 +55,13 @@ def main(argv=None):
     parser.add_argument("--every", type=float, default=5.0, help="seconds between redis-kills")
     parser.add_argument("--users", type=int, default=16)
     args = parser.parse_args(argv)
-    common = ["--web", str(args.web), "--duration", str(args.duration), "--users", str(args.users)]
     base = Path(tempfile.mkdtemp(prefix="factor6-bench-backing-"))
-    calm = {p: measure(base / f"calm-{p}", p, [*common, "--chaos-rate", "0"]) for p in SETTINGS}
-    chaos = {p: measure(base / f"kill-{p}", p, [*common, "--chaos-rate", str(1 / args.every),
-                                                 "--chaos-mix", "redis-kill"]) for p in SETTINGS}
+    quiet = LoadSpec(duration=args.duration, users=args.users, chaos_rate=0)
+    kills = replace(quiet, chaos_rate=1 / args.every, chaos_mix="redis-kill")
+    formations = {(p, name): FormationSpec(web=args.web, redis_persistence=p, report_dir=base / f"{name}-{p}")
+                  for p in SETTINGS for name in ("calm", "kill")}
+    calm = {p: measure(formations[p, "calm"], quiet) for p in SETTINGS}
+    chaos = {p: measure(formations[p, "kill"], kills) for p in SETTINGS}
     print("| persistence | verdict under kills | redis-kills | acknowledged hits lost | numbers reissued |"
           " client-visible failures | recovery median s | recovery worst s | hits/s without chaos | vs none |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -31,16 +32,17 @@ import psutil
 from bench.benchmarks.stats import cell, hit_latencies, median_of, median_or_none, percentile
 from bench.chaos.vocabulary import is_action
 from bench.harness.report import recovery_times
-from bench.paths import ROOT
+from bench.harness.model import FormationSpec, LoadSpec
+from bench.harness.options import scripts_check
 from bench.runfolder import CHAOS, JOURNAL, VERDICT_JSON, read_json, read_jsonl
 from bench.verdict import render
 
 SAMPLE_S = 2.0
 
 
-def check(out, check_args):
+def check(formation, load):
     """Runs scripts/check to its end; returns the Locust process's CPU share of one core, sampled meanwhile."""
-    run = subprocess.Popen([ROOT / "scripts/check", "--report-dir", out, *check_args], stdout=subprocess.DEVNULL)
+    run = subprocess.Popen(scripts_check(formation, load), stdout=subprocess.DEVNULL)
     shares, locust = [], None
     while run.poll() is None:
         time.sleep(SAMPLE_S)
@@ -58,8 +60,9 @@ def check(out, check_args):
     return median_or_none(shares)
 
 
-def measure_cost(label, out, check_args):
-    check(out, check_args)
+def measure_cost(label, formation, load):
+    check(formation, load)
+    out = formation.report_dir
     verdict = render.from_json(read_json(out / VERDICT_JSON))
     latencies = hit_latencies(read_jsonl(out / JOURNAL))
     outcomes = verdict.stats.get("outcomes", {})
@@ -78,11 +81,11 @@ def measure_cost(label, out, check_args):
 
 
 def cost(args):
-    common = ["--web", str(args.web), "--duration", str(args.duration), "--users", str(args.users)]
     base = Path(tempfile.mkdtemp(prefix="factor6-bench-chaos-"))
-    runs = [measure_cost("no chaos", base / "calm", [*common, "--chaos-rate", "0"]),
-            measure_cost(f"kill {args.rate:g}/s", base / "chaos", [*common, "--chaos-rate", str(args.rate),
-                                                                   "--chaos-mix", "kill"])]
+    load = LoadSpec(duration=args.duration, users=args.users, chaos_rate=0)
+    runs = [measure_cost("no chaos", FormationSpec(web=args.web, report_dir=base / "calm"), load),
+            measure_cost(f"kill {args.rate:g}/s", FormationSpec(web=args.web, report_dir=base / "chaos"),
+                         replace(load, chaos_rate=args.rate, chaos_mix="kill"))]
     print("| run | verdict | hits | lost | duplicated | client-visible failures | cut at stop | p50 ms | p99 ms |"
           " kills | recovery median s | recovery worst s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -95,8 +98,9 @@ def cost(args):
     return 0 if all(r["status"] == "valid" for r in runs) else 1
 
 
-def measure_rate(out, rate, check_args):
-    locust_cpu = check(out, check_args)
+def measure_rate(formation, load):
+    locust_cpu = check(formation, load)
+    out, rate = formation.report_dir, load.chaos_rate
     verdict = read_json(out / VERDICT_JSON)
     asked = verdict["proof"]["chaos_asked"]
     seconds = asked / rate
@@ -108,15 +112,14 @@ def measure_rate(out, rate, check_args):
 
 
 def rate_kept(args):
-    common = ["--web", str(args.web), "--duration", str(args.duration), "--users", str(args.users),
-              "--chaos-rate", str(args.rate)]
+    load = LoadSpec(duration=args.duration, users=args.users, chaos_rate=args.rate)
     base = Path(tempfile.mkdtemp(prefix="factor6-bench-chaos-rate-"))
     header = ("| run | asked | made | achieved /s | kept | gap median s | gap max s | Locust CPU (cores) | hits/s |"
               " load avg |\n|---|---|---|---|---|---|---|---|---|---|")
     print(header, flush=True)
     runs = []
     for n in range(args.runs):
-        runs.append(measure_rate(base / f"run-{n}", args.rate, common))
+        runs.append(measure_rate(FormationSpec(web=args.web, report_dir=base / f"run-{n}"), load))
         r = {**runs[-1], "load": os.getloadavg()[0]}
         print(f"| {n + 1} | {r['asked']:.1f} | {r['made']} | {r['achieved_per_s']:.3f} | {r['kept']:.1%}"
               f" | {r['gap_median_s']:.3f} | {r['gap_max_s']:.3f} | {r['locust_cpu']:.2f} | {r['hits_per_s']:.0f}"

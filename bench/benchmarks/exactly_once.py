@@ -38,6 +38,7 @@ import redis
 from bench.benchmarks import wrk
 from bench.benchmarks.scaling import point, start
 from bench.benchmarks.stats import median_of
+from bench.harness.model import FormationSpec
 from bench.packages import installed
 from web.hits import APPLY_ONCE
 from common.schema import COUNTER, SERVED, key_record, make_key, run_ledger
@@ -117,7 +118,10 @@ def main(argv=None):
     formation_runs = {name: [] for name in web}
     redis_runs = {}
     with tempfile.TemporaryDirectory(prefix="bench-exactly-once-") as workdir:
-        formation = start(Path(workdir) / "formation", args.web, args.workers, PROXY_STAMP_KEYS=0, WORK_MS=0)
+        # The proxy stamps no key (PROXY_STAMP_KEYS=0), so that a keyless hit stays keyless.
+        spec = FormationSpec(web=args.web, workers=args.workers, hits="keyless-retried",
+                             report_dir=Path(workdir) / "formation")
+        formation = start(spec, WORK_MS=0)
         try:
             client = redis.Redis.from_url(formation.redis_url)
             commands = redis_commands(client.script_load(APPLY_ONCE), run)

@@ -18,10 +18,12 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from bench.benchmarks.stats import cell, median_or_none
-from bench.paths import ROOT
+from bench.harness.model import FormationSpec, LoadSpec
+from bench.harness.options import scripts_check
 from bench.runfolder import VERDICT_JSON, read_json
 
 DURABILITY = {"async": {}, "wait 1": {"REDIS_DURABILITY": "wait", "REDIS_WAIT_REPLICAS": "1"},
@@ -30,10 +32,9 @@ DURABILITY = {"async": {}, "wait 1": {"REDIS_DURABILITY": "wait", "REDIS_WAIT_RE
 FAULTS = ("primary-kill", "primary-freeze")
 
 
-def run_check(out, check_args, env):
-    subprocess.run([ROOT / "scripts/check", "--report-dir", out, *check_args], check=False,
-                   stdout=subprocess.DEVNULL, env={**os.environ, **env})
-    return read_json(out / VERDICT_JSON, {})
+def run_check(formation, load, env):
+    subprocess.run(scripts_check(formation, load), check=False, stdout=subprocess.DEVNULL, env={**os.environ, **env})
+    return read_json(formation.report_dir / VERDICT_JSON, {})
 
 
 def summarize(verdict, duration):
@@ -59,10 +60,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="factor6-bench-failover-"))
-    common = ["--web", str(args.web), "--users", str(args.users), "--seed", str(args.seed)]
-    calm = ["--duration", str(args.calm), "--chaos-rate", "0"]
-    single = summarize(run_check(base / "single", [*common, *calm], {}), args.calm)["rate"] or float("nan")
-    relative = {name: summarize(run_check(base / f"calm-{name.replace(' ', '')}", [*common, *calm, "--redis", "sentinel"],
+    one, sentinel = FormationSpec(web=args.web), FormationSpec(web=args.web, redis="sentinel")
+    calm = LoadSpec(users=args.users, seed=args.seed, duration=args.calm, chaos_rate=0)
+    single = summarize(run_check(replace(one, report_dir=base / "single"), calm, {}), args.calm)["rate"] \
+        or float("nan")
+    relative = {name: summarize(run_check(replace(sentinel, report_dir=base / f"calm-{name.replace(' ', '')}"), calm,
                                           env), args.calm)["rate"] / single for name, env in DURABILITY.items()}
     print(f"Reports in {base}; single server, calm: {single:.0f} acknowledged hits/s.\n")
     for fault in FAULTS:
@@ -71,9 +73,9 @@ def main(argv=None):
               " failover median s | worst s | throughput vs single (calm) |")
         print("|---|---|---|---|---|---|---|---|---|")
         for name, env in DURABILITY.items():
+            faulted = replace(calm, duration=args.duration, chaos_rate=args.rate, chaos_mix=fault)
             out = base / f"{fault}-{name.replace(' ', '')}"
-            r = summarize(run_check(out, [*common, "--redis", "sentinel", "--duration", str(args.duration),
-                                          "--chaos-rate", str(args.rate), "--chaos-mix", fault], env), args.duration)
+            r = summarize(run_check(replace(sentinel, report_dir=out), faulted, env), args.duration)
             print(f"| {name} | {r['status']} | {r['failovers']} (+{r['unasked']}) | {r['lost']} | {r['twice']} |"
                   f" {r['failed']} | {cell(r['median_s'], 2)} | {cell(r['worst_s'], 2)} | {relative[name]:.2f} |",
                   flush=True)

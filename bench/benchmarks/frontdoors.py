@@ -25,9 +25,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.benchmarks.chaos import measure
+from bench.benchmarks.chaos import measure_cost
 from bench.benchmarks.stats import cell
 from bench.harness.frontdoor import FRONTS
+from bench.harness.model import FormationSpec, LoadSpec
 from bench.runfolder import VERDICT_JSON, read_json
 from bench.verdict import render
 
@@ -68,13 +69,12 @@ def main(argv=None):
     os.environ["PROXY_TIMEOUT"] = args.timeout  # scripts/check hands it to the proxy and the generated configs
     base = Path(tempfile.mkdtemp(prefix="factor6-bench-frontdoors-"))
     print(f"# reports in {base}", file=sys.stderr)
+    load = LoadSpec(duration=args.duration, chaos_rate=args.rate, chaos_mix=args.mix, seed=args.seed)
     rows = []
     for kind in args.hits.split(","):
         for front in args.fronts.split(","):
             out = base / f"{kind}-{front}"
-            row = measure(front, out, ["--front", front, "--hits", kind, "--web", str(args.web),
-                                       "--duration", str(args.duration), "--chaos-rate", str(args.rate),
-                                       "--chaos-mix", args.mix, "--seed", str(args.seed)])
+            row = measure_cost(front, FormationSpec(front=front, hits=kind, web=args.web, report_dir=out), load)
             verdict = render.from_json(read_json(out / VERDICT_JSON))
             row.update(kind=kind, front=front, ok=verdict.ok, status=render.headline(verdict))
             row["duplicated"], row["unacknowledged"] = counted(out)

@@ -28,12 +28,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import requests
 
 from bench.benchmarks.stats import cell, hit_latencies, median_or_none, percentile
 from bench.harness.hosts import PROXY_PORT
+from bench.harness.model import FormationSpec, LoadSpec
+from bench.harness.options import scripts_check
 from bench.paths import ROOT
 from bench.runfolder import CHAOS, HOSTS_JSON, JOURNAL, VERDICT_JSON, read_json, read_jsonl
 from bench.verdict import render
@@ -112,11 +115,11 @@ def summarize(label, rows):
     return row
 
 
-def measure(label, out, check_args, duration):
+def measure(label, formation, load):
+    out = formation.report_dir
     out.mkdir(parents=True)
-    check = subprocess.Popen([ROOT / "scripts/check", "--require-hosts", "--report-dir", out, *check_args],
-                             stdout=subprocess.PIPE, text=True)
-    poller = start_poller(out, check, duration + 10)
+    check = subprocess.Popen(scripts_check(formation, load), stdout=subprocess.PIPE, text=True)
+    poller = start_poller(out, check, load.duration + 10)
     printed, _ = check.communicate()
     if poller:
         poller.kill()
@@ -163,20 +166,19 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", type=int, default=1, help="repeats of the four runs, interleaved")
     args = parser.parse_args(argv)
-    common = ["--web", str(args.web), "--duration", f"{args.duration:g}", "--users", str(args.users),
-              "--seed", str(args.seed), "--fault-s", f"{args.fault_s:g}"]
-    fault = ["--chaos-rate", f"{1 / args.every:g}"]
-    plans = [("no fault", "calm", ["--chaos-rate", "0"]),
-             ("latency 50 ± 20 ms, one web host", "latency", [*fault, "--chaos-mix", "latency"]),
-             ("loss 5 %, one web host", "loss", [*fault, "--chaos-mix", "loss"]),
-             ("web host partitioned from Redis", "partition", [*fault, "--chaos-mix", "partition", "--partitions",
-                                                               "web-redis"])]
+    hosts = FormationSpec(web=args.web, require_hosts=True, hosts=True, fault_s=args.fault_s)
+    load = LoadSpec(duration=args.duration, users=args.users, seed=args.seed, chaos_rate=1 / args.every)
+    plans = [("no fault", "calm", hosts, replace(load, chaos_rate=0)),
+             ("latency 50 ± 20 ms, one web host", "latency", hosts, replace(load, chaos_mix="latency")),
+             ("loss 5 %, one web host", "loss", hosts, replace(load, chaos_mix="loss")),
+             ("web host partitioned from Redis", "partition", replace(hosts, partitions="web-redis"),
+              replace(load, chaos_mix="partition"))]
     base = Path(tempfile.mkdtemp(prefix="factor6-bench-network-"))
-    results = {label: [] for label, _, _ in plans}
+    results = {label: [] for label, *_ in plans}
     for run in range(args.runs):  # interleaved, so that a busier spell of the machine spreads over every row
-        for label, name, extra in plans:
-            results[label].append(measure(label, base / f"{name}-{run + 1}", [*common, *extra], args.duration))
-    rows = [summarize(label, results[label]) for label, _, _ in plans]
+        for label, name, formation, faults in plans:
+            results[label].append(measure(label, replace(formation, report_dir=base / f"{name}-{run + 1}"), faults))
+    rows = [summarize(label, results[label]) for label, *_ in plans]
     print(f"{args.duration:g} s runs x {args.runs}, {args.web} web instances, faults of {args.fault_s:g} s"
           f" every {args.every:g} s; medians over the runs\n")
     print("| run | verdict | hits | failed hits (all runs) | faults | p50 ms | p99 ms | p50 ms in fault | p99 ms in fault |"

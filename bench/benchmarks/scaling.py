@@ -29,8 +29,8 @@ import psutil
 
 from bench.benchmarks import wrk
 from bench.benchmarks.stats import cell, median_of
-from bench.harness import check
-from bench.harness.formation import Formation
+from bench.harness.formation import HonchoFormation
+from bench.harness.model import FormationSpec
 from bench.paths import ROOT
 
 
@@ -60,14 +60,11 @@ def cpu_seconds(pids):
     return total
 
 
-def start(folder, web, workers, **settings):
-    """A formation as scripts/check starts it by default (no autoscaler), with these settings in its environment.
-
-    Its arguments are check's own, parsed, so a setting check gains has its default here too."""
-    folder.mkdir(parents=True)
-    args = check.parse_args(["--web", str(web), "--workers", str(workers), "--report-dir", str(folder)])
+def start(spec, **settings):
+    """The formation ``spec`` describes (bench.harness.model), started, with these other settings in its environment."""
+    spec.report_dir.mkdir(parents=True)
     with environ(**settings):  # honcho hands its own environment to every process it starts
-        formation = Formation(args)
+        formation = HonchoFormation(spec)
         try:
             formation.start()
         except BaseException:
@@ -147,8 +144,8 @@ def main(argv=None):
             for label, work_ms in kinds.items():
                 for n in args.instances:
                     print(f"# starting {label} N={n}", file=sys.stderr)
-                    formations[label, n] = start(Path(workdir) / f"{work_ms}-{n}", n, args.workers, WORK_MS=work_ms,
-                                                 WEB_THREADS=args.threads)
+                    spec = FormationSpec(web=n, workers=args.workers, report_dir=Path(workdir) / f"{work_ms}-{n}")
+                    formations[label, n] = start(spec, WORK_MS=work_ms, WEB_THREADS=args.threads)
             for (label, n), formation in formations.items():  # warm-up: pools, lazy imports
                 point(formation, n * args.workers * args.threads, 1)
             for rep in range(args.reps):

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -29,17 +30,18 @@ import psutil
 import statistics
 
 from bench.benchmarks.stats import cell, median_of, percentile
-from bench.paths import ROOT
+from bench.harness.model import FormationSpec, LoadSpec
+from bench.harness.options import scripts_check
 from bench.runfolder import JOURNAL, PROXY_METRICS, VERDICT_JSON, read_json, read_jsonl
 from bench.verdict import render
 
-# Each session run: its name, scripts/check's arguments for it, and the verdict it must reach under kill and reload.
+# Each session run: its name, its formation's settings, and the verdict it must reach under kill and reload.
 SESSION_RUNS = {
-    "redis": (("--session-store", "redis"), "valid"),
-    "cookie": (("--session-store", "cookie"), "valid"),
-    "memory": (("--session-store", "memory"), "invalid"),
+    "redis": ({"session_store": "redis"}, "valid"),
+    "cookie": ({"session_store": "cookie"}, "valid"),
+    "memory": ({"session_store": "memory"}, "invalid"),
     # A pin names an instance, so one worker each: the stickiness hides the wrong store only until a restart.
-    "memory-sticky": (("--session-store", "memory", "--proxy-sticky", "--workers", "1"), "invalid"),
+    "memory-sticky": ({"session_store": "memory", "proxy_sticky": True, "workers": 1}, "invalid"),
 }
 SIZES = "1M,10M"
 MB = 1024 * 1024
@@ -75,9 +77,10 @@ def formation_rss(check):
     return rss
 
 
-def run_check(out, args):
+def run_check(formation, load):
     """scripts/check, sampling the formation's memory while it runs: (verdict, samples)."""
-    check = subprocess.Popen([ROOT / "scripts/check", "--report-dir", out, *args], stdout=subprocess.DEVNULL)
+    out = formation.report_dir
+    check = subprocess.Popen(scripts_check(formation, load), stdout=subprocess.DEVNULL)
     samples = []
     while check.poll() is None:
         samples.append(formation_rss(check))
@@ -85,18 +88,19 @@ def run_check(out, args):
     return render.from_json(read_json(out / VERDICT_JSON)), [s for s in samples if s["worker"]]
 
 
-def session_run(out, name, common, duration):
-    verdict, _ = run_check(out, ["--workload", "session", *SESSION_RUNS[name][0], *common])
+def session_run(out, name, formation, load):
+    settings = SESSION_RUNS[name][0]
+    verdict, _ = run_check(replace(formation, report_dir=out, **settings), replace(load, workload="session"))
     stats = verdict.stats["workloads"]["session"]["stats"] if verdict.stats.get("workloads") else verdict.stats
     operations = sum(count for name, count in stats.get("outcomes", {}).items() if name.split()[0] in ("add", "read"))
-    return {"visitors": stats.get("visitors", 0), "cart_ops": operations, "ops_per_s": operations / duration,
+    return {"visitors": stats.get("visitors", 0), "cart_ops": operations, "ops_per_s": operations / load.duration,
             "status": verdict.status, "violations": {name: verdict.counts[name] for name in verdict.violations},
             "sticky": read_json(out / PROXY_METRICS, {}).get("end", {}).get("totals", {}).get("sticky", {"pins": 0})}
 
 
-def session_rounds(base, common, args):
+def session_rounds(base, formation, load, args):
     """Per session run: the medians of its rounds, every round's status and violations; the per-round ratios."""
-    rounds = [{name: session_run(base / f"{name}-{n}", name, common, args.duration) for name in args.sessions}
+    rounds = [{name: session_run(base / f"{name}-{n}", name, formation, load) for name in args.sessions}
               for n in range(args.repeat)]
     summary = []
     for name in args.sessions:
@@ -109,8 +113,10 @@ def session_rounds(base, common, args):
     return summary, ratios
 
 
-def upload_run(out, size, common, duration):
-    verdict, samples = run_check(out, ["--workload", "upload", "--upload-size", size, "--chaos-rate", "0", *common])
+def upload_run(formation, load):
+    """One upload run of ``load.upload_size`` without chaos: its rate, latencies and the processes' memory."""
+    verdict, samples = run_check(formation, replace(load, workload="upload", chaos_rate=0))
+    out, size, duration = formation.report_dir, load.upload_size, load.duration
     journal = read_jsonl(out / JOURNAL)
     invoked = {e["key"]: e["time"] for e in journal if e["type"] == "invoke" and e.get("op") == "upload.post"}
     latencies = sorted(e["time"] - invoked[e["key"]] for e in journal if e["type"] == "ok" and e["key"] in invoked)
@@ -124,8 +130,8 @@ def upload_run(out, size, common, duration):
 
 def single_upload_rss(out, size, duration):
     """One worker, one upload at a time: its RSS at the start and at its peak, in MB."""
-    _, samples = run_check(out, ["--workload", "upload", "--upload-size", size, "--chaos-rate", "0", "--web", "1",
-                                 "--workers", "1", "--users", "1", "--duration", str(duration)])
+    _, samples = run_check(FormationSpec(web=1, workers=1, report_dir=out),
+                           LoadSpec(workload="upload", upload_size=size, chaos_rate=0, users=1, duration=duration))
     return min(samples[0]["worker"]) / MB, max(max(s["worker"]) for s in samples) / MB
 
 
@@ -142,10 +148,11 @@ def main(argv=None):
     parser.add_argument("--sizes", type=names(), default=SIZES, help='upload sizes (default %(default)s; "": none)')
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="factor6-bench-workloads-"))
-    common = ["--web", str(args.web), "--duration", str(args.duration)]
-    chaos = ["--chaos-rate", str(args.rate), "--chaos-mix", "kill,reload", "--users", str(args.users)]
-    sessions, ratios = session_rounds(base, [*common, *chaos], args)
-    uploads = [upload_run(base / size, size, [*common, "--users", str(args.uploaders)], args.duration)
+    formation = FormationSpec(web=args.web)
+    chaos = LoadSpec(duration=args.duration, chaos_rate=args.rate, chaos_mix="kill,reload", users=args.users)
+    sessions, ratios = session_rounds(base, formation, chaos, args)
+    uploads = [upload_run(replace(formation, report_dir=base / size),
+                          LoadSpec(duration=args.duration, users=args.uploaders, upload_size=size))
                for size in args.sizes]
     print(f"Sessions: {args.web} instances, {args.duration:g} s, kill+reload at {args.rate:g}/s, {args.users} users,"
           f" medians of {args.repeat} round(s)\n")

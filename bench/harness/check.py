@@ -16,113 +16,42 @@ free ports with a fresh Redis data folder; Locust runs headless through the prox
 with the chaos monkey and the consistency plugin (bench/locustfile.py); the
 HTML report is written from what they left in the report folder. Exit status:
 0 valid, 1 lost/duplicated/unexpected/gaps, 2 no verdict (the run itself broke).
-Every process started here is stopped on the way out, also on Ctrl-C.
+A first Ctrl-C (or SIGTERM) stops the load: Locust concludes on what ran, and the
+verdict and the report are written as for a whole run (exit status 130); a second
+one aborts at once. Every process started here is stopped on the way out.
+Settings: bench.harness.options (flags, and the environment where a flag is absent);
+the formation: bench.harness.model's ``build_formation``.
 """
-import argparse
+import dataclasses
 import json
 import signal
+import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-from backing.config import PERSISTENCE
-from bench.arguments import HIT_KINDS, OneLineParser, chaos_mix, number, share, writable_folder
-from bench.chaos.network import DEFAULT_PARTITIONS, Refused
-from bench.chaos.vocabulary import ACTIONS, KILLS, is_action, network_refusal, parse_mix
-from bench.harness.formation import Formation
-from bench.harness.frontdoor import FRONTS
-from bench.packages import Missing
-from bench.harness.hosts import HostsFormation, Unavailable
+from bench.chaos.network import Refused
+from bench.chaos.vocabulary import KILLS, is_action
 from bench.harness.launch import start
+from bench.harness.model import build_formation
+from bench.harness.netns import Unavailable
+from bench.harness.options import parse_args
+from bench.packages import Missing
 from bench.paths import BIN, ROOT
 from bench.runfolder import (CHAOS, CHECK, CSV_PREFIX, FORMATION_LOG, LIVE, LOCUST_HTML, LOCUST_LOG, REPORT_HTML,
                              VERDICT_JSON, VERDICT_TXT, read_json, read_jsonl)
 from bench.verdict import render
-from bench.verdict.workloads import WORKLOADS
-from bench.verdict.workloads import parse as parse_workloads
 from scaler.processes import free_port, stop_tree
-from web.config import HIT_MODES, SCRATCH_MODES, SESSION_STORES
 
 LOCUST_STOP_TIMEOUT = 10  # seconds Locust gives its users to finish after the run time
+# Seconds a Locust told to stop may take to exit: its users' drain (bench/load/run.py's DRAIN_S, 10 s), its stop
+# timeout, the wait for the journals (--journal-timeout, 30 s) and a minute to judge and write.
+CONCLUDE_S = 10 + LOCUST_STOP_TIMEOUT + 30 + 60
 
 
-def parse_args(argv=None):
-    """The check's settings; a bad value ends here, in one line with exit status 2, before anything starts."""
-    parser = OneLineParser(prog="scripts/check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--web", type=number(int, least=1, hint=" (a check of no instances proves nothing)"),
-                        default=4, help="web instances (default %(default)s)")
-    parser.add_argument("--duration", type=number(float, above=0), default=30,
-                        help="seconds of load (default %(default)s)")
-    parser.add_argument("--users", type=number(int, least=1), default=16, help="Locust users (default %(default)s)")
-    parser.add_argument("--processes", type=number(int, least=0), default=0,
-                        help="Locust worker processes (0: one process)")
-    parser.add_argument("--chaos-rate", type=number(float, least=0, hint=" (0: no chaos)"), default=1.0,
-                        help="chaos actions per second (0: none)")
-    parser.add_argument("--chaos-mix", type=chaos_mix, default="kill,term,reload,freeze,scale",
-                        help=f"actions, optionally weighted, of {', '.join(ACTIONS)}")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the chaos schedule")
-    parser.add_argument("--mode", choices=HIT_MODES, default="atomic",
-                        help="HIT_MODE of the web instances; seed and local are wrong on purpose")
-    parser.add_argument("--workers", type=number(int, least=1), default=2, help="gunicorn workers per instance")
-    parser.add_argument("--min-success", type=share, default=0.5,
-                        help="least share of tries that must succeed, else no verdict (default %(default)s)")
-    parser.add_argument("--report-dir", type=writable_folder, help="default: reports/<time>-<mode>-<random>")
-    parser.add_argument("--redis-persistence", choices=PERSISTENCE, default="always",
-                        help="the formation's REDIS_PERSISTENCE; none forgets on a restart (wrong on purpose)")
-    parser.add_argument("--shape", help="a Locust load shape from bench/shapes.py instead of steady users: spike")
-    parser.add_argument("--autoscale", type=number(int, least=1), nargs="?", const=8, metavar="MAX",
-                        help="run the autoscaler, between --web and MAX (default 8) instances")
-    parser.add_argument("--redis", choices=("single", "sentinel"), default="single",
-                        help="one server, or a primary, two replicas and three Sentinels (bench/harness/replicated.py)")
-    parser.add_argument("--hosts", action="store_true",
-                        help="one host per role, made of network namespaces (root); skipped where impossible")
-    parser.add_argument("--require-hosts", action="store_true", help="--hosts, failing where it cannot run")
-    parser.add_argument("--fault-s", type=number(float, above=0), default=5.0,
-                        help="seconds a network fault lasts (--hosts)")
-    parser.add_argument("--partitions", default=DEFAULT_PARTITIONS, help="host pairs a partition cuts (--hosts)")
-    parser.add_argument("--workload", default="hits",
-                        help=f"comma-separated workloads to run and check: {', '.join(WORKLOADS)} (default %(default)s)")
-    parser.add_argument("--session-store", choices=SESSION_STORES, default="redis",
-                        help="SESSION_STORE of the web instances; memory is wrong on purpose")
-    parser.add_argument("--scratch", choices=SCRATCH_MODES, default="delete",
-                        help="SCRATCH of the web instances; keep is wrong on purpose")
-    parser.add_argument("--upload-size", default="1M", help="bytes per upload of the upload workload: 512K, 10M ...")
-    parser.add_argument("--proxy-sticky", action="store_true",
-                        help="the proxy pins each visitor to one instance by a cookie (PROXY_STICKY=cookie)")
-    parser.add_argument("--front", choices=FRONTS, default="factor6",
-                        help="the front door: this proxy, or nginx or HAProxy over fixed ports (no --autoscale)")
-    parser.add_argument("--hits", choices=HIT_KINDS, default="keyed",
-                        help="keyed (POST /hits with a key, retried), keyless (without, once), keyless-retried"
-                             " (without, retried, and the proxy stamps no key: wrong on purpose) or page (GET /, once)")
-    args = parser.parse_args(argv)
-    if args.front != "factor6" and (args.autoscale or args.hosts or args.require_hosts):
-        parser.error(f"--front {args.front} reads a static list of instances: no --autoscale, no --hosts")
-    if args.front != "factor6" and args.proxy_sticky:
-        parser.error(f"--proxy-sticky is this proxy's setting; --front {args.front} would ignore it")
-    try:
-        args.workload = ",".join(parse_workloads(args.workload))
-    except ValueError as exc:
-        parser.error(f"--workload: {exc}")
-    args.hosts = args.hosts or args.require_hosts
-    if args.hosts and args.redis == "sentinel":
-        parser.error("--redis sentinel runs on loopback only; --hosts with Sentinel is not built yet")
-    refusal = not args.hosts and network_refusal(parse_mix(args.chaos_mix))
-    if refusal:
-        parser.error(refusal)
-    if not args.report_dir:
-        # A random part too: two checks started in the same second must not share a folder.
-        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}-{uuid.uuid4().hex[:6]}"
-        try:
-            args.report_dir = writable_folder(ROOT / "reports" / name)
-        except argparse.ArgumentTypeError as exc:
-            parser.error(f"the report folder {exc}; give another with --report-dir")
-    return args
-
-
-def locust_deadline(args):
-    """Seconds Locust may take in all: the run, its stop timeout, the journal wait, and a minute to conclude."""
-    return args.duration + LOCUST_STOP_TIMEOUT + 30 + 60
+def locust_deadline(load):
+    """Seconds Locust may take in all: the run, then as long as a Locust told to stop."""
+    return load.duration + CONCLUDE_S
 
 
 def locust_reason(out):
@@ -132,42 +61,64 @@ def locust_reason(out):
     return (errors or lines or ["(no output)"])[0]
 
 
-def locust_command(args, formation):
-    out = args.report_dir
+def locust_command(spec, load, formation):
+    """Locust's command line for ``load`` through ``formation``, writing into ``spec.report_dir``."""
+    out = spec.report_dir
+    # A formation with chaos agents of its own (bench.harness.model.ChaosTarget) leaves Locust's monkey idle.
+    rate = load.chaos_rate if formation.chaos_target.embedded else 0
     command = [
         BIN / "locust", "-f", ROOT / "bench/locustfile.py", "--headless",
-        "-u", str(args.users), "-r", str(args.users), "-t", f"{args.duration:g}s",
+        "-u", str(load.users), "-r", str(load.users), "-t", f"{load.duration:g}s",
         "--host", formation.proxy_url, "--redis-url", formation.redis_url,
-        # With --hosts a chaos agent runs on each web host: from the load host, no process would be local.
-        "--report-dir", out, "--chaos-rate", str(0 if args.hosts else args.chaos_rate), "--chaos-mix", args.chaos_mix,
-        "--chaos-seed", str(args.seed), "--csv", out / CSV_PREFIX, "--csv-full-history",
+        "--report-dir", out, "--chaos-rate", str(rate), "--chaos-mix", load.chaos_mix,
+        "--chaos-seed", str(load.seed), "--csv", out / CSV_PREFIX, "--csv-full-history",
         "--html", out / LOCUST_HTML, "--stop-timeout", str(LOCUST_STOP_TIMEOUT), "--only-summary",
-        "--min-success", str(args.min_success),
-        "--workload", args.workload, "--upload-size", args.upload_size,
-        "--hits", args.hits,
+        "--min-success", str(load.min_success),
+        "--workload", load.workload, "--upload-size", load.upload_size,
+        "--hits", spec.hits,
     ]
-    if args.shape:
-        command += ["--shape", args.shape]
-    if args.processes:
+    if load.shape:
+        command += ["--shape", load.shape]
+    if load.processes:
         # A port of its own: workers left over from another run must not join this master.
         port = str(free_port())
-        command += ["--processes", str(args.processes), "--master-bind-port", port, "--master-port", port]
+        command += ["--processes", str(load.processes), "--master-bind-port", port, "--master-port", port]
     return [str(part) for part in command]
 
 
-def progress_line(args, started, out):
-    """elapsed/total, rps, chaos actions, violations so far: from what the run writes as it goes."""
+def header(check):
+    """The run in one sentence, naming only the settings its workloads use, and where each non-default came from."""
+    spec, load = check.formation, check.load
+    workloads = load.workload.split(",")
+    used = {"hits": f"{spec.mode} hits", "session": f"{spec.session_store} sessions",
+            "upload": f"scratch {spec.scratch}"}
+    settings = [words for workload, words in used.items() if workload in workloads]
+    kind = f", {spec.hits} hits" if "hits" in workloads else ""
+    line = (f"factor6 check: {load.workload} on {spec.web} web instances ({', '.join(settings)}) behind {spec.front}"
+            f"{' (sticky)' * spec.proxy_sticky}{kind}, {load.duration:.0f}s, chaos {load.chaos_rate:g}/s"
+            f" ({load.chaos_mix}), seed {load.seed}; report in {spec.report_dir}")
+    chosen = {**dataclasses.asdict(spec), **dataclasses.asdict(load)}
+    shown = {name: f"{value:g}" if isinstance(value, float) else value for name, value in chosen.items()}
+    origins = [f"{name.replace('_', ' ')} {shown[name]} ({origin})" for name, origin in check.origins.items()
+               if name != "report_dir"]
+    return line + (f"\nnot the default: {'; '.join(origins)}" if origins else "")
+
+
+def progress_line(load, started, out, state=None):
+    """elapsed/total (past it "concluding"; else ``state``: stopping, done), rps, chaos actions, violations so far:
+    from what the run writes as it goes."""
     elapsed = time.monotonic() - started
+    clock = state or (f"{elapsed:3.0f}/{load.duration:.0f}s" if elapsed <= load.duration else "concluding")
     live = read_json(out / LIVE, {})
     actions = [event for event in read_jsonl(out / CHAOS) if is_action(event)]
     kills = sum(1 for event in actions if event.get("action") in KILLS)
-    return (f"\r{elapsed:5.0f}/{args.duration:.0f}s  {live.get('rps', 0):7.1f} rps  {len(actions)} chaos actions"
+    return (f"\r{clock:>10}  {live.get('rps', 0):7.1f} rps  {len(actions)} chaos actions"
             f" ({kills} SIGKILLs)  violations so far:"
             f" {live.get('lost', 0) + live.get('duplicated', 0) + live.get('vanished', 0)}   ")
 
 
 class Interrupted(Exception):
-    """A signal asked the check to stop: clean up and exit 130."""
+    """A signal asked the check to stop at once: clean up and exit 130."""
 
 
 class GaveUp(Exception):
@@ -182,44 +133,69 @@ class Signals:
         for signum in signums:
             signal.signal(signum, lambda signum, _frame: self.received.append(signum))
 
-    def check(self):
-        if self.received:
-            raise Interrupted(signal.Signals(self.received[0]).name)
+    def check(self, allowed=0):
+        """Raises Interrupted once more than ``allowed`` signals came (while the load stops gracefully: 1)."""
+        if len(self.received) > allowed:
+            raise Interrupted(signal.Signals(self.received[allowed]).name)
+
+    def name(self, index=0):
+        return signal.Signals(self.received[index]).name
 
 
-def run(args, signals):
-    args.report_dir.mkdir(parents=True, exist_ok=True)
-    out = args.report_dir
-    settings = {name: str(value) if isinstance(value, Path) else value for name, value in vars(args).items()}
-    (out / CHECK).write_text(json.dumps(settings) + "\n")
-    formation = HostsFormation(args) if args.hosts else Formation(args)
-    locust = None
+def left_in(out):
+    """What an aborted run leaves in its folder, in one line."""
+    names = sorted(path.name + "/" * path.is_dir() for path in out.iterdir()) if out.is_dir() else []
+    return f"{out}: {', '.join(names) or 'nothing'}"
+
+
+def run_load(check, formation, signals):
+    """Locust through the formation to its end, or to a graceful stop at the first signal; returns Locust's
+    Popen and whether it was stopped."""
+    spec, load, out = check.formation, check.load, check.formation.report_dir
+    # No terminal input: Locust's headless key listener would take the user's keys (and Ctrl-C is ours to act on).
+    locust = start(formation.wrap(locust_command(spec, load, formation)), log_path=out / LOCUST_LOG,
+                   stdin=subprocess.DEVNULL)
+    started, stopping = time.monotonic(), None
     try:
-        print(f"factor6 check: {args.workload} on {args.web} web instances ({args.mode} hits, {args.session_store}"
-              f" sessions, scratch {args.scratch}) behind {args.front}{' (sticky)' * args.proxy_sticky},"
-              f" {args.hits} hits, {args.duration:.0f}s, chaos {args.chaos_rate}/s ({args.chaos_mix}),"
-              f" seed {args.seed}; report in {out}")
-        formation.start(abort=signals.check)
-        command = locust_command(args, formation)
-        locust = start(formation.wrap(command), log_path=out / LOCUST_LOG)
-        started = time.monotonic()
         while locust.poll() is None:
-            signals.check()
-            exited = getattr(formation, "exited", lambda: None)()  # the hosts formation is not watched
+            signals.check(allowed=1)
+            if signals.received and stopping is None:
+                stopping = time.monotonic()
+                print(f"\n{signals.name()}: stopping the load; Locust judges what ran (up to {CONCLUDE_S}s;"
+                      f" again to abort at once)", flush=True)
+                locust.send_signal(signal.SIGTERM)  # Locust's own graceful stop: test_stop, quitting, the report
+            exited = formation.exited()
             if exited is not None:
-                raise GaveUp(f"the formation stopped during the run (honcho exited with {exited});"
-                             f" see {out / FORMATION_LOG}")
-            if time.monotonic() - started > locust_deadline(args):
-                raise GaveUp(f"Locust had not finished {locust_deadline(args):.0f}s after starting a"
-                             f" {args.duration:g}s run; see {out / LOCUST_LOG}")
+                raise GaveUp(f"the formation stopped during the run ({spec.engine} exited with {exited}); see"
+                             f" {out / FORMATION_LOG}")
+            if stopping and time.monotonic() - stopping > CONCLUDE_S:
+                raise GaveUp(f"Locust had not concluded {CONCLUDE_S}s after being stopped; see {out / LOCUST_LOG}")
+            if time.monotonic() - started > locust_deadline(load):
+                raise GaveUp(f"Locust had not finished {locust_deadline(load):.0f}s after starting a"
+                             f" {load.duration:g}s run; see {out / LOCUST_LOG}")
             if sys.stdout.isatty():
-                print(progress_line(args, started, out), end="", flush=True)
-            time.sleep(1)
-        print(progress_line(args, started, out))
+                print(progress_line(load, started, out, stopping and "stopping"), end="", flush=True)
+            time.sleep(0.5)
+    finally:
+        stop_tree(locust.pid)  # its worker processes too, whatever happened
+    print(progress_line(load, started, out, "stopped" if stopping else "done"))
+    return locust, stopping is not None
+
+
+def run(check, signals):
+    spec, load = check.formation, check.load
+    out = spec.report_dir
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {name: str(value) if isinstance(value, Path) else value
+                for name, value in {**dataclasses.asdict(spec), **dataclasses.asdict(load)}.items()}
+    (out / CHECK).write_text(json.dumps({**settings, "origins": dict(check.origins)}) + "\n")
+    formation = build_formation(spec, load)
+    try:
+        print(header(check), flush=True)
+        formation.start(abort=signals.check)
+        locust, stopped = run_load(check, formation, signals)
     finally:
         # Signals arriving now are noted and ignored: cleanup always runs to its end.
-        if locust:
-            stop_tree(locust.pid)
         formation.stop()
     verdict = render.from_json(read_json(out / VERDICT_JSON))
     if not (out / VERDICT_JSON).exists():
@@ -229,28 +205,32 @@ def run(args, signals):
 
     report.write(out)
     print(f"report: {out / REPORT_HTML}")
+    if stopped:
+        print(f"stopped by {signals.name()}: the verdict is on what ran before")
+        return 130
     return verdict.exit_code
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    check = parse_args(argv)
+    spec = check.formation
     signals = Signals(signal.SIGTERM, signal.SIGINT)  # clean up on SIGTERM exactly as on Ctrl-C
     try:
-        return run(args, signals)
+        return run(check, signals)
     except Interrupted as exc:
-        print(f"\ninterrupted by {exc}: formation and Locust stopped")
+        print(f"\ninterrupted by {exc}: formation and Locust stopped, no verdict; left in {left_in(spec.report_dir)}")
         return 130
     except Unavailable as exc:
         print(f"\n--hosts skipped: {exc}")
-        return 2 if args.require_hosts else 0
+        return 2 if spec.require_hosts else 0
     except Refused as exc:
         print(f"\nchaos refused: {exc}")
         return 2
     except Missing as exc:
-        print(f"\n--front {args.front} skipped: {exc}")
+        print(f"\n--front {spec.front} skipped: {exc}")
         return 2
     except TimeoutError as exc:
-        print(f"\nthe formation did not come up: {exc}; see {args.report_dir / FORMATION_LOG}")
+        print(f"\nthe formation did not come up: {exc}; see {spec.report_dir / FORMATION_LOG}")
         return 2
     except GaveUp as exc:
         print(f"\ngave up: {exc}")

@@ -1,16 +1,14 @@
 """The local formation of one check: ``honcho start`` on free ports, with the check's own env file.
 
-    formation = Formation(args)       # args as bench.harness.check parses them
+    formation = HonchoFormation(FormationSpec(web=4, report_dir=out))   # bench.harness.model
     formation.start()                 # returns once N instances are registered and the proxy routes to all
     formation.proxy_url, formation.redis_url
     formation.exited()                # None while honcho runs: the check stops at once when it does not
     formation.stop()                  # honcho, every instance and worker
 
-With ``--front nginx`` (or another of bench.harness.frontdoor's) the Procfile's
-proxy is left out and that front door serves ``proxy_url`` instead, over the web
-instances' fixed ports: honcho's ``-p`` base + 100 per type before ``web`` + 1 per
-instance. HostsFormation (bench.harness.hosts) has the same interface across
-network namespaces.
+FrontDoorFormation (bench.harness.frontdoor) is this one with nginx or HAProxy
+in place of the Procfile's proxy; HostsFormation (bench.harness.hosts) the same
+interface across network namespaces.
 """
 import os
 import secrets
@@ -18,11 +16,12 @@ import shutil
 
 import requests
 
-from bench.harness.frontdoor import FrontDoor
 from bench.harness.launch import process_env, start
+from bench.harness.model import ChaosTarget
 from bench.harness.replicated import Replicated
 from bench.paths import BIN
 from bench.runfolder import FORMATION_ENV, FORMATION_LOG, REDIS_DATA, REPLICATION, SCRATCH, write_json
+from scaler.formation import live_instances
 from scaler.processes import free_port, honcho_base_port, stop_tree, wait_until
 from common.redis_client import connect
 from common.registry import Registry
@@ -36,67 +35,73 @@ def healthy_backends(proxy_url):
     return sum(1 for b in metrics["backends"] if b["state"] == "up")
 
 
-def web_state_env(args):
+def web_state_env(spec):
     """Where sessions and uploads go, for every web instance of one formation (HostsFormation's too).
 
     Called once per formation: one secret for all of it, never one per process, since a
     process's own random secret would be state of its own, and no other could read its cookies.
     """
-    return {"SESSION_STORE": args.session_store, "SECRET_KEY": secrets.token_hex(32),
-            "SCRATCH": args.scratch, "SCRATCH_DIR": args.report_dir / SCRATCH, "UPLOAD_MAX_BYTES": UPLOAD_MAX_BYTES}
+    return {"SESSION_STORE": spec.session_store, "SECRET_KEY": secrets.token_hex(32),
+            "SCRATCH": spec.scratch, "SCRATCH_DIR": spec.report_dir / SCRATCH, "UPLOAD_MAX_BYTES": UPLOAD_MAX_BYTES}
 
 
-def proxy_state_env(args):
+def proxy_state_env(spec):
     """The proxy's side of it: room for the largest upload, and with --proxy-sticky visitors pinned to instances."""
-    return {"PROXY_MAX_BODY": UPLOAD_MAX_BYTES + 65536, "PROXY_STICKY": "cookie" if args.proxy_sticky else "none"}
+    return {"PROXY_MAX_BODY": UPLOAD_MAX_BYTES + 65536, "PROXY_STICKY": "cookie" if spec.proxy_sticky else "none"}
 
 
-def remove_scratch(args):
+def remove_scratch(spec):
     """What SCRATCH=keep left behind: the scratch folders go with their formation."""
-    shutil.rmtree(args.report_dir / SCRATCH, ignore_errors=True)
+    shutil.rmtree(spec.report_dir / SCRATCH, ignore_errors=True)
 
 
-class Formation:
-    """The formation ``honcho start`` runs for one check, on free ports."""
+def served(client):
+    """The registry's live instances as the Formation protocol gives them: name, address, hits served."""
+    return [{"name": i.name, "address": i.address, "served": i.served} for i in live_instances(client)]
 
-    def __init__(self, args):
-        self.args = args
+
+class HonchoFormation:
+    """The formation ``honcho start`` runs for one check, on free ports (bench.harness.model's Formation)."""
+
+    chaos_target = ChaosTarget(embedded=True)  # every process is on this machine: Locust's monkey reaches them
+
+    def __init__(self, spec, load=None):
+        self.spec = spec
         self.redis_port, self.proxy_port = free_port(), free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.proxy_url = f"http://127.0.0.1:{self.proxy_port}"
         self.honcho = None
-        self.front = None  # a FrontDoor, with --front other than factor6
         self.replicated = None  # with --redis sentinel: bench.harness.replicated.Replicated
         self.client_env = {}  # what a client of this formation must be given to find its Redis
 
+    def types(self):
+        """The Procfile's process types this formation runs."""
+        return ["redis", "web", "proxy", "scaler"] + ["autoscale"] * bool(self.spec.autoscale)
+
     def start(self, abort=None):
         """Returns once the formation serves; ``abort`` may raise to stop waiting (see wait_until)."""
-        out = self.args.report_dir
+        spec, out = self.spec, self.spec.report_dir
         env_file = out / FORMATION_ENV
-        front = getattr(self.args, "front", "factor6")
-        proxy = ["proxy"] if front == "factor6" else []
-        types = ["redis", "web", *proxy, "scaler"] + ["autoscale"] * bool(self.args.autoscale)
-        concurrency = f"web={self.args.web}"
+        types = self.types()
+        concurrency = f"web={spec.web}"
         base = honcho_base_port(types=len(types) + 2)
-        if getattr(self.args, "redis", "single") == "sentinel":
+        if spec.redis == "sentinel":
             self.replicated = Replicated(self.redis_port, base, types)
             types, concurrency = self.replicated.types, f"{concurrency},{self.replicated.concurrency}"
             self.client_env = {k: str(v) for k, v in self.replicated.env.items()}
             write_json(out / REPLICATION, self.replicated.describe())
-        if front != "factor6":  # installed (or Missing) before anything starts
-            web = [f"127.0.0.1:{base + 100 * types.index('web') + i}" for i in range(self.args.web)]
-            self.front = FrontDoor(front, web, self.proxy_port, out).install()
+        self.prepare([f"127.0.0.1:{base + 100 * types.index('web') + i}" for i in range(spec.web)])
         # honcho lets its env file override the shell's, so this file is the formation's whole config.
         env_file.write_text("".join(f"{k}={v}\n" for k, v in {
             "PORT_REDIS": self.redis_port, "REDIS_DATA": out / REDIS_DATA, "PROXY_PORT": self.proxy_port,
-            "HIT_MODE": self.args.mode, "WEB_WORKERS": self.args.workers, **self.autoscale_env(),
-            "PROXY_STAMP_KEYS": int(self.args.hits != "keyless-retried"),
-            **web_state_env(self.args), **proxy_state_env(self.args),
-            "REDIS_PERSISTENCE": self.args.redis_persistence, **self.client_env,
+            "HIT_MODE": spec.mode, "WEB_WORKERS": spec.workers, **self.autoscale_env(),
+            "PROXY_STAMP_KEYS": int(spec.hits != "keyless-retried"),
+            **web_state_env(spec), **proxy_state_env(spec),
+            "REDIS_PERSISTENCE": spec.redis_persistence, **self.client_env,
         }.items()))
         self.honcho = start([BIN / "honcho", "start", "-e", env_file, "-p", base, "-c", concurrency, *types],
                             env=process_env(), log_path=out / FORMATION_LOG)
-        client = connect(self.redis_url, env={**os.environ, **self.client_env})
+        client = self.client()
 
         def still_running():
             if abort:
@@ -106,31 +111,39 @@ class Formation:
 
         if self.replicated:
             self.replicated.wait_ready(abort=still_running)
-        wait_until(lambda: len(Registry(client).instances()) == self.args.web, timeout=60,
-                   what=f"{self.args.web} web instances", abort=still_running)
-        if self.front:
-            self.front.start(abort=still_running)
-            return
-        wait_until(lambda: healthy_backends(self.proxy_url) == self.args.web, timeout=30, what="the proxy",
-                   abort=still_running)
+        wait_until(lambda: len(Registry(client).instances()) == spec.web, timeout=60,
+                   what=f"{spec.web} web instances", abort=still_running)
+        self.serve(still_running)
+
+    def prepare(self, web_addresses):
+        """Before honcho starts, with the web instances' fixed addresses: nothing here (a front door installs)."""
+
+    def serve(self, abort):
+        """Returns once the front door routes to every instance."""
+        wait_until(lambda: healthy_backends(self.proxy_url) == self.spec.web, timeout=30, what="the proxy",
+                   abort=abort)
+
+    def client(self):
+        return connect(self.redis_url, env={**os.environ, **self.client_env})
 
     def autoscale_env(self):
         """The autoscaler's bounds and log; its other AUTOSCALE_* settings pass through from the shell."""
-        if not self.args.autoscale:
+        if not self.spec.autoscale:
             return {}
-        return {"AUTOSCALE_MIN": self.args.web, "AUTOSCALE_MAX": max(self.args.autoscale, self.args.web),
-                "AUTOSCALE_LOG": self.args.report_dir / "autoscale.jsonl"}
+        return {"AUTOSCALE_MIN": self.spec.web, "AUTOSCALE_MAX": max(self.spec.autoscale, self.spec.web),
+                "AUTOSCALE_LOG": self.spec.report_dir / "autoscale.jsonl"}
 
     def exited(self):
         """honcho's exit status once it has stopped (it stops the whole formation when one process exits), else None."""
         return self.honcho.poll() if self.honcho else None
 
+    def instances(self):
+        return served(self.client())
+
     def stop(self):
-        if self.front:
-            self.front.stop()
         if self.honcho:
             stop_tree(self.honcho.pid)
-        remove_scratch(self.args)
+        remove_scratch(self.spec)
 
     def wrap(self, command):
         """Locust runs on this machine, told where the Sentinels are (HostsFormation puts it in a host of its own)."""

@@ -2,6 +2,9 @@
 
     $ scripts/check --front nginx --chaos-mix kill,freeze --hits keyless
 
+    formation = FrontDoorFormation(FormationSpec(front="nginx", web=4, report_dir=out))   # scripts/check --front
+    formation.start()   # honcho's formation without its proxy, and the front door on formation.proxy_url
+
     door = FrontDoor("haproxy-all-retryable", backends=["127.0.0.1:10100", "127.0.0.1:10101"], port=8000, folder=out)
     door.install()    # the package, if missing (or Missing)
     door.start()      # writes front.conf into the run folder, starts it, returns once it answers
@@ -24,6 +27,7 @@ differs:
 """
 import requests
 
+from bench.harness.formation import HonchoFormation
 from bench.harness.launch import start
 from bench.packages import installed
 from bench.runfolder import FRONT_CONF, FRONT_LOG, FRONT_WORK
@@ -86,6 +90,8 @@ DOORS = {
     "haproxy-all-retryable": ("haproxy", "haproxy", HAPROXY, "retry-on all-retryable-errors\n    option redispatch"),
 }
 FRONTS = ("factor6", *DOORS)  # factor6: this proxy, as the Procfile runs it
+
+
 def config(name, backends, port, work, env=None):
     """The config text of front door ``name`` on ``port`` for ``backends`` (host:port); ``work``: nginx's folder."""
     tool, _, template, retry = DOORS[name]
@@ -133,3 +139,26 @@ class FrontDoor:
     def stop(self):
         if self.popen:
             stop_tree(self.popen.pid)
+
+
+class FrontDoorFormation(HonchoFormation):
+    """honcho's formation with the Procfile's proxy left out and ``spec.front`` serving ``proxy_url`` instead,
+    over the web instances' fixed ports: honcho's ``-p`` base + 100 per type before ``web`` + 1 per instance."""
+
+    def __init__(self, spec, load=None):
+        super().__init__(spec, load)
+        self.front = None
+
+    def types(self):
+        return [kind for kind in super().types() if kind != "proxy"]
+
+    def prepare(self, web_addresses):
+        self.front = FrontDoor(self.spec.front, web_addresses, self.proxy_port, self.spec.report_dir).install()
+
+    def serve(self, abort):
+        self.front.start(abort=abort)
+
+    def stop(self):
+        if self.front:
+            self.front.stop()
+        super().stop()

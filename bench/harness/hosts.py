@@ -6,7 +6,7 @@
       web1   198.18.0.2  web.1 web.4 chaos
       ...
 
-    formation = HostsFormation(args)          # args as bench.harness parses them
+    formation = HostsFormation(FormationSpec(hosts=True, report_dir=out), LoadSpec())   # bench.harness.model
     formation.start()                         # raises Unavailable where namespaces cannot be made
     subprocess.run(formation.wrap(["locust", ...]))   # Locust runs on the load host
     formation.stop()                          # every process, namespace, veth pair and the bridge
@@ -42,15 +42,15 @@ from collections import defaultdict
 
 from bench.chaos.network import NetworkFaults, Refused
 from bench.chaos.vocabulary import parse_mix, split_mix
-from bench.harness.formation import healthy_backends, proxy_state_env, remove_scratch, web_state_env
+from bench.harness.formation import healthy_backends, proxy_state_env, remove_scratch, served, web_state_env
 from bench.harness.launch import start
+from bench.harness.model import ChaosTarget, LoadSpec
 from bench.harness.netns import SUBNET, Network, Unavailable, remove_leftovers, unavailable
 from bench.paths import BIN, PROCFILE, ROOT
 from bench.runfolder import CHAOS, HOSTS_JSON, HOSTS_LOGS, REDIS_DATA, read_jsonl
 from scaler.instances import die_with_parent
 from scaler.procfile import command_of
 from scaler.processes import stop_tree, wait_until
-from scaler.formation import live_instances
 from common.redis_client import connect
 from common.registry import Registry
 
@@ -63,9 +63,12 @@ PASSED_ON = ("HOME", "LANG", "LC_ALL", "TZ")  # from the machine's environment, 
 class HostsFormation:
     """bench.harness.formation.Formation's interface, on hosts; see the module docstring."""
 
-    def __init__(self, args):
-        self.args = args
-        self.web_hosts = [f"web{n}" for n in range(1, min(MAX_WEB_HOSTS, max(1, args.web)) + 1)]
+    # Locust's monkey, on the load host, would find no process: agents on the web hosts and this machine act.
+    chaos_target = ChaosTarget(embedded=False)
+
+    def __init__(self, spec, load=None):
+        self.spec, self.load = spec, load or LoadSpec()
+        self.web_hosts = [f"web{n}" for n in range(1, min(MAX_WEB_HOSTS, max(1, spec.web)) + 1)]
         self.network = Network(["redis", *self.web_hosts, "proxy", "load"])
         hosts = self.network.hosts
         self.redis_url = f"redis://{hosts['redis'].address}:{REDIS_PORT}/0"
@@ -77,6 +80,7 @@ class HostsFormation:
         self.built = False  # set before the network is made, so that stop() removes even half of one
 
     def start(self, abort=None):
+        spec, load, out = self.spec, self.load, self.spec.report_dir
         reason = unavailable()
         if reason:
             raise Unavailable(reason)
@@ -86,60 +90,67 @@ class HostsFormation:
         self.layout["switch"] = self.network.switch
         self.layout["hosts"] = {name: {"address": host.address, "namespace": host.netns, "processes": {}}
                                 for name, host in self.network.hosts.items()}
-        processes_mix, network_mix = split_mix(parse_mix(self.args.chaos_mix))
-        refusal = self.args.chaos_rate > 0 and NetworkFaults(self.layout, self.args.seed).refusal(network_mix)
+        processes_mix, network_mix = split_mix(parse_mix(load.chaos_mix))
+        refusal = load.chaos_rate > 0 and NetworkFaults(self.layout, load.seed).refusal(network_mix)
         if refusal:
             raise Refused(refusal)
-        (self.args.report_dir / HOSTS_LOGS).mkdir(parents=True, exist_ok=True)
+        (out / HOSTS_LOGS).mkdir(parents=True, exist_ok=True)
         redis_host = self.network.hosts["redis"].address
         self.run("redis", "redis", command_of(PROCFILE, "redis"), REDIS_BIND=redis_host, PORT_REDIS=REDIS_PORT,
-                 REDIS_DATA=self.args.report_dir / REDIS_DATA, REDIS_PERSISTENCE=self.args.redis_persistence)
-        state = web_state_env(self.args)  # once: every instance shares the formation's secret
-        for number in range(1, self.args.web + 1):
+                 REDIS_DATA=out / REDIS_DATA, REDIS_PERSISTENCE=spec.redis_persistence)
+        state = web_state_env(spec)  # once: every instance shares the formation's secret
+        for number in range(1, spec.web + 1):
             host = self.web_hosts[(number - 1) % len(self.web_hosts)]
             self.run(host, f"web.{number}", command_of(PROCFILE, "web"), PS=f"web.{number}",
                      PORT=WEB_PORT + (number - 1) // len(self.web_hosts),
                      BIND_HOST=self.network.hosts[host].address, REDIS_URL=self.redis_url,
-                     HIT_MODE=self.args.mode, WEB_WORKERS=self.args.workers, **state)
+                     HIT_MODE=spec.mode, WEB_WORKERS=spec.workers, **state)
         self.run("proxy", "proxy", command_of(PROCFILE, "proxy"), PROXY_HOST=self.network.hosts["proxy"].address,
                  PROXY_PORT=PROXY_PORT, PROXY_ALLOW=SUBNET, REDIS_URL=self.redis_url, PROXY_TIMEOUT=PROXY_TIMEOUT_S,
-                 PROXY_STAMP_KEYS=int(self.args.hits != "keyless-retried"),
+                 PROXY_STAMP_KEYS=int(spec.hits != "keyless-retried"),
                  # The shell's choice passes on (recorded in hosts.json): round robin keeps feeding a cut host.
-                 PROXY_BALANCE=os.environ.get("PROXY_BALANCE", "least-loaded"), **proxy_state_env(self.args))
-        self.layout["instances"] = self.instances("--wait-for", self.args.web, "--proxy-url", self.proxy_url)
+                 PROXY_BALANCE=os.environ.get("PROXY_BALANCE", "least-loaded"), **proxy_state_env(spec))
+        self.layout["instances"] = self.listing("--wait-for", spec.web, "--proxy-url", self.proxy_url)
         total = sum(processes_mix.values()) + sum(network_mix.values())
-        if self.args.chaos_rate > 0 and processes_mix:
-            log = shlex.quote(str(self.args.report_dir / CHAOS))
-            rate = self.args.chaos_rate * sum(processes_mix.values()) / total
+        if load.chaos_rate > 0 and processes_mix:
+            log = shlex.quote(str(out / CHAOS))
+            rate = load.chaos_rate * sum(processes_mix.values()) / total
             for offset, host in enumerate(self.web_hosts):
                 # The schedule's rate is the formation's, shared out; each host's agent gets a seed of its own.
-                self.run(host, "chaos", f"{command_of(PROCFILE, 'chaos')} --duration {self.args.duration:g} --log {log}",
+                self.run(host, "chaos", f"{command_of(PROCFILE, 'chaos')} --duration {load.duration:g} --log {log}",
                          CHAOS_RATE=rate / len(self.web_hosts), CHAOS_MIX=mix_text(processes_mix),
-                         CHAOS_SEED=self.args.seed + offset, REDIS_URL=self.redis_url)
+                         CHAOS_SEED=load.seed + offset, REDIS_URL=self.redis_url)
         self.write_layout()
-        if self.args.chaos_rate > 0 and network_mix:
-            self.run_network_agent(self.args.chaos_rate * sum(network_mix.values()) / total, mix_text(network_mix))
+        if load.chaos_rate > 0 and network_mix:
+            self.run_network_agent(load.chaos_rate * sum(network_mix.values()) / total, mix_text(network_mix))
         print(self.describe(), flush=True)
 
     def run(self, host, name, command, **settings):
         """Runs a Procfile command on host with only base_env and settings; output to hosts/<host>.<name>.log."""
         settings = {key: str(value) for key, value in settings.items()}
         self.popens.append(start(self.network.hosts[host].command(["sh", "-c", command], {**self.base_env, **settings}),
-                                 log_path=self.args.report_dir / HOSTS_LOGS / f"{host}.{name}.log"))
+                                 log_path=self.spec.report_dir / HOSTS_LOGS / f"{host}.{name}.log"))
         self.layout["hosts"][host]["processes"][name] = {"command": command, "settings": settings}
 
     def run_network_agent(self, rate, mix):
         """The network chaos agent, in this machine's namespace: it reads hosts.json, so that goes first."""
-        args = self.args
-        command = [sys.executable, "-m", "bench.chaos", "--layout", args.report_dir / HOSTS_JSON, "--rate", f"{rate:g}",
-                   "--mix", mix, "--seed", args.seed, "--duration", f"{args.duration:g}", "--log",
-                   args.report_dir / CHAOS, "--fault-s", f"{args.fault_s:g}", "--partitions", args.partitions]
-        self.popens.append(start(command, log_path=args.report_dir / HOSTS_LOGS / "machine.chaos-network.log",
+        spec, out = self.spec, self.spec.report_dir
+        command = [sys.executable, "-m", "bench.chaos", "--layout", out / HOSTS_JSON, "--rate", f"{rate:g}",
+                   "--mix", mix, "--seed", self.load.seed, "--duration", f"{self.load.duration:g}", "--log",
+                   out / CHAOS, "--fault-s", f"{spec.fault_s:g}", "--partitions", spec.partitions]
+        self.popens.append(start(command, log_path=out / HOSTS_LOGS / "machine.chaos-network.log",
                                  preexec_fn=die_with_parent()))
         self.layout["network_agent"] = shlex.join(map(str, command))
         self.write_layout()
 
-    def instances(self, *options, timeout=120):
+    def exited(self):
+        """None: the hosts' processes are not watched one by one (a dead one shows in the verdict)."""
+        return None
+
+    def instances(self):
+        return self.listing(timeout=15)
+
+    def listing(self, *options, timeout=120):
         """The registry's live instances, read from the load host (this machine has no leg on the network)."""
         command = ["python", "-m", "bench.harness.hosts", "instances", "--redis-url", self.redis_url, *map(str, options)]
         try:
@@ -148,7 +159,7 @@ class HostsFormation:
             raise TimeoutError(f"no answer from the registry within {timeout}s") from None
         if done.returncode:
             reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-            raise TimeoutError(f"{reason} (the processes' output: {self.args.report_dir / HOSTS_LOGS})")
+            raise TimeoutError(f"{reason} (the processes' output: {self.spec.report_dir / HOSTS_LOGS})")
         return json.loads(done.stdout)
 
     def wrap(self, command):
@@ -172,12 +183,12 @@ class HostsFormation:
                          for host, names in sorted(per_host.items()))
 
     def write_layout(self):
-        (self.args.report_dir / HOSTS_JSON).write_text(json.dumps(self.layout, indent=1) + "\n")
+        (self.spec.report_dir / HOSTS_JSON).write_text(json.dumps(self.layout, indent=1) + "\n")
 
     def stop(self):
         try:
             if "instances" in self.layout:  # the formation came up: record what each instance served
-                self.layout["served"] = self.instances(timeout=15)
+                self.layout["served"] = self.instances()
                 self.write_layout()
                 print(f"hits served per web host: {self.served_per_host()}", flush=True)
         except (OSError, ValueError) as exc:  # TimeoutError included
@@ -186,11 +197,11 @@ class HostsFormation:
             for popen in reversed(self.popens):  # chaos agents first: they thaw what they froze, heal what they cut
                 stop_tree(popen.pid)
             if "instances" in self.layout:  # what the network agent applied and undid, command by command
-                self.layout["faults"] = [e for e in read_jsonl(self.args.report_dir / CHAOS) if "commands" in e]
+                self.layout["faults"] = [e for e in read_jsonl(self.spec.report_dir / CHAOS) if "commands" in e]
                 self.write_layout()
             if self.built:
                 self.network.remove()
-            remove_scratch(self.args)
+            remove_scratch(self.spec)
 
 
 def mix_text(mix):
@@ -210,7 +221,7 @@ def main(argv=None):
         wait_until(lambda: len(Registry(client).instances()) == args.wait_for, timeout=60,
                    what=f"{args.wait_for} web instances")
         wait_until(lambda: healthy_backends(args.proxy_url) == args.wait_for, timeout=30, what="the proxy")
-    print(json.dumps([{"name": i.name, "address": i.address, "served": i.served} for i in live_instances(client)]))
+    print(json.dumps(served(client)))
     return 0
 
 

@@ -18,12 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import requests
 
 from bench.harness import report
-from bench.harness.check import parse_args
-from bench.harness.formation import Formation
+from bench.harness.formation import HonchoFormation
+from bench.harness.model import FormationSpec
 from bench.paths import BIN, ROOT
 from bench.runfolder import CSV_PREFIX, REPORT_HTML
 from scaler.processes import free_port, stop_tree, wait_until
@@ -84,16 +85,15 @@ def main():
         sys.stderr.write("screenshot skipped: chromium is not installed (apt-get install chromium)\n")
         sys.exit(2)
 
-    args = parse_args(["--web", "3", "--report-dir", tempfile.mkdtemp(prefix="factor6-ui-")])
-    args.report_dir.mkdir(parents=True, exist_ok=True)
-    formation, locust = Formation(args), None
+    out = Path(tempfile.mkdtemp(prefix="factor6-ui-"))
+    formation, locust = HonchoFormation(FormationSpec(web=3, report_dir=out)), None
     ui = f"http://127.0.0.1:{free_port()}"
     try:
         formation.start()
         locust = subprocess.Popen(
             [BIN / "locust", "-f", ROOT / "bench/locustfile.py", "--web-host", "127.0.0.1",
              "--web-port", ui.rsplit(":", 1)[1], "--host", formation.proxy_url, "--redis-url", formation.redis_url,
-             "--report-dir", args.report_dir, "--csv", args.report_dir / CSV_PREFIX, "--csv-full-history"],
+             "--report-dir", out, "--csv", out / CSV_PREFIX, "--csv-full-history"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_until(lambda: requests.get(ui, timeout=2).ok, timeout=30, what="Locust's web UI")
         requests.post(ui + "/swarm", data={"user_count": 8, "spawn_rate": 8, "host": formation.proxy_url,
@@ -103,8 +103,8 @@ def main():
         requests.post(ui + "/stop", timeout=60)
         wait_until(lambda: verdict_shown(ui), timeout=90, what="the verdict")
         photograph(chromium, ui + "/?tab=consistency", TAB, 1000)
-        photograph(chromium, report.write(args.report_dir).as_uri(), REPORT, 2600)
-        print("\n".join(map(str, (PAGE, TAB, REPORT, args.report_dir / REPORT_HTML))))
+        photograph(chromium, report.write(out).as_uri(), REPORT, 2600)
+        print("\n".join(map(str, (PAGE, TAB, REPORT, out / REPORT_HTML))))
     finally:
         if locust:
             stop_tree(locust.pid)

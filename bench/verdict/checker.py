@@ -60,7 +60,7 @@ from bench.verdict.model import (CATEGORIES, EXIT_CODES, INVALID, PENDING, UNKNO
 
 # The types live in bench.verdict.model; they are named here too, for whoever checks a run.
 __all__ = ["CATEGORIES", "EXIT_CODES", "INVALID", "PENDING", "UNKNOWN", "VALID", "VIOLATIONS", "History", "Ledger",
-           "Verdict", "check", "check_acknowledged", "check_counter", "check_keyless", "check_numbers",
+           "Verdict", "check", "check_acknowledged", "counted_ok", "judge", "check_counter", "check_keyless", "check_numbers",
            "check_outcomes", "find_gaps", "index_history", "index_ledger", "merge"]
 
 
@@ -286,8 +286,12 @@ def check(
     Both inputs may be generators, read once. ``as_of`` is for a run still
     going: see ``index_history``.
     """
-    history = index_history(history_events, as_of)
-    ledger = index_ledger(ledger_entries)
+    return judge(index_history(history_events, as_of), index_ledger(ledger_entries), counter_start, counter_end)
+
+
+def judge(history: History, ledger: Ledger, counter_start: int | None = None,
+          counter_end: int | None = None) -> Verdict:
+    """Every check over an indexed history and ledger: ``check`` once its inputs are indexed."""
     keyless, seen, unknown = check_keyless(history)
     verdict = merge(
         check_outcomes(history, ledger),
@@ -307,3 +311,26 @@ def check(
     if history.keyless:
         verdict.stats["keyless"] = {"hits": len(history.keyless), "acknowledged": len(seen), "unknown": unknown}
     return verdict
+
+
+def counted_ok(history: History, ledger: Ledger, keys: Iterable[str]) -> set[str]:
+    """Which of ``keys`` the verdict's ``ok`` counts: acknowledged and applied with that number (a keyless hit:
+    the first to be acknowledged its number). A hit named by a violation may be one of them.
+
+    >>> history = index_history([{"type": "invoke", "key": "a"}, {"type": "ok", "key": "a", "number": 5}])
+    >>> sorted(counted_ok(history, index_ledger([{"key": "a", "number": 5}]), ["a", "b"]))
+    ['a']
+    """
+    _, seen, _ = check_keyless(history) if history.keyless else (None, {}, 0)
+    counted = set()
+    for key in keys:
+        row = history.position.get(key)
+        if row is None or history.status[row] != "ok":
+            continue
+        number = history.number[row]
+        if row in history.keyless:
+            if seen.get(number) == key:
+                counted.add(key)
+        elif number in (n for n, _ in ledger.applications_of(key)):
+            counted.add(key)
+    return counted
