@@ -38,7 +38,7 @@ from pathlib import Path
 import docker
 
 from bench.harness.netns import PREFIX, ip, remove_leftovers, remove_namespace
-from bench.packages import installed
+from bench.packages import Missing, installed
 from bench.paths import ROOT
 
 CACHE = Path(os.environ.get("FACTOR6_DOCKER_CACHE") or "/var/cache/factor6/docker")
@@ -106,8 +106,11 @@ class DockerEngine:
         reason = unavailable()
         if reason:
             raise Unavailable(reason)
-        for tool, package in (("dockerd", "docker.io"), ("debootstrap", "debootstrap"), ("nft", "nftables")):
-            installed(tool, package)
+        try:
+            for tool, package in (("dockerd", "docker.io"), ("debootstrap", "debootstrap"), ("nft", "nftables")):
+                installed(tool, package)
+        except Missing as exc:
+            raise Unavailable(str(exc)) from None
         self.cache.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.cache / "lock", "w")
         try:
@@ -184,7 +187,8 @@ class DockerEngine:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"dockerd did not answer on {self.socket} within {START_TIMEOUT_S}s")
                 time.sleep(0.2)
-        self.client.containers.prune()  # a previous run's stopped task containers
+        self.client.containers.prune()  # a previous run's stopped task containers, then their volumes
+        self.client.volumes.prune()
 
     def _forwarding(self, on):
         """NAT from the namespace to the machine's own routes, for a build's pip (on) or none (off)."""
