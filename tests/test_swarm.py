@@ -5,7 +5,9 @@ Skipped, in one line, where Docker cannot run (not root, no overlay, no cgroups)
 /var/cache/factor6/docker) costs a few minutes; a cold one adds the debootstrap and the image build (about
 6 minutes, BENCHMARKS.md).
 """
+import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -14,6 +16,8 @@ import requests
 from bench.harness.engine import ENGINE_ADDRESS, DockerEngine, Unavailable, unavailable
 from bench.packages import Missing
 from bench.paths import ROOT
+from bench.runfolder import CHAOS, read_jsonl
+from tests.procs import process_env
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -61,3 +65,48 @@ def test_docker_stack_deploy_takes_the_compose_file_as_written(engine):
         assert services[f"{stack}_web"].attrs["Spec"]["EndpointSpec"]["Mode"] == "dnsrr"
     finally:
         engine.cli("stack", "rm", stack, check=False)
+
+
+# -- scripts/check --engine swarm --------------------------------------------------------------
+
+def check(tmp_path, *args):
+    """scripts/check on the Swarm formation; skips, in one line, where its engine cannot run."""
+    out = tmp_path / "report"
+    done = subprocess.run([str(ROOT / "scripts/check"), "--engine", "swarm", "--web", "4", "--report-dir", str(out),
+                           *args], cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=1500)
+    skipped = [line for line in done.stdout.splitlines() if line.startswith("--engine swarm skipped: ")]
+    if skipped:
+        pytest.skip(skipped[0])
+    return done, out
+
+
+def applied(out, action):
+    return [e for e in read_jsonl(out / CHAOS) if e["action"] == action and e["outcome"] == "ok"]
+
+
+def test_a_check_under_chaos_through_docker_is_valid(tmp_path):
+    done, out = check(tmp_path, "--duration", "60", "--chaos-rate", "0.5",
+                      "--chaos-mix", "kill=2,term,freeze,scale,redis-kill")
+    assert done.returncode == 0 and "\nVALID" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
+    kills, scales, redis_kills = applied(out, "kill"), applied(out, "scale"), applied(out, "redis-kill")
+    assert kills and scales and redis_kills, "kills, scales and a Redis kill were applied"
+    assert all(e["docker"].startswith("docker kill ") and e["target"].startswith("web.") for e in kills)
+    assert all(e["docker"].startswith("docker service scale web=") for e in scales)
+    assert all(e["target"] == "redis.1" and e["container"] for e in redis_kills)
+    recovered = [e for e in applied(out, "recovery") if e["after"] in ("kill", "redis-kill")]
+    assert recovered and all(e["started_s"] > 0 and e["replacement"] for e in recovered), \
+        "replacements are timed from the engine's events"
+    settings = json.loads((out / "stack.override.yml").read_text())
+    assert settings["services"]["web"]["deploy"]["replicas"] == 4
+
+
+def test_local_counting_on_swarm_is_invalid(tmp_path):
+    """The negative control: each task counting on its own is caught across tasks, with no chaos at all."""
+    done, _ = check(tmp_path, "--mode", "local", "--duration", "30", "--chaos-rate", "0")
+    assert done.returncode == 1 and "\nINVALID" in done.stdout, done.stdout[-3000:]
+
+
+def test_sessions_in_memory_on_swarm_are_invalid(tmp_path):
+    done, _ = check(tmp_path, "--workload", "session", "--session-store", "memory", "--duration", "30",
+                    "--chaos-rate", "0")
+    assert done.returncode == 1 and "\nINVALID" in done.stdout, done.stdout[-3000:]

@@ -28,6 +28,7 @@ import threading
 import time
 
 import docker
+import redis
 
 from bench.chaos.engine import ChaosMonkey
 from bench.chaos.vocabulary import end_of, lasting
@@ -173,7 +174,7 @@ class TaskFaults:
         details = {"started_s": round(start["timeNano"] / 1e9 - began, 3), "replacement": new[:12]}
         deadline = time.monotonic() + self.recovery_timeout
         while registers and time.monotonic() < deadline:
-            if any(i.get("name") == new[:12] for i in self.registry.instances()):
+            if new[:12] in self.registered():
                 details["serving_s"] = round(time.time() - began, 3)
                 break
             time.sleep(0.1)
@@ -183,6 +184,13 @@ class TaskFaults:
             details["recovery_s"] = round(ready["timeNano"] / 1e9 - began, 3)
         outcome = "ok" if ready else f"error: not healthy within {self.recovery_timeout:g}s"
         self.record("recovery", name, None, outcome, **end_of(action), **details)
+
+    def registered(self):
+        """Names in the registry; none while Redis is away (a redis-kill of its own)."""
+        try:
+            return {entry.get("name") for entry in self.registry.instances()}
+        except redis.RedisError:
+            return set()
 
     def service(self, kind):
         return self.client.services.get(f"{self.stack}_{kind}")
