@@ -17,6 +17,10 @@ The schedule, its seeded streams and the journal are the chaos engine's
 - ``redis-kill``, ``redis-restart``, ``redis-freeze``: kill, stop or pause the Valkey task's container;
   its volume keeps the append-only file for the replacement.
 
+A web task is taken only while ``MIN_SERVING`` others are healthy, and one
+Redis fault runs at a time (as bench/chaos/backing.py does); otherwise the
+action is journaled as skipped, with why.
+
 A target is named as Swarm names the task (``web.3``, ``redis.1``); its event
 carries the task and container ids. Recoveries come from the engine's own event
 stream: ``started_s`` to the replacement container's ``start`` and
@@ -36,6 +40,10 @@ from common.registry import Registry
 
 REDIS_ACTIONS = {"redis-kill": "kill", "redis-restart": "term", "redis-freeze": "freeze"}
 STOP_GRACE_S = 10  # docker stop's default
+# A web task is taken (killed, stopped, paused) only while this many others pass their health check: a
+# replacement takes seconds here, not the fraction of one a gunicorn worker takes, so unguarded chaos at the
+# check's rates would leave no capacity to check.
+MIN_SERVING = 2
 
 
 class Events:
@@ -92,6 +100,7 @@ class TaskFaults:
         self.web, self.freeze_s, self.recovery_timeout = web, freeze_s, recovery_timeout
         self.events = Events(client, stack)
         self.busy = set()  # containers paused, or being stopped: not a target until replaced
+        self.redis_down = False  # one Redis fault at a time, until its replacement is healthy or it thaws
         self.lock = threading.Lock()
 
     def containers(self, kind):
@@ -99,6 +108,10 @@ class TaskFaults:
         found = self.client.containers.list(filters={
             "label": f"com.docker.swarm.service.name={self.stack}_{kind}", "status": "running"})
         return sorted(found, key=lambda c: task_of(c)[1])
+
+    def healthy(self, kind):
+        """Ids of the running containers of ``kind`` whose health check passes."""
+        return {c.id for c in self.containers(kind) if "(healthy)" in c.attrs.get("Status", "")}
 
     def act(self, action, target=None):
         if action in ("scale", "rolling"):
@@ -112,13 +125,18 @@ class TaskFaults:
             candidates = [c for c in candidates if f"{kind}.{task_of(c)[1]}" == target]
         if not candidates:
             return self.record(action, target, None, f"skipped: no running {kind} task")
+        if kind == "redis" and self.redis_down:
+            return self.record(action, None, None, "skipped: the last Redis fault is still going")
         container = self.choice("rng").choice(candidates)
+        if kind == "web" and how != "reload" and len(self.healthy("web") - {container.id}) < MIN_SERVING:
+            return self.record(action, None, None, f"skipped: fewer than {MIN_SERVING} other web tasks healthy")
         name = f"{kind}.{task_of(container)[1]}"
         ids = {"task": container.labels.get("com.docker.swarm.task.id"), "container": container.short_id}
         began = time.time()
         if how in ("kill", "term", "freeze"):
             with self.lock:
                 self.busy.add(container.id)
+                self.redis_down = self.redis_down or kind == "redis"
         if how == "kill":
             container.kill()
         elif how == "reload":
@@ -150,6 +168,7 @@ class TaskFaults:
             outcome = "skipped: gone meanwhile (scaled down or replaced)"
         with self.lock:
             self.busy.discard(container.id)
+            self.redis_down = self.redis_down and task_of(container)[0] != "redis"
         self.record("thaw", name, None, outcome, **end_of(action), container=container.short_id)
 
     def replaced(self, action, name, container, began):
@@ -161,6 +180,8 @@ class TaskFaults:
                 task_of(event["Actor"]["Attributes"]) == (kind, slot)
 
         self.follow(action, name, began, in_slot, kind == "web")
+        if kind == "redis":
+            self.redis_down = False
 
     def follow(self, action, name, began, started, registers):
         """Times a new task: its container's start, its first sight in the registry (a web task), then its
