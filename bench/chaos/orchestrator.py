@@ -111,7 +111,8 @@ class TaskFaults:
 
     def healthy(self, kind):
         """Ids of the running containers of ``kind`` whose health check passes."""
-        return {c.id for c in self.containers(kind) if "(healthy)" in c.attrs.get("Status", "")}
+        return {c.id for c in self.containers(kind)
+                if c.attrs["State"].get("Health", {}).get("Status") == "healthy"}
 
     def act(self, action, target=None):
         if action in ("scale", "rolling"):
