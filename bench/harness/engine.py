@@ -49,6 +49,7 @@ CA_FOLDER = Path("/usr/local/share/ca-certificates")  # the machine's own CAs (p
 HOST_ADDRESS, ENGINE_ADDRESS, LINK_PREFIX = "10.207.0.1", "10.207.0.2", 30
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
+TURN_TIMEOUT_S = 1200  # the longest a run waits for another to leave the engine
 
 
 class Unavailable(Exception):
@@ -113,11 +114,7 @@ class DockerEngine:
             raise Unavailable(str(exc)) from None
         self.cache.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.cache / "lock", "w")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Unavailable(f"another run uses the Docker engine in {self.cache}"
-                              " (set FACTOR6_DOCKER_CACHE to run one beside it)") from None
+        self._take_turn()
         try:
             remove_leftovers()  # a crashed run's namespace, with whatever daemon still ran in it
             self._namespace()
@@ -126,6 +123,24 @@ class DockerEngine:
             self.stop()
             raise
         return self
+
+    def _take_turn(self):
+        """One engine per cache folder: a second run waits its turn (tests in parallel processes take turns)."""
+        deadline = time.monotonic() + TURN_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    self._lock.close()
+                    self._lock = None
+                    raise Unavailable(f"another run kept the Docker engine in {self.cache} for"
+                                      f" {TURN_TIMEOUT_S}s (FACTOR6_DOCKER_CACHE runs one beside it)") from None
+                if not getattr(self, "_said", False):
+                    print(f"# waiting for the Docker engine in {self.cache}: another run uses it", file=sys.stderr)
+                    self._said = True
+                time.sleep(1)
 
     def stop(self):
         """Leaves the swarm, stops the daemon (its containers with it), removes namespace, veth and NAT."""
