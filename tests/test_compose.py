@@ -24,6 +24,7 @@ from honcho.environ import parse_procfile
 from packaging.requirements import Requirement
 
 from backing.config import BackingConfig, server_args
+from bench.packages import Missing, installed
 from proxy.app import METRICS_PATH
 from proxy.config import Config as ProxyConfig
 from tests.procs import ROOT, process_env
@@ -359,19 +360,18 @@ def test_advertise_host_still_wins_over_a_wildcard_bind(procs, redis_url, redis_
 # -- the compose CLI ------------------------------------------------------------------------
 
 def compose_cli():
-    """``docker compose`` (the plugin) or ``docker-compose`` (the standalone one), whichever runs here."""
+    """``docker compose`` (the plugin) where it runs, else ``docker-compose``: Debian 12's package (1.29, the
+    one compose in its archive; the v2 plugin comes from Docker's own repository), installed when missing."""
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    return None
+    return [installed("docker-compose", "docker-compose")]
 
 
 def test_the_compose_cli_accepts_the_file():
-    cli = compose_cli()
-    if cli is None:
-        pytest.skip("no compose CLI: neither the docker compose plugin nor docker-compose is installed "
-                    "(on Debian: apt-get install docker-compose; the plugin comes from Docker's own repository)")
+    try:
+        cli = compose_cli()
+    except Missing as exc:
+        pytest.skip(f"no compose CLI: {exc}")
     done = subprocess.run([*cli, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
