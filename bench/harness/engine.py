@@ -144,6 +144,8 @@ class DockerEngine:
 
     def stop(self):
         """Leaves the swarm, stops the daemon (its containers with it), removes namespace, veth and NAT."""
+        if self._lock is None:
+            return  # never started, or waited in vain for another run's engine: nothing here is ours
         if self.client is not None:
             try:
                 if self.client.info().get("Swarm", {}).get("LocalNodeState") not in (None, "inactive"):

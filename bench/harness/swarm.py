@@ -72,8 +72,19 @@ class SwarmFormation:
         }}
 
     def start(self, abort=None):
+        with open(self.spec.report_dir / FORMATION_LOG, "a") as log:
+            self.deploy(log, abort)
+        if self.load and self.load.chaos_rate > 0:
+            self.monkey = SwarmChaos(self.engine.client, self.stack, self.client(), self.spec.web,
+                                     rate=self.load.chaos_rate, mix=self.load.chaos_mix, seed=self.load.seed,
+                                     log_path=self.spec.report_dir / CHAOS, recovery_timeout=60.0)
+            self.monkey.start()
+            self.timer = threading.Timer(self.load.duration, self.monkey.stop)
+            self.timer.start()
+
+    def deploy(self, log, abort):
+        """Engine up, image built, the stack deployed; returns once every web task serves through the proxy."""
         out = self.spec.report_dir
-        log = open(out / FORMATION_LOG, "a")
         self.engine = DockerEngine()
         self.engine.start()
         began = time.monotonic()
@@ -86,36 +97,13 @@ class SwarmFormation:
         log.write(self.engine.cli("stack", "deploy", "--resolve-image", "never", "-c", COMPOSE_FILE,
                                   "-c", out / OVERRIDE, self.stack, env={**os.environ, "FACTOR6_IMAGE": image}))
 
-        def waiting():
-            if abort:
-                abort()
-
-        wait_until(lambda: self.registered() >= self.spec.web, timeout=START_TIMEOUT_S, interval=0.5,
-                   what=f"{self.spec.web} web tasks in the registry", abort=waiting)
-        wait_until(lambda: self.routed() >= self.spec.web, timeout=START_TIMEOUT_S, interval=0.5,
-                   what="the proxy task routing to every web task", abort=waiting)
+        # Until the Valkey and proxy tasks answer, wait_until takes their errors as "not yet".
+        wait_until(lambda: len(Registry(self.client()).instances()) >= self.spec.web, timeout=START_TIMEOUT_S, interval=0.5,
+                   what=f"{self.spec.web} web tasks in the registry", abort=abort)
+        wait_until(lambda: healthy_backends(self.proxy_url) >= self.spec.web, timeout=START_TIMEOUT_S, interval=0.5,
+                   what="the proxy task routing to every web task", abort=abort)
         print(f"stack {self.stack}: deployed to {self.spec.web} web tasks served in"
               f" {time.monotonic() - deployed:.1f}s", file=log, flush=True)
-        log.close()
-        if self.load and self.load.chaos_rate > 0:
-            self.monkey = SwarmChaos(self.engine.client, self.stack, self.client(), self.spec.web,
-                                     rate=self.load.chaos_rate, mix=self.load.chaos_mix, seed=self.load.seed,
-                                     log_path=out / CHAOS, recovery_timeout=60.0)
-            self.monkey.start()
-            self.timer = threading.Timer(self.load.duration, self.monkey.stop)
-            self.timer.start()
-
-    def registered(self):
-        try:
-            return len(Registry(self.client()).instances())
-        except Exception:  # Redis not up yet
-            return 0
-
-    def routed(self):
-        try:
-            return healthy_backends(self.proxy_url)
-        except Exception:  # the proxy task not up yet
-            return 0
 
     def exited(self):
         """None: Swarm replaces what dies; a dead daemon is the one way the formation stops by itself."""
