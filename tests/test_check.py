@@ -88,7 +88,7 @@ def test_a_check_stopped_half_way_is_still_judged(tmp_path):
     assert "SIGINT: stopping the load" in printed and "stopped by SIGINT" in printed, printed[-3000:]
     verdict = read_json(out / VERDICT_JSON)
     assert verdict and verdict["status"] in ("valid", "invalid"), printed[-3000:]
-    assert verdict["ok"] > 200 and verdict.get("interrupted"), verdict.get("counts")
+    assert verdict["ok"] > 200 and verdict.get("interrupted"), (verdict.get("counts"), printed[-3000:])
     assert (out / REPORT_HTML).exists() and "interrupted" in (out / REPORT_HTML).read_text()
 
 
