@@ -50,7 +50,6 @@ have even stopped, so in headless runs ``install`` takes ``-t`` over, once,
 before anything else reads it: the Conductor stops the run itself, and a load
 shape spreads over the same duration.
 """
-
 import logging
 import sys
 import time
@@ -116,8 +115,7 @@ class Conductor:
             try:
                 return handler(**kwargs)
             except Exception as exc:
-                self.abort(f"{what} failed: {exc}" if isinstance(exc, Refused)
-                           else f"{what} failed: {type(exc).__name__}: {exc}")
+                self.abort(str(exc) if isinstance(exc, Refused) else f"{what} failed: {type(exc).__name__}: {exc}")
         return listener
 
     def abort(self, reason):
