@@ -17,12 +17,12 @@ the verdict unknown) and concludes (``conclude``). The Conductor shows the
 latest run's verdict in the Consistency tab, on the console, in the ``--html``
 report, in the run folder and as the exit code: 0 valid, 1 invalid, 2 unknown.
 
-Stopped early, a run is still judged: when Locust is told to quit before the
-run's time (SIGTERM or SIGINT to the master, which tells its workers), or the
-web UI's Stop comes before the run time it was given, the run is
-``interrupted``: the users get ``run.DRAIN_S`` seconds to finish their hit in
-flight, the run is judged on what it made, and Locust exits with the verdict's
-status once it is written (Locust's ``quitting`` event waits for it).
+A stopped run is still judged: when Locust is told to quit (SIGTERM or SIGINT
+to the master, which tells its workers) or the web UI's Stop is pressed, the
+users get ``run.DRAIN_S`` seconds to finish their hit in flight, the run is
+judged on what it made, and Locust exits with the verdict's status once it is
+written (Locust's ``quitting`` event waits for it). Stopped so before the run
+time it was given, the run is marked ``interrupted``.
 
 Hooks: ``conductor.checks`` holds functions ``check(environment, client)``
 called at each test start before anything is written; one that raises
@@ -163,7 +163,7 @@ class Conductor:
         """A headless run's -t: stop the users at its time, then quit once the verdict is made."""
         gevent.sleep(seconds)
         if run is not self.run or run.stopped:
-            return  # stopped before its time: interrupt() and on_quitting see to the rest
+            return  # stopped before its time: Run.stopping and on_quitting see to the rest
         log.info("run time of %ss reached: stopping users, then checking", seconds)
         self.env.runner.stop()
         self.quit_when_concluded()
@@ -199,19 +199,22 @@ class Conductor:
             self.write_html_report(run)
 
     def on_quitting(self, **_):
-        """Locust quits (a signal, the end of a headless run): judge a run cut short first, then mark --html."""
+        """Locust quits (a signal, the end of a headless run): conclude a run still going first (interrupted
+        before its time), then put the verdict on the --html report."""
         run = self.run
-        if run and not run.concluded.is_set() and run.interrupt("Locust was told to quit (SIGTERM or SIGINT)"):
+        if run and not run.concluded.is_set():
+            run.stopping("Locust was told to quit (SIGTERM or SIGINT)")
             self.env.runner.stop()  # Locust's own quit would stop the users, but leave no time to judge
             if not run.concluded.wait(self.conclusion_bound()):
-                log.error("factor6: no verdict within %.0f s of the interruption", self.conclusion_bound())
+                log.error("factor6: no verdict within %.0f s of the stop", self.conclusion_bound())
             self.await_workers(run)
         webui.mark_html_report(getattr(self.options, "html_file", None), self.verdict, run.run_id if run else "")
 
     def on_ui_stop(self):
-        """The web UI's Stop: before the run time it was given, the run is interrupted (and still judged)."""
+        """The web UI's Stop: the users may finish their hits; before the run time it was given, the run is
+        interrupted (and still judged)."""
         if self.run:
-            self.run.interrupt("stopped in the web UI")
+            self.run.stopping("stopped in the web UI")
 
     def rows(self):
         run = self.run
