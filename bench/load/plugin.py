@@ -83,7 +83,7 @@ class Conductor:
     def __init__(self, environment, duration):
         self.env = environment
         self.duration = duration  # a headless run's -t, taken from Locust (options.take_run_time)
-        self.runs = 0
+        self.runs = 0  # test starts so far, a refused one too
         self.client = None  # the formation's Redis, one client for every run
         self.run = None
         self.refusal = None  # the verdict of a start that failed before its run was made
@@ -96,6 +96,25 @@ class Conductor:
     @property
     def verdict(self):
         return self.run.verdict if self.run else self.refusal
+
+    @property
+    def chaos(self):
+        """The latest run's chaos engine (the Formation page's buttons go through it), or None."""
+        return self.run.chaos if self.run else None
+
+    @property
+    def live(self):
+        return self.run.live if self.run else None
+
+    @property
+    def started(self):
+        """The latest run is under way, every part of it in place."""
+        return bool(self.run and self.run.started)
+
+    @property
+    def failed(self):
+        """Why the latest start or run was stopped with no verdict (a handler failed, a check refused), or None."""
+        return self.run.failed if self.run else (self.refusal.errors[0] if self.refusal else None)
 
     @property
     def journal(self):
@@ -139,10 +158,10 @@ class Conductor:
 
     def on_test_start(self, **_):
         self.run, self.refusal = None, None
+        run_id = self.new_run_id()
         self.client = self.client or connect(self.options.redis_url)
         for check in self.checks:
             check(self.env, self.client)
-        run_id = self.new_run_id()
         if isinstance(self.env.runner, MasterRunner):
             self.env.runner.send_message(RUN_ID, run_id)  # to every worker, before Locust's spawn message
         self.run = Run(self.env, run_id, self.client, self.report_dir(run_id), self.duration)
@@ -217,10 +236,9 @@ class Conductor:
             self.run.stopping("stopped in the web UI")
 
     def rows(self):
-        run = self.run
-        rows = webui.tab_rows(self.verdict, run.run_id if run else "", run.live.counts if run and run.live else None,
-                              run.chaos if run else None, run.live.formation if run and run.live else None,
-                              run.interrupted if run else None)
+        run, live = self.run, self.live
+        rows = webui.tab_rows(self.verdict, run.run_id if run else "", live.counts if live else None, self.chaos,
+                              live.formation if live else None, run.interrupted if run else None)
         if self.verdict is not None:  # after the verdict's row: what each workload's checker saw
             rows[1:1] = [{"what": f"workload {name}", "count": render.LABELS[part["status"]],
                           "detail": ", ".join(f"{k}: {v:,}" for k, v in part["counts"].items() if v)}

@@ -58,6 +58,7 @@ class Run:
         self.interrupted = None  # {"cause", "after_s", "of_s", "drain_s"} once stopped before its time
         self.concluded = gevent.event.Event()
         self.stopped = False
+        self.failed = None  # why the run was stopped with no verdict (a handler failed)
         self.collector = Collector(environment.runner, self.journal)
         self.chaos = self.live = self.proxy_start = None  # made by start()
 
@@ -132,6 +133,7 @@ class Run:
 
     def fail(self, reason):
         """No verdict: ``reason`` is the run's one line; the run concludes no further."""
+        self.failed = reason
         self.verdict = Verdict(errors=[reason])
         self.env.process_exit_code = self.verdict.exit_code
         self.concluded.set()
