@@ -81,7 +81,8 @@ def test_hosts_get_the_formations_session_settings_and_one_secret(tmp_path, stor
     verdict = json.loads((out / "verdict.json").read_text())
     if sticky:  # each visitor pinned once (but a sign-in pending at the stop, one per user at most), then kept there
         pins = json.loads((out / "proxy_metrics.json").read_text())["end"]["totals"]["sticky"]
-        assert verdict["stats"]["visitors"] - 6 <= pins["pins"] <= verdict["stats"]["visitors"] < pins["hits"], pins
+        visitors = verdict["stats"]["workloads"]["session"]["stats"]["visitors"]  # the verdict's stats by workload
+        assert visitors - 6 <= pins["pins"] <= visitors < pins["hits"], pins
     else:
         assert verdict["vanished"], verdict["counts"]
 

@@ -1,10 +1,11 @@
-"""A run stopped before its time is still judged: SIGTERM or SIGINT to a headless Locust master.
+"""A stopped run is still judged: SIGTERM or SIGINT to a headless Locust master.
 
 Real Redis, real gunicorn, a real Locust (one process, or a master with two
 workers): once hits flow, the master gets the signal; Locust must still write
-verdict.json and verdict.txt marked ``interrupted``, exit with the verdict's
-status, and ``python -m bench.harness.report`` must render the folder. The
-negative control is the run that reaches its time: it is not marked.
+verdict.json and verdict.txt, marked ``interrupted`` when the run had a time
+it did not reach, exit with the verdict's status, and ``python -m
+bench.harness.report`` must render the folder. The controls: a run with no
+time of its own, and one that reaches its time, are not marked.
 """
 import signal
 import subprocess
@@ -24,12 +25,14 @@ def locust(tmp_path, host, redis_url, *argv):
                             text=True, start_new_session=True)
 
 
-@pytest.mark.parametrize("sig, processes", [(signal.SIGTERM, []), (signal.SIGINT, ["--processes", "2"])],
-                         ids=["SIGTERM-one-process", "SIGINT-master-and-workers"])
-def test_a_run_stopped_by_a_signal_is_judged_and_marked_interrupted(procs, redis_url, redis_client, tmp_path,
-                                                                    sig, processes):
+@pytest.mark.parametrize("sig, argv", [(signal.SIGTERM, ["-t", "120s"]),
+                                       (signal.SIGINT, ["-t", "120s", "--processes", "2"]),
+                                       (signal.SIGTERM, [])],
+                         ids=["SIGTERM-one-process", "SIGINT-master-and-workers", "SIGTERM-no-run-time"])
+def test_a_run_stopped_by_a_signal_is_judged_and_marked_interrupted_before_its_time(procs, redis_url, tmp_path,
+                                                                                    sig, argv):
     web = procs.web(redis_url, name="web.1")
-    process = locust(tmp_path, web.url, redis_url, "-t", "120s", *processes)
+    process = locust(tmp_path, web.url, redis_url, *argv)
     try:
         wait_until(lambda: (tmp_path / "report" / "live.json").exists(), timeout=60)  # the live check has run
         process.send_signal(sig)  # the master only: it tells its workers
@@ -43,10 +46,13 @@ def test_a_run_stopped_by_a_signal_is_judged_and_marked_interrupted(procs, redis
     assert verdict is not None, output[-3000:]
     assert process.returncode == verdict["exit_code"] == 0, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
-    assert verdict["status"] == "valid" and verdict["ok"] > 0
+    assert verdict["status"] == "valid" and verdict["ok"] > 0 and (out / JOURNAL).exists()
+    if "-t" not in argv:  # a run with no time of its own ends when stopped: judged, not interrupted
+        assert "interrupted" not in verdict and "interrupted" not in (out / VERDICT_TXT).read_text()
+        return
     interrupted = verdict["interrupted"]
     assert interrupted["of_s"] == 120 and 0 < interrupted["after_s"] < 120 and "quit" in interrupted["cause"]
-    assert "interrupted after" in (out / VERDICT_TXT).read_text() and (out / JOURNAL).exists()
+    assert "interrupted after" in (out / VERDICT_TXT).read_text()
     report = subprocess.run([sys.executable, "-m", "bench.harness.report", str(out)], cwd=ROOT, env=process_env(),
                             capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr[-2000:]

@@ -219,7 +219,8 @@ def main(argv=None):
     try:
         return run(check, signals)
     except Interrupted as exc:
-        print(f"\ninterrupted by {exc}: formation and Locust stopped, no verdict; left in {left_in(spec.report_dir)}")
+        judged = "" if (spec.report_dir / VERDICT_JSON).exists() else ", no verdict"
+        print(f"\ninterrupted by {exc}: formation and Locust stopped{judged}; left in {left_in(spec.report_dir)}")
         return 130
     except Unavailable as exc:
         print(f"\n--hosts skipped: {exc}")

@@ -46,7 +46,7 @@ class FormationSpec:
     @property
     def kind(self):
         """The key of KINDS this spec runs as: hosts, else a front door other than factor6's proxy, else the engine."""
-        if self.hosts:
+        if self.hosts or self.require_hosts:
             return "hosts"
         if self.front != "factor6":
             return "front"

@@ -63,11 +63,6 @@ class Dashboard:
         self.series = []  # {"t", "rps", "p95"} once a second while a run goes
         self.latest, self.sampler = None, None
 
-    @property
-    def run(self):
-        """The conductor's latest run (bench/load/run.py), or None before the first."""
-        return self.conductor.run
-
     # -- lifecycle: test_start, test_stop, quitting -------------------------------------------
 
     def on_test_start(self, **_):
@@ -89,7 +84,7 @@ class Dashboard:
 
     def running(self):
         """A test runs and the run's every part (its engine above all) is in place."""
-        return self.sampler is not None and not self.sampler.dead and bool(self.run and self.run.started)
+        return self.sampler is not None and not self.sampler.dead and self.conductor.started
 
     def sample_while_running(self):
         while True:
@@ -107,7 +102,7 @@ class Dashboard:
         if self.latest and time.time() - self.latest["time"] < SAMPLE_EVERY:
             return self.latest  # several pages open, or polling between runs: one sample a second in all
         client = self.conductor.client
-        chaos = self.run.chaos.events if self.run and self.run.chaos else []
+        chaos = self.conductor.chaos.events if self.conductor.chaos else []
         try:
             self.latest = self.board.sample(client, chaos, self.bad.names() if self.bad else ())
         except (RedisError, OSError) as exc:
@@ -121,8 +116,8 @@ class Dashboard:
         if self.conductor.client is None:
             return {"running": False, "run": None, "note": "no test has run yet: start one in Locust's UI"}
         formation = self.sample()
-        chaos = self.run.chaos.events if self.run and self.run.chaos else []
-        return {"running": running, "run": self.run.run_id if self.run else None,
+        chaos = self.conductor.chaos.events if self.conductor.chaos else []
+        return {"running": running, "run": self.conductor.run.run_id if self.conductor.run else None,
                 "formation": formation, "numbers": self.numbers(), "series": self.series,
                 "faults": fault_spans(chaos, now=time.time() if running else None),
                 "events": [{"text": format_event(e), "manual": bool(e.get("manual"))} for e in chaos[-EVENTS_SHOWN:]]}
@@ -130,11 +125,11 @@ class Dashboard:
     def numbers(self):
         verdict = self.conductor.verdict
         if verdict is not None:
-            hits = hit_counts(verdict)
+            hits = hit_counts(verdict)  # hits, each once: none both acknowledged and lost
             return {"acknowledged": hits["ok"], "lost": hits["lost"], "duplicated": hits["duplicated"],
                     "verdict": render.LABELS[verdict.status], "status": verdict.status,
                     "headline": render.headline(verdict)}
-        live = (self.run.live.counts if self.run and self.run.live else None) or {}
+        live = (self.conductor.live.counts if self.conductor.live else None) or {}
         return {"acknowledged": live.get("ok", 0), "lost": live.get("lost", 0),
                 "duplicated": live.get("duplicated", 0), "verdict": "running" if self.running() else "checking…",
                 "status": None, "headline": ""}
@@ -149,7 +144,7 @@ class Dashboard:
         instance = self.instance(body.get("target"))
         pid = self.worker_pid(instance, body.get("pid"))
         seconds = self.seconds(body.get("seconds")) if action == "freeze" else None
-        event = self.run.chaos.act(action, instance.name, manual=True, pid=pid, seconds=seconds)
+        event = self.conductor.chaos.act(action, instance.name, manual=True, pid=pid, seconds=seconds)
         if event["outcome"] != "ok":
             raise Refusal(409, f"{action} {instance.name}: {event['outcome']}")
         return event
@@ -195,7 +190,7 @@ class Dashboard:
         return self.conductor.client
 
     def require_run(self, what):
-        if not self.running() or self.run.chaos is None:
+        if not self.running() or self.conductor.chaos is None:
             raise Refusal(409, f"{what} needs load: no test is running (start one in Locust's UI)")
 
     def instance(self, name):
@@ -225,9 +220,9 @@ class Dashboard:
         return float(value)
 
     def journal(self, action, target, **extra):
-        if not (self.run and self.run.chaos):  # between runs: done, with no run to journal it in
+        if self.conductor.chaos is None:  # between runs: done, with no run to journal it in
             return {"action": action, "target": target, "outcome": "ok", **extra}
-        return self.run.chaos.journal(action, target, **extra)
+        return self.conductor.chaos.journal(action, target, **extra)
 
 
 def reply(payload, status=200):

@@ -17,12 +17,12 @@ the verdict unknown) and concludes (``conclude``). The Conductor shows the
 latest run's verdict in the Consistency tab, on the console, in the ``--html``
 report, in the run folder and as the exit code: 0 valid, 1 invalid, 2 unknown.
 
-Stopped early, a run is still judged: when Locust is told to quit before the
-run's time (SIGTERM or SIGINT to the master, which tells its workers), or the
-web UI's Stop comes before the run time it was given, the run is
-``interrupted``: the users get ``run.DRAIN_S`` seconds to finish their hit in
-flight, the run is judged on what it made, and Locust exits with the verdict's
-status once it is written (Locust's ``quitting`` event waits for it).
+A stopped run is still judged: when Locust is told to quit (SIGTERM or SIGINT
+to the master, which tells its workers) or the web UI's Stop is pressed, the
+users get ``run.DRAIN_S`` seconds to finish their hit in flight, the run is
+judged on what it made, and Locust exits with the verdict's status once it is
+written (Locust's ``quitting`` event waits for it). Stopped so before the run
+time it was given, the run is marked ``interrupted``.
 
 Hooks: ``conductor.checks`` holds functions ``check(environment, client)``
 called at each test start before anything is written; one that raises
@@ -50,7 +50,6 @@ have even stopped, so in headless runs ``install`` takes ``-t`` over, once,
 before anything else reads it: the Conductor stops the run itself, and a load
 shape spreads over the same duration.
 """
-
 import logging
 import sys
 import time
@@ -84,7 +83,7 @@ class Conductor:
     def __init__(self, environment, duration):
         self.env = environment
         self.duration = duration  # a headless run's -t, taken from Locust (options.take_run_time)
-        self.runs = 0
+        self.runs = 0  # test starts so far, a refused one too
         self.client = None  # the formation's Redis, one client for every run
         self.run = None
         self.refusal = None  # the verdict of a start that failed before its run was made
@@ -97,6 +96,25 @@ class Conductor:
     @property
     def verdict(self):
         return self.run.verdict if self.run else self.refusal
+
+    @property
+    def chaos(self):
+        """The latest run's chaos engine (the Formation page's buttons go through it), or None."""
+        return self.run.chaos if self.run else None
+
+    @property
+    def live(self):
+        return self.run.live if self.run else None
+
+    @property
+    def started(self):
+        """The latest run is under way, every part of it in place."""
+        return bool(self.run and self.run.started)
+
+    @property
+    def failed(self):
+        """Why the latest start or run was stopped with no verdict (a handler failed, a check refused), or None."""
+        return self.run.failed if self.run else (self.refusal.errors[0] if self.refusal else None)
 
     @property
     def journal(self):
@@ -116,8 +134,7 @@ class Conductor:
             try:
                 return handler(**kwargs)
             except Exception as exc:
-                self.abort(f"{what} failed: {exc}" if isinstance(exc, Refused)
-                           else f"{what} failed: {type(exc).__name__}: {exc}")
+                self.abort(str(exc) if isinstance(exc, Refused) else f"{what} failed: {type(exc).__name__}: {exc}")
         return listener
 
     def abort(self, reason):
@@ -141,10 +158,10 @@ class Conductor:
 
     def on_test_start(self, **_):
         self.run, self.refusal = None, None
+        run_id = self.new_run_id()
         self.client = self.client or connect(self.options.redis_url)
         for check in self.checks:
             check(self.env, self.client)
-        run_id = self.new_run_id()
         if isinstance(self.env.runner, MasterRunner):
             self.env.runner.send_message(RUN_ID, run_id)  # to every worker, before Locust's spawn message
         self.run = Run(self.env, run_id, self.client, self.report_dir(run_id), self.duration)
@@ -165,7 +182,7 @@ class Conductor:
         """A headless run's -t: stop the users at its time, then quit once the verdict is made."""
         gevent.sleep(seconds)
         if run is not self.run or run.stopped:
-            return  # stopped before its time: interrupt() and on_quitting see to the rest
+            return  # stopped before its time: Run.stopping and on_quitting see to the rest
         log.info("run time of %ss reached: stopping users, then checking", seconds)
         self.env.runner.stop()
         self.quit_when_concluded()
@@ -201,25 +218,27 @@ class Conductor:
             self.write_html_report(run)
 
     def on_quitting(self, **_):
-        """Locust quits (a signal, the end of a headless run): judge a run cut short first, then mark --html."""
+        """Locust quits (a signal, the end of a headless run): conclude a run still going first (interrupted
+        before its time), then put the verdict on the --html report."""
         run = self.run
-        if run and not run.concluded.is_set() and run.interrupt("Locust was told to quit (SIGTERM or SIGINT)"):
+        if run and not run.concluded.is_set():
+            run.stopping("Locust was told to quit (SIGTERM or SIGINT)")
             self.env.runner.stop()  # Locust's own quit would stop the users, but leave no time to judge
             if not run.concluded.wait(self.conclusion_bound()):
-                log.error("factor6: no verdict within %.0f s of the interruption", self.conclusion_bound())
+                log.error("factor6: no verdict within %.0f s of the stop", self.conclusion_bound())
             self.await_workers(run)
         webui.mark_html_report(getattr(self.options, "html_file", None), self.verdict, run.run_id if run else "")
 
     def on_ui_stop(self):
-        """The web UI's Stop: before the run time it was given, the run is interrupted (and still judged)."""
+        """The web UI's Stop: the users may finish their hits; before the run time it was given, the run is
+        interrupted (and still judged)."""
         if self.run:
-            self.run.interrupt("stopped in the web UI")
+            self.run.stopping("stopped in the web UI")
 
     def rows(self):
-        run = self.run
-        rows = webui.tab_rows(self.verdict, run.run_id if run else "", run.live.counts if run and run.live else None,
-                              run.chaos if run else None, run.live.formation if run and run.live else None,
-                              run.interrupted if run else None)
+        run, live = self.run, self.live
+        rows = webui.tab_rows(self.verdict, run.run_id if run else "", live.counts if live else None, self.chaos,
+                              live.formation if live else None, run.interrupted if run else None)
         if self.verdict is not None:  # after the verdict's row: what each workload's checker saw
             rows[1:1] = [{"what": f"workload {name}", "count": render.LABELS[part["status"]],
                           "detail": ", ".join(f"{k}: {v:,}" for k, v in part["counts"].items() if v)}

@@ -2,7 +2,7 @@
 
     run = Run(environment, "r1a2b", client, report_dir, duration=60)
     run.start()                                                        # every part in place: the load may begin
-    run.interrupt("Locust was told to quit")                           # early: drain in-flight hits, then stop
+    run.stopping("Locust was told to quit")                            # drain in-flight hits; early: interrupted
     run.on_test_stop()                                                 # parts stopped
     verdict = run.conclude()                                           # valid, invalid or unknown; run.concluded set
 
@@ -10,11 +10,11 @@ A ``Run`` owns what a run has: its journal (a local runner's users write
 there; workers stream theirs into it through the ``collector``), the chaos
 engine, the live view and, once concluded, the verdict. The plugin's
 Conductor keeps only the latest one, for the views; the next test start
-makes a new one. A run stopped before its time (a signal to Locust, the web
-UI's Stop) is ``interrupted``: its users get ``DRAIN_S`` seconds to finish the
-hit in flight, a hit still going after that is cut at stop, and the run is
-judged on what it made, with the interruption in verdict.json, verdict.txt
-and the report.
+makes a new one. Stopped by a signal to Locust or the web UI's Stop, its
+users get ``DRAIN_S`` seconds to finish the hit in flight (a hit still going
+after that is cut at stop); stopped so before its time, the run is
+``interrupted``, and judged on what it made, with the interruption in
+verdict.json, verdict.txt and the report.
 """
 import logging
 import os
@@ -58,6 +58,7 @@ class Run:
         self.interrupted = None  # {"cause", "after_s", "of_s", "drain_s"} once stopped before its time
         self.concluded = gevent.event.Event()
         self.stopped = False
+        self.failed = None  # why the run was stopped with no verdict (a handler failed)
         self.collector = Collector(environment.runner, self.journal)
         self.chaos = self.live = self.proxy_start = None  # made by start()
 
@@ -92,20 +93,20 @@ class Run:
         """Whether the run reached its time (or has none): a stop then is no interruption."""
         return not self.duration or time.time() - self.began >= self.duration - 1
 
-    def interrupt(self, cause):
-        """Stop the run before its time, judging what was made: the users get ``DRAIN_S`` s for their hit in
-        flight. Returns False when there is nothing to interrupt (interrupted or stopped already, or at its time)."""
-        if self.interrupted or self.stopped or self.ended():
-            return False
-        self.interrupted = {"cause": cause, "after_s": round(time.time() - self.began, 1), "of_s": self.duration,
-                            "drain_s": DRAIN_S}
-        log.warning("factor6 run %s interrupted (%s): its users get %.0f s to finish their hits, then it is judged",
-                    self.run_id, cause, DRAIN_S)
-        runner = self.env.runner
+    def stopping(self, cause):
+        """Locust is about to stop the users for ``cause`` (a signal, the UI's Stop): they get ``DRAIN_S`` s to
+        finish their hit in flight, and before the run's time the run is ``interrupted``, still judged on what it
+        made. Does nothing once the users are stopped."""
+        if self.stopped:
+            return
+        if not (self.interrupted or self.ended()):
+            self.interrupted = {"cause": cause, "after_s": round(time.time() - self.began, 1),
+                                "of_s": self.duration, "drain_s": DRAIN_S}
+            log.warning("factor6 run %s interrupted (%s): its users get %.0f s to finish their hits, then it is"
+                        " judged", self.run_id, cause, DRAIN_S)
         self.env.stop_timeout = max(self.env.stop_timeout or 0, DRAIN_S)
-        if isinstance(runner, MasterRunner):
-            runner.send_message(STOPPING, DRAIN_S)  # before Locust's "stop": messages keep their order
-        return True
+        if isinstance(self.env.runner, MasterRunner):
+            self.env.runner.send_message(STOPPING, DRAIN_S)  # before Locust's "stop": messages keep their order
 
     def on_test_stop(self):
         """The load has stopped: stop the parts. Whether the run is to be concluded (not when it failed)."""
@@ -132,6 +133,7 @@ class Run:
 
     def fail(self, reason):
         """No verdict: ``reason`` is the run's one line; the run concludes no further."""
+        self.failed = reason
         self.verdict = Verdict(errors=[reason])
         self.env.process_exit_code = self.verdict.exit_code
         self.concluded.set()

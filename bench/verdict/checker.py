@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter
+from dataclasses import replace
 from itertools import accumulate, compress, repeat
 from math import inf
 from operator import and_, eq, le, not_
@@ -300,8 +301,7 @@ def judge(history: History, ledger: Ledger, counter_start: int | None = None,
         check_counter(ledger, counter_start, counter_end, seen, unknown),
         check_acknowledged(history, ledger, counter_end),
     )
-    verdict.errors += history.errors + ledger.errors
-    verdict.stats = {
+    stats = {
         "operations": len(history.keys),
         "outcomes": dict(Counter(history.status)),
         "applications": ledger.applications,
@@ -309,8 +309,8 @@ def judge(history: History, ledger: Ledger, counter_start: int | None = None,
         "counter_end": counter_end,
     }
     if history.keyless:
-        verdict.stats["keyless"] = {"hits": len(history.keyless), "acknowledged": len(seen), "unknown": unknown}
-    return verdict
+        stats["keyless"] = {"hits": len(history.keyless), "acknowledged": len(seen), "unknown": unknown}
+    return replace(verdict, errors=verdict.errors + history.errors + ledger.errors, stats=stats)
 
 
 def counted_ok(history: History, ledger: Ledger, keys: Iterable[str]) -> set[str]:

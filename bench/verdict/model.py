@@ -178,7 +178,8 @@ def hit_counts(verdict: Verdict) -> dict[str, int]:
     for name in CATEGORIES:
         items = getattr(verdict, name)
         named = {subject for item in items for subject in subjects(item)}
-        counts[name] = max(len(named), sum(map(unnamed, items)))  # the counter's may be the hits named
+        alone = sum(1 for item in items if not subjects(item) and not unnamed(item))  # an item naming nothing: one
+        counts[name] = max(len(named) + alone, sum(map(unnamed, items)))  # the counter's may be the hits named
     counts["gaps"] = verdict.counts["gaps"]
     return counts
 

@@ -108,7 +108,7 @@ def table(verdict: Verdict, shown: int = SHOWN) -> list[dict]:
             groups: dict[str, list[str]] = {}
             for item in items:
                 groups.setdefault(str(item.get("reason", "")), []).append(describe(item))
-            lines = [f"{len(found):,} {reason or 'item' + 's' * (len(found) > 1)}: {listed(found, shown)}"
+            lines = [f"{len(found):,} {reason or 'hit' + 's' * (len(found) > 1)}: {listed(found, shown)}"
                      for reason, found in groups.items()]
         rows.append({"category": name, "hits": counts[name], "meaning": MEANING[name], "items": lines})
     return rows
