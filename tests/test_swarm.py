@@ -69,12 +69,12 @@ def test_docker_stack_deploy_takes_the_compose_file_as_written(engine):
 
 # -- scripts/check --engine swarm --------------------------------------------------------------
 
-def check(tmp_path, *args):
-    """scripts/check on the Swarm formation; skips, in one line, where its engine cannot run."""
+def check(tmp_path, *args, engine="swarm"):
+    """scripts/check on a Docker formation; skips, in one line, where its engine cannot run."""
     out = tmp_path / "report"
-    done = subprocess.run([str(ROOT / "scripts/check"), "--engine", "swarm", "--web", "4", "--report-dir", str(out),
+    done = subprocess.run([str(ROOT / "scripts/check"), "--engine", engine, "--web", "4", "--report-dir", str(out),
                            *args], cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=1500)
-    skipped = [line for line in done.stdout.splitlines() if line.startswith("--engine swarm skipped: ")]
+    skipped = [line for line in done.stdout.splitlines() if line.startswith(f"--engine {engine} skipped: ")]
     if skipped:
         pytest.skip(skipped[0])
     return done, out
@@ -110,3 +110,9 @@ def test_sessions_in_memory_on_swarm_are_invalid(tmp_path):
     done, _ = check(tmp_path, "--workload", "session", "--session-store", "memory", "--duration", "30",
                     "--chaos-rate", "0")
     assert done.returncode == 1 and "\nINVALID" in done.stdout, done.stdout[-3000:]
+
+
+def test_local_counting_on_compose_is_invalid(tmp_path):
+    """--engine compose: the same file run by docker-compose (Debian's 1.29), no Swarm; its negative control."""
+    done, _ = check(tmp_path, "--mode", "local", "--duration", "30", "--chaos-rate", "0", engine="compose")
+    assert done.returncode == 1 and "\nINVALID" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]

@@ -14,16 +14,22 @@ this machine reaches through one veth, so the published ports are never on
 the machine's own addresses. Chaos runs here, through Docker
 (bench/chaos/orchestrator.py), into the run's chaos journal; Locust's own
 monkey stays idle.
+
+``ComposeFormation`` (``--engine compose``) runs the same file and overlay with ``docker-compose up`` on the
+same engine, without chaos.
 """
 import json
 import os
+import subprocess
 import threading
 import time
 
 from bench.chaos.orchestrator import SwarmChaos
-from bench.harness.engine import ENGINE_ADDRESS, DockerEngine
+from bench.chaos.network import Refused
+from bench.harness.engine import ENGINE_ADDRESS, PROJECT_IMAGE, DockerEngine, Unavailable
 from bench.harness.formation import healthy_backends, proxy_state_env, served, web_state_env
 from bench.harness.model import ChaosTarget
+from bench.packages import Missing, installed
 from bench.paths import ROOT
 from bench.runfolder import CHAOS, FORMATION_LOG
 from common.redis_client import connect
@@ -89,13 +95,11 @@ class SwarmFormation:
         self.engine.start()
         began = time.monotonic()
         image = self.engine.project_image()
-        self.engine.swarm()
         print(f"engine: dockerd {self.engine.client.version()['Version']} in namespace {self.engine.netns},"
               f" image {image} ready in {time.monotonic() - began:.1f}s", file=log, flush=True)
         (out / OVERRIDE).write_text(json.dumps(self.override(image), indent=2) + "\n")
         self.deploy_began = deployed = time.monotonic()  # what bench/benchmarks/orchestrators.py times from
-        log.write(self.engine.cli("stack", "deploy", "--resolve-image", "never", "-c", COMPOSE_FILE,
-                                  "-c", out / OVERRIDE, self.stack, env={**os.environ, "FACTOR6_IMAGE": image}))
+        log.write(self.launch(image))
 
         # Until the Valkey and proxy tasks answer, wait_until takes their errors as "not yet".
         wait_until(lambda: len(Registry(self.client()).instances()) >= self.spec.web, timeout=START_TIMEOUT_S, interval=0.5,
@@ -104,6 +108,16 @@ class SwarmFormation:
                    what="the proxy task routing to every web task", abort=abort)
         print(f"stack {self.stack}: deployed to {self.spec.web} web tasks served in"
               f" {time.monotonic() - deployed:.1f}s", file=log, flush=True)
+
+    def launch(self, image):
+        """``docker stack deploy`` of the stack file and the run's overlay; its output."""
+        self.engine.swarm()
+        return self.engine.cli("stack", "deploy", "--resolve-image", "never", "-c", COMPOSE_FILE,
+                               "-c", self.spec.report_dir / OVERRIDE, self.stack,
+                               env={**os.environ, "FACTOR6_IMAGE": image})
+
+    def take_down(self):
+        self.engine.cli("stack", "rm", self.stack, check=False)
 
     def exited(self):
         """None: Swarm replaces what dies; a dead daemon is the one way the formation stops by itself."""
@@ -126,5 +140,36 @@ class SwarmFormation:
             self._client.close()
         if self.engine:
             if self.engine.client:
-                self.engine.cli("stack", "rm", self.stack, check=False)
+                self.take_down()
             self.engine.stop()
+
+
+class ComposeFormation(SwarmFormation):
+    """``scripts/check --engine compose``: the same file and overlay run by ``docker-compose up`` on the same
+    engine, no Swarm. The compose is Debian 12's ``docker-compose`` package (1.29, the one compose in its
+    archive; the v2 plugin comes only from Docker's own repository), installed when missing. No chaos agent
+    acts through compose yet: a check with chaos is refused before anything starts."""
+
+    def __init__(self, spec, load=None):
+        super().__init__(spec, load)
+        if load and load.chaos_rate > 0:
+            raise Refused("--engine compose has no chaos agent yet: use --chaos-rate 0, or --engine swarm")
+
+    def compose(self, *args, image=PROJECT_IMAGE):
+        try:
+            program = installed("docker-compose", "docker-compose")
+        except Missing as exc:
+            raise Unavailable(str(exc)) from None
+        return subprocess.run([program, "-p", self.stack, "-f", COMPOSE_FILE, "-f", self.spec.report_dir / OVERRIDE,
+                               *args], capture_output=True, text=True,
+                              env={**os.environ, "DOCKER_HOST": self.engine.host, "FACTOR6_IMAGE": image})
+
+    def launch(self, image):
+        done = self.compose("up", "--detach", "--no-build", "--scale", f"web={self.spec.web}", "redis", "web",
+                            "proxy", image=image)
+        if done.returncode:
+            raise RuntimeError(f"docker-compose up: {done.stderr.strip()[-500:]}")
+        return done.stdout + done.stderr
+
+    def take_down(self):
+        self.compose("down", "--volumes", "--timeout", "5")
