@@ -50,6 +50,7 @@ HOST_ADDRESS, ENGINE_ADDRESS, LINK_PREFIX = "10.207.0.1", "10.207.0.2", 30
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 TURN_TIMEOUT_S = 1200  # the longest a run waits for another to leave the engine
+LOCK = "/run/lock/factor6-docker.lock"  # held while an engine runs: one at a time on the machine
 
 
 class Unavailable(Exception):
@@ -102,8 +103,9 @@ class DockerEngine:
     def __exit__(self, *exc):
         self.stop()
 
-    def start(self):
-        """Installs what is missing, then starts the daemon; Unavailable (one line) where it cannot run."""
+    def start(self, abort=None):
+        """Installs what is missing, then starts the daemon; Unavailable (one line) where it cannot run.
+        ``abort()``, called while waiting for another run to leave the engine, may raise to stop waiting."""
         reason = unavailable()
         if reason:
             raise Unavailable(reason)
@@ -113,8 +115,8 @@ class DockerEngine:
         except Missing as exc:
             raise Unavailable(str(exc)) from None
         self.cache.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.cache / "lock", "w")
-        self._take_turn()
+        self._lock = open(LOCK, "w")
+        self._take_turn(abort)
         try:
             remove_leftovers()  # a crashed run's namespace, with whatever daemon still ran in it
             self._namespace()
@@ -124,21 +126,26 @@ class DockerEngine:
             raise
         return self
 
-    def _take_turn(self):
-        """One engine per cache folder: a second run waits its turn (tests in parallel processes take turns)."""
+    def _take_turn(self, abort):
+        """One engine on the machine (its addresses are fixed): a second run waits its turn, as tests in
+        parallel processes do."""
         deadline = time.monotonic() + TURN_TIMEOUT_S
         while True:
             try:
                 fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
-                if time.monotonic() > deadline:
+                try:
+                    if abort:
+                        abort()
+                    if time.monotonic() > deadline:
+                        raise Unavailable(f"another run kept the harness's Docker engine for {TURN_TIMEOUT_S}s")
+                except BaseException:
                     self._lock.close()
                     self._lock = None
-                    raise Unavailable(f"another run kept the Docker engine in {self.cache} for"
-                                      f" {TURN_TIMEOUT_S}s (FACTOR6_DOCKER_CACHE runs one beside it)") from None
+                    raise
                 if not getattr(self, "_said", False):
-                    print(f"# waiting for the Docker engine in {self.cache}: another run uses it", file=sys.stderr)
+                    print("# waiting for the harness's Docker engine: another run uses it", file=sys.stderr)
                     self._said = True
                 time.sleep(1)
 

@@ -92,7 +92,7 @@ class SwarmFormation:
         """Engine up, image built, the stack deployed; returns once every web task serves through the proxy."""
         out = self.spec.report_dir
         self.engine = DockerEngine()
-        self.engine.start()
+        self.engine.start(abort)
         began = time.monotonic()
         image = self.engine.project_image()
         print(f"engine: dockerd {self.engine.client.version()['Version']} in namespace {self.engine.netns},"
