@@ -282,6 +282,7 @@ class DockerEngine:
             raise RuntimeError(f"docker build failed: {exc}; last output: {' | '.join(filter(None, lines))[-800:]}")
         finally:
             self._forwarding(False)
+        self.client.images.prune(filters={"dangling": True})  # the layers of the builds before: the cache stays small
         return tag
 
     def swarm(self):
