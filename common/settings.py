@@ -24,10 +24,13 @@ A replicated backing service is reached through Sentinel (common/redis_client.py
     >>> sentinels({"REDIS_SENTINELS": "127.0.0.1:26379, 127.0.0.1:26380"})
     Sentinels(addresses=(('127.0.0.1', 26379), ('127.0.0.1', 26380)), master='factor6')
 """
+import re
 import socket
+import uuid
 from dataclasses import dataclass
 
 KINDS = {int: "a whole number", float: "a number"}
+FORMATION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def number(env, variable, default, least=0, kind=None):
@@ -79,6 +82,28 @@ def instance_name(env):
     Without either (a container, a bare gunicorn) the host name tells instances apart.
     """
     return env.get("HONCHO_PROCESS_NAME") or env.get("PS") or socket.gethostname()
+
+
+def formation_id(env):
+    """The formation's identity, ``FORMATION_ID``: the same for every process of one formation; '' when unset
+    (then the backing supervisor makes one and keeps it in Redis, and the web processes read it there).
+
+    >>> formation_id({"FORMATION_ID": " f1a2b "}), formation_id({})
+    ('f1a2b', '')
+    >>> formation_id({"FORMATION_ID": "two words"})
+    Traceback (most recent call last):
+    ...
+    ValueError: FORMATION_ID must be 1-64 characters of [A-Za-z0-9._-], not 'two words'
+    """
+    text = env.get("FORMATION_ID", "").strip()
+    if text and not FORMATION_ID.fullmatch(text):
+        raise ValueError(f"FORMATION_ID must be 1-64 characters of [A-Za-z0-9._-], not {text!r}")
+    return text
+
+
+def fresh_formation_id():
+    """A new formation identity, for a formation started without ``FORMATION_ID``."""
+    return f"f{uuid.uuid4().hex[:12]}"
 
 
 def idempotency_ttl(env):

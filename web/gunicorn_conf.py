@@ -19,10 +19,11 @@ import time
 
 from gunicorn.glogging import Logger
 
-from common.settings import instance_name, number, redis_url
+from common.settings import formation_id, instance_name, number, redis_url
 from web.config import Config
+from web.identity import IdentifiedRegistry, Identity
 from common.redis_client import connect
-from common.registry import Heartbeat, Registry
+from common.registry import Heartbeat
 
 
 try:
@@ -74,7 +75,9 @@ def when_ready(server):
         "host": socket.gethostname(),
         "started": time.time(),
     }
-    server.heartbeat = Heartbeat(Registry(connect(redis_url(os.environ)), REGISTRY_TTL), entry, server.log).start()
+    client = connect(redis_url(os.environ))
+    registry = IdentifiedRegistry(client, REGISTRY_TTL, Identity(formation_id(os.environ), client))
+    server.heartbeat = Heartbeat(registry, entry, server.log).start()
     graceful_stop = server.handle_term
 
     def deregister_then_drain():
