@@ -201,7 +201,7 @@ class Conductor:
             self.live.stop()
         if self.chaos:
             self.chaos.stop()
-        if not self.failed:
+        if not self.failed and self.run:  # Locust stops a runner that never started too, when it quits
             gevent.spawn(self.conclude)
 
     def proof(self, chaos_summary):
@@ -297,6 +297,8 @@ def install(environment):
         if environment.web_ui:
             webui.install_tab(environment.web_ui, plugin.rows)
             plugin_options.refuse_bad_starts(environment.web_ui)
+            webui.refuse_taken_port(environment.web_ui)
+            webui.answer_failed_starts(environment.web_ui, plugin)
             dashboard.install(environment.web_ui, plugin)
     environment.factor6 = plugin
     guard = plugin.guarded if isinstance(plugin, Conductor) else (lambda _what, handler: handler)

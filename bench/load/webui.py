@@ -6,7 +6,11 @@
 ``tab_rows`` builds the tab from the live counts while a run goes and from the
 final Verdict after it, with the chaos summary and the latest formation sample.
 """
+import errno
 import json
+import socket
+import sys
+import time
 from pathlib import Path
 
 from bench.chaos import FOLLOW_UPS
@@ -14,6 +18,7 @@ from bench.verdict import render
 from bench.verdict.checker import CATEGORIES, VALID
 
 SHOWN = 10  # offending items listed per category in the tab
+START_WAIT_S = 30  # the run's start: its Redis, the formation's identity (bench/load/identity.py), its folder
 
 
 def tab_rows(verdict=None, run_id="", live=None, chaos=None, formation=None):
@@ -65,6 +70,49 @@ def install_tab(web_ui, rows):
             data = response.get_json()
             data["extended_stats"] = [{"key": "consistency", "data": rows()}]
             response.set_data(json.dumps(data))
+        return response
+
+
+def refuse_taken_port(web_ui):
+    """Bind the web UI's address once, as gevent will: taken, Locust ends here with one line and exit status 2."""
+    try:
+        with socket.create_server((web_ui.host, web_ui.port), family=socket.AF_INET6 if ":" in web_ui.host
+                                  else socket.AF_INET, reuse_port=False):
+            pass
+    except OSError as exc:
+        taken = exc.errno == errno.EADDRINUSE
+        sys.stderr.write(f"factor6: Locust's web UI cannot listen on {web_ui.host or '*'}:{web_ui.port}: "
+                         + ("the port is taken (another Locust?); choose another with --web-port" if taken
+                            else exc.strerror or str(exc)) + "\n")
+        sys.exit(2)
+
+
+def answer_failed_starts(web_ui, conductor):
+    """Make ``POST /swarm``, which Locust answers as soon as it has spawned the start, wait for the run's start
+    and answer ``success: false`` with its one-line reason when it failed (a wrong Redis, Redis away)."""
+    from flask import request
+    from locust.runners import STATE_RUNNING, STATE_SPAWNING
+    import gevent
+
+    @web_ui.app.before_request
+    def note_start():
+        if request.path == "/swarm" and request.method == "POST":
+            runner = web_ui.environment.runner
+            request.factor6_run = None if runner.state in (STATE_RUNNING, STATE_SPAWNING) else conductor.runs
+
+    @web_ui.app.after_request
+    def answer_start(response):
+        before = getattr(request, "factor6_run", None)
+        if before is None or not response.is_json or not response.get_json().get("success"):
+            return response
+        deadline = time.monotonic() + START_WAIT_S
+        while conductor.runs == before or not (conductor.started or conductor.failed):
+            if time.monotonic() > deadline:
+                return response
+            gevent.sleep(0.05)
+        if conductor.failed:
+            response.set_data(json.dumps({"success": False, "message": conductor.failed,
+                                          "host": web_ui.environment.host}))
         return response
 
 

@@ -81,6 +81,14 @@ function drawNumbers() {
                                                                          state.note || "idle");
 }
 
+// The count next to "scale web": the scaler's, else the web instances serving; left alone while being edited.
+let scaleEdited = false;
+function drawCount(f) {
+  if (scaleEdited || document.activeElement === $("scale-count")) return;
+  const serving = (f.instances || []).filter((i) => i.kind === "web" && !["gone", "draining"].includes(i.state));
+  $("scale-count").value = f.desired ?? serving.length;
+}
+
 function field(card, label, value) {
   return `<dt>${label}</dt><dd>${value === undefined || value === null ? "—" : value}</dd>`;
 }
@@ -151,14 +159,15 @@ function drawCards() {
     seen.add(i.name);
   }
   document.querySelectorAll(".card").forEach((el) => { if (!seen.has(el.dataset.name)) el.remove(); });
-  if (f.error) say(f.error, true);
+  drawCount(f);
+  if (f.error || f.identity) say(f.error || f.identity, true);
 }
 
 function drawEvents() {
   $("events").innerHTML = (state.events || []).map((e) =>
     `<li class="${e.manual ? "manual" : ""}">${e.manual ? "[by hand] " : ""}${e.text.replace(/</g, "&lt;")}</li>`).join("");
   $("add-bad").disabled = !state.running;
-  $("scale").disabled = !state.run;
+  $("scale").disabled = !state.formation || !!state.formation.error;
 }
 
 async function refresh() {
@@ -172,7 +181,11 @@ async function refresh() {
   }
 }
 
-$("scale").addEventListener("click", () => post("factor6/scale", {count: Number($("scale-count").value)}));
+$("scale-count").addEventListener("input", () => { scaleEdited = true; });
+$("scale").addEventListener("click", () => {
+  scaleEdited = false;
+  post("factor6/scale", {count: Number($("scale-count").value)});
+});
 $("add-bad").addEventListener("click", () => { say("starting a bad instance…"); post("factor6/bad"); });
 window.addEventListener("resize", () => chart && chart.setSize({width: $("chart").clientWidth, height: 260}));
 refresh();
