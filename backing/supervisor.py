@@ -65,7 +65,7 @@ from backing.replication import REPLICATED_ARGS, role_args, sentinel_conf, start
 from backing.server import binary_version, dialled, ping
 from common.redis_client import connect, primary_address
 from common.schema import FORMATION_KEY
-from common.settings import fresh_formation_id
+from common.settings import fresh_formation_id, port_problem
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -209,6 +209,11 @@ class Supervisor:
         if holder:
             say(f"cannot start: data folder {self.config.data_dir} is in use by another supervisor ({holder})")
             return 2
+        taken = next(filter(None, (port_problem(host, self.config.port, "PORT_REDIS")
+                                   for host in self.config.bind.split())), None)
+        if taken:  # else the server would die at its start, again and again, for seconds before giving up
+            say(f"cannot start: {taken}")
+            return 2
         say(f"supervising {binary_version(self.binary) or self.binary} on {self.config.bind}:{self.config.port}, "
             f"data in {self.config.data_dir}, persistence {self.config.persistence}, role {self.config.role}; "
             f"pid {os.getpid()}")
@@ -303,6 +308,8 @@ class Supervisor:
         """Write the formation's identity into the server just ready (see Identity above)."""
         client = connect(f"redis://{dialled(host)}:{self.config.port}/0", timeout=2, env={})
         try:
+            if client.info("server").get("process_id") != self.child.pid:
+                return  # another server answers on this port: not ours to mark
             if self.formation:
                 client.set(FORMATION_KEY, self.formation)
             else:

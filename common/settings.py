@@ -24,6 +24,7 @@ A replicated backing service is reached through Sentinel (common/redis_client.py
     >>> sentinels({"REDIS_SENTINELS": "127.0.0.1:26379, 127.0.0.1:26380"})
     Sentinels(addresses=(('127.0.0.1', 26379), ('127.0.0.1', 26380)), master='factor6')
 """
+import errno
 import re
 import socket
 import uuid
@@ -104,6 +105,18 @@ def formation_id(env):
 def fresh_formation_id():
     """A new formation identity, for a formation started without ``FORMATION_ID``."""
     return f"f{uuid.uuid4().hex[:12]}"
+
+
+def port_problem(host, port, setting):
+    """None when this process could listen on ``host:port`` now; else one line naming the ``setting`` to change.
+    Checked before a start, so that a port another formation holds ends it at once, not after retries."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.create_server((host, port), family=family):  # SO_REUSEADDR, as the servers themselves bind
+            return None
+    except OSError as exc:
+        why = "taken (another formation's?)" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        return f"cannot listen on {host or '*'}:{port}: {why}; set {setting} to a free port"
 
 
 def idempotency_ttl(env):

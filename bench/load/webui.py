@@ -6,9 +6,7 @@
 ``tab_rows`` builds the tab from the live counts while a run goes and from the
 final Verdict after it, with the chaos summary and the latest formation sample.
 """
-import errno
 import json
-import socket
 import sys
 import time
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 from bench.chaos import FOLLOW_UPS
 from bench.verdict import render
 from bench.verdict.checker import CATEGORIES, VALID
+from common.settings import port_problem
 
 SHOWN = 10  # offending items listed per category in the tab
 START_WAIT_S = 30  # the run's start: its Redis, the formation's identity (bench/load/identity.py), its folder
@@ -74,16 +73,10 @@ def install_tab(web_ui, rows):
 
 
 def refuse_taken_port(web_ui):
-    """Bind the web UI's address once, as gevent will: taken, Locust ends here with one line and exit status 2."""
-    try:
-        with socket.create_server((web_ui.host, web_ui.port), family=socket.AF_INET6 if ":" in web_ui.host
-                                  else socket.AF_INET, reuse_port=False):
-            pass
-    except OSError as exc:
-        taken = exc.errno == errno.EADDRINUSE
-        sys.stderr.write(f"factor6: Locust's web UI cannot listen on {web_ui.host or '*'}:{web_ui.port}: "
-                         + ("the port is taken (another Locust?); choose another with --web-port" if taken
-                            else exc.strerror or str(exc)) + "\n")
+    """Locust's web UI port taken ends Locust here with one line and exit status 2, not gevent's traceback."""
+    problem = port_problem(web_ui.host, web_ui.port, "--web-port")
+    if problem:
+        sys.stderr.write(f"factor6: Locust's web UI {problem}\n")
         sys.exit(2)
 
 
