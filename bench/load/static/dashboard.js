@@ -50,9 +50,10 @@ function makeChart() {
   return new uPlot({
     width: box.clientWidth || 900, height: 260,
     series: [{}, {label: "requests/s", stroke: "#1d232b", width: 2, scale: "rps"},
-             {label: "p95 ms", stroke: "#e91e63", width: 2, scale: "ms"}],
+             {label: "p95 ms", stroke: "#78909c", width: 2, scale: "ms"}],  // grey: no fault's colour
     axes: [{}, {scale: "rps", label: "requests/s"}, {scale: "ms", side: 1, label: "p95 ms", grid: {show: false}}],
-    scales: {x: {time: true}},
+    // One sample alone would make uPlot span two years around it: a minute instead.
+    scales: {x: {time: true, range: (u, min, max) => (min === max ? [min - 30, max + 30] : [min, max])}},
     hooks: {drawClear: [drawFaults]},
   }, [[], [], []], box);
 }
