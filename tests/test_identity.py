@@ -1,12 +1,17 @@
-"""The formation proves who it is: one identity in its Redis and on every web answer, compared by the readers.
+"""The formation proves who it is: one identity in its Redis and on every web answer, compared by the readers;
+and the Formation page, which shows the formation before any run.
 
 Real backing supervisors, gunicorn, proxy and Locust. The supervisor writes the identity at every start of its
 server, so a Redis that forgot everything (``REDIS_PERSISTENCE=none``) gets the same one back (its run still ends
 INVALID: that control is tests/test_redis_chaos.py's). The negative controls: a Locust run whose ``--redis-url`` is
 another formation's Redis ends NO VERDICT at once, naming both identities; ``scripts/ps`` reading a Redis where an
-instance of another formation registered exits 2 naming both.
+instance of another formation registered exits 2 naming both; Locust's UI on another formation's Redis says so
+on the page and answers ``POST /swarm`` with ``success: false`` (Locust alone says ``success: true``). Before any
+run the page's state has every card and the count that runs (3, not the form's old 4). A UI port already taken
+is one line and exit status 2, not a traceback.
 """
 import datetime
+import socket
 import subprocess
 import sys
 
@@ -19,6 +24,8 @@ from common.registry import Registry
 from common.schema import FORMATION_HEADER, FORMATION_KEY
 from common.settings import formation_id
 from tests.procs import ROOT, VENV_BIN, free_port, process_env, wait_until
+
+LOCUST = [str(VENV_BIN / "locust"), "-f", str(ROOT / "bench/locustfile.py")]
 
 
 def backing(procs, folder, **env):
@@ -79,9 +86,8 @@ def test_a_locust_run_reading_another_formations_redis_ends_no_verdict_at_once_n
     ours_id, theirs_id = our_client.get(FORMATION_KEY), their_client.get(FORMATION_KEY)
     assert ours_id != theirs_id
     result = subprocess.run(
-        [str(VENV_BIN / "locust"), "-f", str(ROOT / "bench/locustfile.py"), "--headless", "--only-summary",
-         "--host", proxy.url, "--redis-url", theirs, "--report-dir", str(tmp_path / "report"), "-u", "2", "-r", "2",
-         "-t", "120s"], env=process_env(), cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [*LOCUST, "--headless", "--only-summary", "--host", proxy.url, "--redis-url", theirs,
+         "--report-dir", str(tmp_path / "report"), "-u", "2", "-r", "2", "-t", "120s"], env=process_env(), cwd=ROOT, capture_output=True, text=True, timeout=120)
     out = result.stdout + result.stderr
     assert result.returncode == 2, out[-3000:]
     [line] = [line for line in out.splitlines() if "wrong Redis" in line]
@@ -102,3 +108,55 @@ def test_ps_refuses_an_instance_of_another_formation_in_its_redis(procs, tmp_pat
     assert wrong.returncode == 2, wrong
     [line] = wrong.stderr.splitlines()
     assert "web.9" in line and "theirs" in line and "ours" in line, line
+
+
+# -- the Formation page and Locust's UI --------------------------------------------------------
+
+def ui(procs, tmp_path, name, host, redis_url):
+    port = free_port()
+    procs.spawn([*LOCUST, "--web-host", "127.0.0.1", "--web-port", str(port), "--host", host,
+                 "--redis-url", redis_url, "--report-dir", str(tmp_path / name)], process_env(), tmp_path / f"{name}.log")
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(url + "/", timeout=2).ok, timeout=60, what=f"Locust's web UI {name}")
+    return url
+
+
+def test_the_page_shows_the_formation_before_any_run_and_refuses_another_formations_redis(procs, tmp_path):
+    ours, our_client, _ = backing(procs, tmp_path / "ours")
+    theirs, their_client, _ = backing(procs, tmp_path / "theirs")
+    ours_id, theirs_id = our_client.get(FORMATION_KEY), their_client.get(FORMATION_KEY)
+    for name in ("web.1", "web.2", "web.3"):
+        procs.web(ours, name=name, WEB_WORKERS=1)
+    proxy = procs.proxy(ours)
+
+    right = ui(procs, tmp_path, "right", proxy.url, ours)
+    state = requests.get(right + "/factor6/state", timeout=10).json()
+    formation = state["formation"]
+    assert not state["running"] and state["run"] is None and "no test has run yet" in state["note"]
+    assert sorted(card["name"] for card in formation["instances"]) == ["web.1", "web.2", "web.3"]
+    assert all(card["state"] == "serving" and card["workers"] for card in formation["instances"]), formation
+    assert formation["proxy"]["state"] == "up" and formation["backing"]["state"] == "up"
+    assert formation["desired"] is None and formation["identity"] is None
+    assert 'id="scale-count" type="number" min="1" max="64">' in requests.get(right + "/factor6", timeout=5).text
+
+    wrong = ui(procs, tmp_path, "wrong", proxy.url, theirs)  # wrong on purpose
+    state = requests.get(wrong + "/factor6/state", timeout=10).json()
+    assert state["formation"]["instances"] == [], "their Redis lists none of ours"
+    assert ours_id in state["note"] and theirs_id in state["note"] and "wrong Redis" in state["note"], state["note"]
+    started = requests.post(wrong + "/swarm", data={"user_count": 2, "spawn_rate": 2, "host": proxy.url},
+                            timeout=60).json()
+    assert started["success"] is False and ours_id in started["message"] and theirs_id in started["message"], started
+
+
+def test_a_taken_ui_port_is_one_line_and_exit_2(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([*LOCUST, "--web-host", "127.0.0.1", "--web-port", str(port),
+                                 "--host", "http://127.0.0.1:9"], env=process_env(), cwd=ROOT, capture_output=True,
+                                text=True, timeout=120)
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr and "AttributeError" not in result.stderr, result.stderr[-3000:]
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("factor6:")]
+    assert f"127.0.0.1:{port}: taken" in line and "--web-port" in line, line
