@@ -180,7 +180,7 @@ def watch(client, url, every=1.0, frames=None):
         view = Table(*columns, title=f"factor6 formation at {time.strftime('%H:%M:%S')}", title_justify="left",
                      box=None, pad_edge=False)
         for row in rows_of(live_instances(client)):
-            view.add_row(*row)
+            view.add_row(*row[:3], row[3].replace(",", " "), *row[4:])  # wrapped between pids, not inside one
         return Group(Text(backing_line(client, url)), view)
 
     with Live(render(), auto_refresh=False) as live:

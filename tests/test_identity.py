@@ -160,3 +160,22 @@ def test_a_taken_ui_port_is_one_line_and_exit_2(tmp_path):
     assert "Traceback" not in result.stderr and "AttributeError" not in result.stderr, result.stderr[-3000:]
     [line] = [line for line in result.stderr.splitlines() if line.startswith("factor6:")]
     assert f"127.0.0.1:{port}: taken" in line and "--web-port" in line, line
+
+
+def test_ps_watch_at_80_columns_keeps_every_pid_and_the_backing_line(procs, tmp_path):
+    import rich  # noqa: PLC0415 - the console scripts/ps --watch draws on, made 80 columns wide here
+
+    from scaler.formation import watch  # noqa: PLC0415
+
+    url, client, supervisor = backing(procs, tmp_path / "redis")
+    web = procs.web(url, name="web.1", WEB_WORKERS=3)
+    rich.reconfigure(width=80, record=True, force_terminal=False)
+    try:
+        watch(client, url, every=0, frames=0)
+        shown = rich.get_console().export_text()
+    finally:
+        rich.reconfigure()
+    assert max(map(len, shown.splitlines())) <= 80, shown
+    assert shown.startswith("backing: ") and f"supervisor pid {supervisor.pid}" in " ".join(shown.split()), shown
+    cells = shown.split()
+    assert str(web.popen.pid) in cells and all(str(w.pid) in cells for w in web.workers), shown
