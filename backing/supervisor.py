@@ -17,13 +17,13 @@ server is not one: this supervisor is, and the server is its child.
   ``redis-outage`` writes it, SIGTERMs the server and removes it when the outage is
   over. The time bounds it: a hold left behind by a monkey that died lapses by itself.
 - **Giving up.** A server failing within ``REDIS_FAST_EXIT`` seconds of its start
-  ``REDIS_GIVE_UP`` times in a row (a port taken, a folder it cannot write, a bad
-  binary) makes the supervisor exit 1 with one line saying so, rather than restart
-  forever. Failing means exiting non-zero, or a signal such as SIGSEGV; a server
-  killed with SIGKILL, SIGTERM, SIGINT, SIGQUIT or SIGHUP was killed, not failing,
-  and is restarted however often that happens. A data folder that cannot be
-  written, or one another supervisor holds (a lock on ``supervisor.pid``), is found
-  before the first start: exit 2.
+  ``REDIS_GIVE_UP`` times in a row (a bad binary, a setting it refuses) makes the
+  supervisor exit 1 with one line saying so, rather than restart forever. Failing
+  means exiting non-zero, or a signal such as SIGSEGV; a server killed with SIGKILL,
+  SIGTERM, SIGINT, SIGQUIT or SIGHUP was killed, not failing, and is restarted
+  however often that happens. A data folder that cannot be written, one another
+  supervisor holds (a lock on ``supervisor.pid``), and a port already taken (another
+  formation's Redis, say) are found before the first start: exit 2, one line.
 - **Signals.** Handlers only queue the signal and wake the main loop through a pipe,
   the way gunicorn's arbiter does; the loop acts. SIGTERM, SIGINT or SIGQUIT: SIGTERM
   to the server, wait up to ``REDIS_STOP_TIMEOUT`` seconds, SIGKILL, exit 0.
