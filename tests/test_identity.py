@@ -95,6 +95,7 @@ def test_a_locust_run_reading_another_formations_redis_ends_no_verdict_at_once_n
     # From Locust's first line to the refusal (its own start-up, imports and all, is not the check's).
     took = logged_at(line) - logged_at(next(line for line in out.splitlines() if "Starting Locust" in line))
     assert took < 10, f"stopped {took:.1f}s into a 120 s run: it must stop at the start"
+    print(f"NO VERDICT {took:.2f}s after Locust started")
 
 
 def test_ps_refuses_an_instance_of_another_formation_in_its_redis(procs, tmp_path):
