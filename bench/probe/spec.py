@@ -246,7 +246,7 @@ class _Reader:
         name = probe.get("name", f"probe{index + 1}")
         if not (isinstance(name, str) and name.strip()):
             raise self.fail(path + ("name",), f"a name, not {name!r}")
-        if list(self.names.values()).count(name) > 1:
+        if name in (self.names.get(earlier) for earlier in range(index)):
             raise self.fail(path + ("name",), "two probes have this name")
         if "write" not in probe:
             raise self.fail(path, "a probe with no write (write = { method = ..., path = ... })")

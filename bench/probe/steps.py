@@ -247,7 +247,21 @@ def fresh_token(rng):
     >>> fresh_token(random.Random(0))
     'ty0cq65zt4wn6isi'
     """
-    return "t" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(15))
+    return "t" + letters(rng, 15)
+
+
+def fresh_visitor(rng):
+    """A ``{visitor}``: ``visitor-`` and 8 letters and digits, so no two visitors (of any probe or run) share one.
+
+    >>> import random
+    >>> fresh_visitor(random.Random(0))
+    'visitor-y0cq65zt'
+    """
+    return "visitor-" + letters(rng, 8)
+
+
+def letters(rng, count):
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(count))
 
 
 def raw(body):
