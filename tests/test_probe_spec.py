@@ -170,6 +170,14 @@ REFUSALS = {
                    "probe 'p' read.sha256", "64 hex digits"),
     "two probes of one name": (PROBE + GOOD_WRITE + GOOD_READ + '\n' + PROBE + GOOD_WRITE + GOOD_READ, 7,
                                "probe 'p' name", "two probes have this name"),
+    "JSON body with a date": (PROBE + 'write = { method = "POST", path = "/p", json = { at = 2024-01-01 } }\n'
+                              + GOOD_READ, 3, "probe 'p' write.json.at", "a JSON value"),
+    "bad header name": (PROBE + 'write = { method = "POST", path = "/p", headers = { "X Who" = "a" } }\n' + GOOD_READ,
+                        3, "probe 'p' write.headers.X Who", "not a header name"),
+    "header of two lines": (PROBE + 'write = { method = "POST", path = "/p", headers = { X-Who = "a\\nb" } }\n'
+                            + GOOD_READ, 3, "probe 'p' write.headers.X-Who", "one line"),
+    "key named in a comment first": ('[app]\n# instances = 1 is too few\ninstances = 1\n', 3, "app.instances",
+                                     "at least 2"),
     "instances below 2": ('[app]\nprocess = "web"\ninstances = 1\n', 3, "app.instances", "at least 2 instances, not 1"),
     "instances not a number": ('[app]\ninstances = "3"\n', 2, "app.instances", "from 2 to 16"),
     "ready not a path": ('[app]\nready = "health"\n', 2, "app.ready", "starting with /"),
@@ -214,6 +222,14 @@ def test_a_bad_procfile_or_flag_is_refused_in_one_line(tmp_path, procfile, argum
     with pytest.raises(SpecError, match=expected) as refused:
         load(tmp_path, **arguments)
     assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("name", ["factor6.toml", "Procfile"])
+def test_a_file_not_utf8_is_refused_in_one_line(tmp_path, name):
+    (tmp_path / "Procfile").write_text("web: exec serve $PORT\n")
+    (tmp_path / name).write_bytes(b"web: exec caf\xe9 $PORT\n")
+    with pytest.raises(SpecError, match=rf"^{re.escape(str(tmp_path / name))}: not UTF-8 text \(byte 14\)$"):
+        load(tmp_path)
 
 
 def test_a_missing_app_dir_is_refused(tmp_path):

@@ -24,6 +24,7 @@ line for the process (``web``), run through ``sh`` as honcho runs it, unless ``c
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from bench.probe.steps import RESERVED, TOKEN, VISITOR, WRITTEN_SHA256, NAME, check_source, placeholders
+from bench.probe.steps import HEADER, NAME, RESERVED, TOKEN, VISITOR, WRITTEN_SHA256, check_source, placeholders
 from scaler.procfile import command_of
 
 SPEC_FILE, PROCFILE = "factor6.toml", "Procfile"
@@ -51,6 +52,7 @@ METHOD = re.compile(r"[A-Z]+")
 PROCESS = re.compile(r"[A-Za-z0-9_-]+")  # honcho's Procfile names
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+COMMENT = re.compile(r"""^((?:[^#"'\n]|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')*)#.*$""", re.M)  # a line's comment, outside strings
 
 
 class SpecError(ValueError):
@@ -120,7 +122,7 @@ def load(app_dir, command=None, process=None, instances=None):
     if not app_dir.is_dir():
         raise SpecError(f"{app_dir}: no such directory (APP_DIR holds the app's Procfile and factor6.toml)")
     file = app_dir / SPEC_FILE
-    settings, redis, probes = parse(file.read_text(), str(file)) if file.is_file() else ({}, False, ())
+    settings, redis, probes = parse(text_of(file), str(file)) if file.is_file() else ({}, False, ())
     if process is not None:
         if not PROCESS.fullmatch(process):
             raise SpecError(f"--process: {process!r} is no Procfile process name (letters, digits, _ and -)")
@@ -138,6 +140,7 @@ def load(app_dir, command=None, process=None, instances=None):
         procfile = app_dir / PROCFILE
         if not procfile.is_file():
             raise SpecError(f"{procfile}: no such file (or give --command 'CMD with $PORT')")
+        text_of(procfile)  # not UTF-8: refused here in one line
         try:
             line = command_of(procfile, name)
         except ValueError as exc:
@@ -146,6 +149,13 @@ def load(app_dir, command=None, process=None, instances=None):
             raise SpecError(f"{procfile}: {exc}") from None
     app = AppSpec(app_dir, line, names_port=bool(PORT.search(line)), **settings)
     return Spec(app, redis, probes, file if file.is_file() else None)
+
+
+def text_of(path):
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start + 1})") from None
 
 
 def parse(text, file=SPEC_FILE):
@@ -281,7 +291,7 @@ class _Reader:
             raise self.fail(path + (bodies[1],), f"a body with two kinds ({' and '.join(bodies)}): one of json, form, file")
         fields = {}
         if "json" in step:
-            fields["json"] = step["json"]
+            fields["json"] = self.json_value(step["json"], path + ("json",))
         if "form" in step:
             fields["form"] = self.form(step["form"], path + ("form",))
         if "file" in step:
@@ -290,9 +300,8 @@ class _Reader:
             if "file" not in step:
                 raise self.fail(path + ("file_field",), "file_field without a file body")
             fields["file_field"] = self.string(step["file_field"], path + ("file_field",))
-        headers = self.table(step, "headers", path)
-        fields["headers"] = tuple((name, self.string(value, path + ("headers", name), numbers=True))
-                                  for name, value in headers.items())
+        fields["headers"] = tuple(self.header(name, value, path + ("headers", name))
+                                  for name, value in self.table(step, "headers", path).items())
         expect = step.get("expect", [200])
         expect = [expect] if type(expect) is int else expect
         if not (isinstance(expect, list) and expect and all(type(s) is int and 100 <= s <= 599 for s in expect)):
@@ -325,6 +334,23 @@ class _Reader:
             return scalar(value)
         if not isinstance(value, str):
             raise self.fail(path, f"a string, not {value!r}")
+        return value
+
+    def header(self, name, value, path):
+        value = self.string(value, path, numbers=True)
+        if not HEADER.fullmatch(name):
+            raise self.fail(path, "not a header name (letters, digits and !#$%&'*+.^_`|~-)")
+        if "\n" in value or "\r" in value:
+            raise self.fail(path, "a header value is one line")
+        return name, value
+
+    def json_value(self, value, path):
+        """``value`` if JSON can carry it: no TOML dates or times, no infinite numbers."""
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            self.json_value(item, path + ((key,) if isinstance(key, str) else ()))
+        if not isinstance(value, (dict, list, str, int, bool)) and not (isinstance(value, float) and math.isfinite(value)):
+            raise self.fail(path, f"a JSON value, not {value!r}")
         return value
 
     def form(self, form, path):
@@ -402,7 +428,7 @@ def line_of(text, path):
     >>> line_of(text, ("app", "instances")), line_of(text, ("probe", 1, "read", "expect")), line_of(text, ("x",))
     (2, 9, 1)
     """
-    position = 0
+    text, position = uncommented(text), 0
     for part in path:
         if isinstance(part, int):
             position = nth_table(text, text.rfind("\n", 0, position) + 1, part)
@@ -412,6 +438,15 @@ def line_of(text, path):
         if found:
             position = found.start() + (0 if text[found.start()] == part[:1] else 1)
     return text.count("\n", 0, position) + 1
+
+
+def uncommented(text):
+    """``text`` with each comment blanked (its length kept), so that a key named in a comment is not found.
+
+    >>> uncommented('a = "#1" # a = 2\\nb = 3')
+    'a = "#1"        \\nb = 3'
+    """
+    return COMMENT.sub(lambda match: match[1] + " " * (len(match[0]) - len(match[1])), text)
 
 
 def nth_table(text, position, index):
@@ -425,9 +460,6 @@ def nth_table(text, position, index):
             continue
         if char in "\"'":
             quote = char
-        elif char == "#":
-            at = text.find("\n", at) if "\n" in text[at:] else len(text)
-            continue
         elif depth == 0 and (char == "{" or text.startswith("[[", at) and (at == 0 or text[at - 1] == "\n")):
             count += 1
             if count == index:

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 TOKEN, VISITOR, WRITTEN_SHA256 = "token", "visitor", "written_sha256"
 RESERVED = (TOKEN, VISITOR, WRITTEN_SHA256)  # names factor6 binds; no capture may take them
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an HTTP header name (RFC 9110's token)
 # A literal brace pair, a placeholder, or a brace on its own (an error).
 PART = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 SOURCES = ("json:<dotted.path>", "header:<Name>", "body", "sha256", "status")
@@ -117,7 +118,7 @@ def check_source(source):
         return source
     if colon and kind == "json" and rest and all(rest.split(".")):
         return source
-    if colon and kind == "header" and re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", rest):
+    if colon and kind == "header" and HEADER.fullmatch(rest):
         return source
     raise ValueError(f"capture source {source!r} names nothing: a source is {', '.join(SOURCES[:-1])} or {SOURCES[-1]}")
 
