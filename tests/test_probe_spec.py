@@ -124,6 +124,48 @@ read  = { method = "GET", path = "/f/{token}", sha256 = "{written_sha256}", equa
     assert (files.write.file_size, files.write.file_field, files.write.headers) == (1024, "doc", (("X-Who", "{visitor}"),))
 
 
+ISSUE_22_EXAMPLE = """\
+[app]
+process = "web"            # Procfile line (default "web")
+instances = 3              # default 3; at least 2
+ready = "/"                # GET path answering below 500 once an instance is up (default "/")
+ready_timeout = 60         # seconds an instance may take to answer ready (default 60)
+settle = 1.0               # seconds a failed read is retried before it counts (default 1.0), so eventual consistency is not convicted
+[app.env]                  # extra environment for every instance
+SECRET_KEY = "same-for-all"
+
+[backing]
+redis = true               # factor6 starts its Valkey and gives each instance REDIS_URL, HOST_REDIS and PORT_REDIS
+
+[[probe]]                  # one or more
+name = "records"
+write = { method = "POST", path = "/posts", json = { title = "{token}" }, expect = [200, 201], capture = { id = "json:id" } }
+read  = { method = "GET", path = "/posts/{id}", expect = [200], contains = "{token}" }
+unique = "json:id"         # optional: a captured value no two acknowledged writes may share
+"""
+
+
+def test_issue_22s_example_loads_as_written(tmp_path):
+    (tmp_path / "Procfile").write_text("web: exec serve $PORT\n")
+    (tmp_path / "factor6.toml").write_text(ISSUE_22_EXAMPLE)
+    loaded = load(tmp_path)
+    assert loaded.app == spec.AppSpec(tmp_path, "exec serve $PORT", env=(("SECRET_KEY", "same-for-all"),))
+    assert loaded.probes == (spec.Probe(
+        "records", (), Step("POST", "/posts", json={"title": "{token}"}, expect=(200, 201), capture=(("id", "json:id"),)),
+        Step("GET", "/posts/{id}", contains="{token}"), "json:id"),)
+
+
+@pytest.mark.parametrize("unique", ['"json:id"', '"id"', '"{id}"'])
+def test_unique_is_a_source_or_a_name_the_write_captures(unique):
+    _, _, (probe,) = parse(PROBE + GOOD_WRITE + GOOD_READ + f"unique = {unique}\n")
+    assert probe.unique == "json:id"
+
+
+def test_an_unknown_key_near_a_known_one_gets_a_guess():
+    with pytest.raises(SpecError, match=r"^factor6.toml:2: app.ready_timout: unknown key; did you mean ready_timeout\?"):
+        parse("[app]\nready_timout = 5\n")
+
+
 # Refusals: one line, file:line: key: reason ------------------------------------------------------------------------
 
 PROBE = '[[probe]]\nname = "p"\n'

@@ -16,7 +16,7 @@ A mistake is refused before anything starts, in one line naming the file, the li
     ...       'read = { method = "GET", path = "/posts/{id}" }\\n', "factor6.toml")
     Traceback (most recent call last):
     ...
-    bench.probe.spec.SpecError: factor6.toml:3: probe 'posts' write.captur: unknown key (known: method, path, ...)
+    bench.probe.spec.SpecError: factor6.toml:3: probe 'posts' write.captur: unknown key; did you mean capture? (known: ...)
 
 The shape is issue 22's; docs/reference/factor6-toml.md lists every key. Without a factor6.toml the
 spec has no probes (zero-config: factor6 looks for state on its own). The command is the Procfile's
@@ -24,6 +24,7 @@ line for the process (``web``), run through ``sh`` as honcho runs it, unless ``c
 """
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -202,7 +203,9 @@ class _Reader:
     def known(self, table, keys, path):
         for key in table:
             if key not in keys:
-                raise self.fail(path + (key,), f"unknown key (known: {', '.join(keys)})")
+                close = difflib.get_close_matches(key, keys, n=1)
+                guess = f"; did you mean {close[0]}?" if close else ""
+                raise self.fail(path + (key,), f"unknown key{guess} (known: {', '.join(keys)})")
 
     def app(self, app):
         settings = {}
@@ -385,12 +388,13 @@ class _Reader:
             raise self.fail(path, "a capture with no source: " + str(exc)) from None
 
     def source(self, value, write, path, captures=None):
-        """A capture source, or the source of a name the step captures (``unique = "id"``)."""
+        """A capture source, or the source of a name the step captures (``unique = "id"`` or ``"{id}"``)."""
         if value is None:
             return None
         captures = dict(write.capture) if write else captures
-        if isinstance(value, str) and value in captures and ":" not in value and value not in ("body", "sha256", "status"):
-            return captures[value]
+        name = value[1:-1] if isinstance(value, str) and re.fullmatch(r"\{\w+\}", value) else value
+        if isinstance(name, str) and name in captures and name not in ("body", "sha256", "status"):
+            return captures[name]
         return self.checked(value, path)
 
     def bound(self, steps):

@@ -223,11 +223,12 @@ def request_for(step, bindings, rng):
     >>> kw = request_for(Step("PUT", "/files/a", file_size=4, file_field="doc"), bindings, random.Random(0))
     >>> kw["files"]["doc"][1], bindings["written_sha256"][:12]
     (b'\\xcd\\x07,\\xd8', '2dbfcfe6524f')
-    >>> request_for(Step("GET", "{next}"), {"next": "http://127.0.0.1:5001/posts/7?x=1"}, rng=None)["path"]
-    '/posts/7?x=1'
+    >>> [request_for(Step("GET", "{next}"), {"next": next}, rng=None)["path"]
+    ...  for next in ("http://127.0.0.1:5001/posts/7?x=1", "posts/7", "/posts/7#top", "")]
+    ['/posts/7?x=1', '/posts/7', '/posts/7', '/']
     """
     path = urlsplit(render(step.path, bindings))
-    kwargs = {"method": step.method, "path": urlunsplit(("", "", path.path or "/", path.query, "")),
+    kwargs = {"method": step.method, "path": urlunsplit(("", "", "/" + path.path.lstrip("/"), path.query, "")),
               "headers": {render(name, bindings): render(value, bindings) for name, value in step.headers},
               "allow_redirects": False}
     if step.json is not None:
