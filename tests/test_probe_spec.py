@@ -249,6 +249,39 @@ def test_a_bad_spec_is_refused_in_one_line_naming_file_line_and_key(tmp_path, te
     assert reason in message
 
 
+def spec_text(layout, bad_probe, bad_step):
+    """Two probes of two setup steps, a write and a read each, with ``bogus = 1`` in one step, in one of three layouts:
+    inline tables, a setup list over several lines, or sub-tables ([[probe.setup]], [probe.write])."""
+    lines = []
+    for index in range(2):
+        lines += ["", "[[probe]]", f'name = "p{index}"', "# write = { bogus = 1 } in a comment is no key"]
+        fields = {step: f'method = "GET", path = "/{step}"' + (", bogus = 1" if (index, step) == (bad_probe, bad_step)
+                                                                else "")
+                  for step in ("setup0", "setup1", "write", "read")}
+        if layout == "tables":
+            for step, key in (("setup0", "[[probe.setup]]"), ("setup1", "[[probe.setup]]"), ("write", "[probe.write]"),
+                              ("read", "[probe.read]")):
+                lines += [key, *fields[step].split(", ")]
+            continue
+        if layout == "inline":
+            lines += [f"setup = [{{ {fields['setup0']} }}, {{ {fields['setup1']} }}]"]
+        else:
+            lines += ["setup = [", f"  {{ {fields['setup0']} }},", f"  {{ {fields['setup1']} }},", "]"]
+        lines += [f"write = {{ {fields['write']} }}", f"read = {{ {fields['read']} }}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("layout", ["inline", "list", "tables"])
+@pytest.mark.parametrize("bad_probe", [0, 1])
+@pytest.mark.parametrize("bad_step", ["setup0", "setup1", "write", "read"])
+def test_the_line_named_is_the_bad_keys_in_every_layout(layout, bad_probe, bad_step):
+    text = spec_text(layout, bad_probe, bad_step)
+    line = next(number for number, content in enumerate(text.splitlines(), 1) if "bogus" in content and "#" not in content)
+    step = f"setup[{bad_step[-1]}]" if bad_step.startswith("setup") else bad_step
+    with pytest.raises(SpecError, match=rf"^factor6.toml:{line}: probe 'p{bad_probe}' {re.escape(step)}.bogus: unknown"):
+        parse(text)
+
+
 @pytest.mark.parametrize("procfile, arguments, expected", [
     (None, {}, r"Procfile: no such file \(or give --command"),
     ("worker: exec w\n", {}, r"Procfile has no 'web' process type \(it has worker\)"),
