@@ -177,8 +177,8 @@ REFUSALS = {
     "unknown probe key": (PROBE + GOOD_WRITE + GOOD_READ + 'uniq = "json:id"\n', 5, "probe 'p' uniq", "unknown key"),
     "bad placeholder": (PROBE + GOOD_WRITE + 'read = { method = "GET", path = "/p/{post id}" }\n', 4,
                         "probe 'p' read.path", "bad placeholder '{post id}'"),
-    "lone brace": (PROBE + GOOD_WRITE + 'read = { method = "GET", path = "/p", contains = \'{"id": "{id}"\' }\n', 4,
-                   "probe 'p' read.contains", "lone '{'"),
+    "placeholder with a dash": (PROBE + GOOD_WRITE + 'read = { method = "GET", path = "/p", contains = "{post-id}" }\n', 4,
+                                "probe 'p' read.contains", "bad placeholder '{post-id}'"),
     "placeholder nothing captures": (PROBE + GOOD_WRITE + 'read = { method = "GET", path = "/p/{pid}" }\n', 4,
                                      "probe 'p' read.path", "nothing captures 'pid'"),
     "placeholder captured later": (PROBE + 'setup = { method = "GET", path = "/{id}" }\n' + GOOD_WRITE + GOOD_READ, 3,
@@ -364,7 +364,7 @@ def test_a_source_that_names_nothing_is_refused(source):
         check_source(source)
 
 
-@pytest.mark.parametrize("template", ["{", "}", "a}b", "{a", "{}", "{1x}", "{a.b}", "{a:>3}", "{a!r}", "{ a }"])
+@pytest.mark.parametrize("template", ["{1x}", "{a.b}", "{a:>3}", "{a!r}", "{ a }", "{a-b}", "x{é}"])
 def test_a_bad_placeholder_is_refused_by_placeholders_and_render(template):
     with pytest.raises(ValueError):
         placeholders(template)
@@ -373,6 +373,20 @@ def test_a_bad_placeholder_is_refused_by_placeholders_and_render(template):
 
 
 SETTINGS = settings(max_examples=60, deadline=None)
+@pytest.mark.parametrize("template, text", [
+    ('{"ok": true}', '{"ok": true}'), ("{'a': 1}", "{'a': 1}"), ("{}", "{}"), ("{", "{"), ("a}b", "a}b"),
+    ('{"who": "{visitor}", "tags": []}', '{"who": "ana", "tags": []}'), ("{{visitor}}", "{visitor}"),
+])
+def test_braces_around_json_or_nothing_are_text(template, text):
+    assert render(template, {"visitor": "ana"}) == text
+
+
+def test_a_json_literal_in_contains_is_accepted_and_judged():
+    _, _, (probe,) = parse(PROBE + GOOD_WRITE + 'read = { method = "GET", path = "/p/{id}", contains = \'{"id":"{id}"}\' }\n')
+    assert judge(probe.read, 200, {}, b'{"id":"7"}', {"id": "7"}) is None
+    assert judge(probe.read, 200, {}, b'{"id":"8"}', {"id": "7"}) == """body lacks '{"id":"7"}'"""
+
+
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
 TEXTS = st.text(st.characters(exclude_categories=("Cs",)), max_size=10)
 

@@ -17,7 +17,8 @@
 
 A placeholder is ``{name}``: ``{token}`` (fresh per write), ``{visitor}`` (stable per visitor),
 ``{written_sha256}`` (the SHA-256 of the last ``file`` body sent) or a name captured by an earlier
-step. ``{{`` and ``}}`` are literal braces. Captured values are strings, inserted as they are.
+step. ``{{`` and ``}}`` are single braces; braces around quoted text (JSON) are text. Captured values are
+strings, inserted as they are.
 
 A capture source names a value in an answer: ``json:a.b.0`` (a dotted path into the JSON body; a
 number indexes a list), ``header:Location``, ``body`` (the whole body as text), ``sha256`` (of the
@@ -33,10 +34,36 @@ TOKEN, VISITOR, WRITTEN_SHA256 = "token", "visitor", "written_sha256"
 RESERVED = (TOKEN, VISITOR, WRITTEN_SHA256)  # names factor6 binds; no capture may take them
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an HTTP header name (RFC 9110's token)
-# A literal brace pair, a placeholder, or a brace on its own (an error).
-PART = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+PART = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")  # a literal brace pair, or braces around text (maybe a placeholder)
 SOURCES = ("json:<dotted.path>", "header:<Name>", "body", "sha256", "status")
 SHORT = 60  # characters of a value quoted in a reason
+
+
+def parts(template):
+    """One string as (text, name) pairs: literal text, then the placeholder after it (None at the end).
+
+    Braces around a name are a placeholder; around quoted text or nothing (JSON: ``{"ok": true}``, ``{}``) they
+    are text; ``{{`` and ``}}`` are single braces. Anything else in braces is a bad placeholder (ValueError).
+
+    >>> parts('/p/{id}?q={{x}}')
+    [('/p/', 'id'), ('?q={x}', None)]
+    >>> parts('{"user": "{visitor}", "tags": {}}')
+    [('{"user": "', 'visitor'), ('", "tags": {}}', None)]
+    """
+    pairs, text, at = [], "", 0
+    for match in PART.finditer(template):
+        inside = match[1]
+        if inside is not None and not NAME.fullmatch(inside):
+            if inside and '"' not in inside and "'" not in inside:
+                raise ValueError(f"bad placeholder {match[0]!r}: a placeholder is {{name}} (letters, digits, _); "
+                                 "write {{ and }} for literal braces")
+            continue  # braces around JSON-like text are text
+        text += template[at:match.start()] + (match[0][0] if inside is None else "")
+        at = match.end()
+        if inside is not None:
+            pairs.append((text, inside))
+            text = ""
+    return pairs + [(text + template[at:], None)]
 
 
 def placeholders(template):
@@ -44,30 +71,15 @@ def placeholders(template):
 
     >>> placeholders("/posts/{id}?by={visitor}")
     ('id', 'visitor')
-    >>> placeholders({"user": {"name": "{visitor}", "tags": ["{token}", 3]}, "{{literal}}": True})
+    >>> placeholders({"user": {"name": "{visitor}", "tags": ["{token}", 3]}, "{{literal}}": True, "x": '{"a": 1}'})
     ('visitor', 'token')
-    >>> placeholders('{"user": "{visitor}"}')
-    Traceback (most recent call last):
-    ...
-    ValueError: lone '{' at character 1: a placeholder is {name}; write {{ or }} for a literal brace
     >>> placeholders("/posts/{post id}")
     Traceback (most recent call last):
     ...
-    ValueError: bad placeholder '{post id}': a placeholder is {name} (letters, digits, _); write {{ or }} for a literal brace
+    ValueError: bad placeholder '{post id}': a placeholder is {name} (letters, digits, _); write {{ and }} for literal braces
     """
     if isinstance(template, str):
-        names = []
-        for match in PART.finditer(template):
-            if match.group() in ("{{", "}}"):
-                continue
-            if match.group(1) is None:
-                raise ValueError(f"lone {match.group()!r} at character {match.start() + 1}: a placeholder is {{name}}; "
-                                 "write {{ or }} for a literal brace")
-            if not NAME.fullmatch(match.group(1)):
-                raise ValueError(f"bad placeholder {match.group()!r}: a placeholder is {{name}} (letters, digits, _); "
-                                 "write {{ or }} for a literal brace")
-            names.append(match.group(1))
-        return tuple(names)
+        return tuple(name for _, name in parts(template) if name)
     if isinstance(template, dict):
         return tuple(name for key, value in template.items() for name in placeholders(key) + placeholders(value))
     if isinstance(template, (list, tuple)):
@@ -86,21 +98,18 @@ def render(template, bindings):
     KeyError: 'id'
     """
     if isinstance(template, str):
-        placeholders(template)  # a bad one is a ValueError here too, not a silent literal
-
-        def value(match):
-            if match.group() in ("{{", "}}"):
-                return match.group()[0]
-            if bindings.get(match.group(1)) is None:
-                raise KeyError(match.group(1))
-            return str(bindings[match.group(1)])
-
-        return PART.sub(value, template)
+        return "".join(text + (value_of(name, bindings) if name else "") for text, name in parts(template))
     if isinstance(template, dict):
         return {render(key, bindings): render(value, bindings) for key, value in template.items()}
     if isinstance(template, (list, tuple)):
         return [render(item, bindings) for item in template]
     return template
+
+
+def value_of(name, bindings):
+    if bindings.get(name) is None:
+        raise KeyError(name)
+    return str(bindings[name])
 
 
 def check_source(source):
