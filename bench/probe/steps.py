@@ -17,8 +17,8 @@
 
 A placeholder is ``{name}``: ``{token}`` (fresh per write), ``{visitor}`` (stable per visitor),
 ``{written_sha256}`` (the SHA-256 of the last ``file`` body sent) or a name captured by an earlier
-step. ``{{`` and ``}}`` are single braces; braces around quoted text (JSON) are text. Captured values are
-strings, inserted as they are.
+step. Braces around quoted text or nothing (JSON) are text. Captured values are strings, inserted as
+they are.
 
 A capture source names a value in an answer: ``json:a.b.0`` (a dotted path into the JSON body; a
 number indexes a list), ``header:Location``, ``body`` (the whole body as text), ``sha256`` (of the
@@ -34,7 +34,7 @@ TOKEN, VISITOR, WRITTEN_SHA256 = "token", "visitor", "written_sha256"
 RESERVED = (TOKEN, VISITOR, WRITTEN_SHA256)  # names factor6 binds; no capture may take them
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an HTTP header name (RFC 9110's token)
-PART = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")  # a literal brace pair, or braces around text (maybe a placeholder)
+PART = re.compile(r"\{([^{}]*)\}")  # braces around text: a placeholder when the text is a name
 SOURCES = ("json:<dotted.path>", "header:<Name>", "body", "sha256", "status")
 SHORT = 60  # characters of a value quoted in a reason
 
@@ -42,28 +42,23 @@ SHORT = 60  # characters of a value quoted in a reason
 def parts(template):
     """One string as (text, name) pairs: literal text, then the placeholder after it (None at the end).
 
-    Braces around a name are a placeholder; around quoted text or nothing (JSON: ``{"ok": true}``, ``{}``) they
-    are text; ``{{`` and ``}}`` are single braces. Anything else in braces is a bad placeholder (ValueError).
+    Braces around a name are a placeholder; braces around quoted text or nothing are text, so JSON
+    (``{"ok": true}``, ``{}``, nested objects) needs no escapes. Anything else in braces is a bad placeholder.
 
-    >>> parts('/p/{id}?q={{x}}')
-    [('/p/', 'id'), ('?q={x}', None)]
-    >>> parts('{"user": "{visitor}", "tags": {}}')
-    [('{"user": "', 'visitor'), ('", "tags": {}}', None)]
+    >>> parts('/p/{id}?q=1')
+    [('/p/', 'id'), ('?q=1', None)]
+    >>> parts('{"user": {"name": "{visitor}"}, "tags": {}}')
+    [('{"user": {"name": "', 'visitor'), ('"}, "tags": {}}', None)]
     """
-    pairs, text, at = [], "", 0
+    pairs, at = [], 0
     for match in PART.finditer(template):
         inside = match[1]
-        if inside is not None and not NAME.fullmatch(inside):
-            if inside and '"' not in inside and "'" not in inside:
-                raise ValueError(f"bad placeholder {match[0]!r}: a placeholder is {{name}} (letters, digits, _); "
-                                 "write {{ and }} for literal braces")
-            continue  # braces around JSON-like text are text
-        text += template[at:match.start()] + (match[0][0] if inside is None else "")
-        at = match.end()
-        if inside is not None:
-            pairs.append((text, inside))
-            text = ""
-    return pairs + [(text + template[at:], None)]
+        if NAME.fullmatch(inside):
+            pairs.append((template[at:match.start()], inside))
+            at = match.end()
+        elif inside and '"' not in inside and "'" not in inside:
+            raise ValueError(f"bad placeholder {match[0]!r}: a placeholder is {{name}} (letters, digits, _)")
+    return pairs + [(template[at:], None)]
 
 
 def placeholders(template):
@@ -71,12 +66,12 @@ def placeholders(template):
 
     >>> placeholders("/posts/{id}?by={visitor}")
     ('id', 'visitor')
-    >>> placeholders({"user": {"name": "{visitor}", "tags": ["{token}", 3]}, "{{literal}}": True, "x": '{"a": 1}'})
+    >>> placeholders({"user": {"name": "{visitor}", "tags": ["{token}", 3]}, "{}": True, "x": '{"a": {"b": 1}}'})
     ('visitor', 'token')
     >>> placeholders("/posts/{post id}")
     Traceback (most recent call last):
     ...
-    ValueError: bad placeholder '{post id}': a placeholder is {name} (letters, digits, _); write {{ and }} for literal braces
+    ValueError: bad placeholder '{post id}': a placeholder is {name} (letters, digits, _)
     """
     if isinstance(template, str):
         return tuple(name for _, name in parts(template) if name)
@@ -90,8 +85,8 @@ def placeholders(template):
 def render(template, bindings):
     """``template`` with each ``{name}`` replaced by ``bindings[name]``, also inside nested dicts and lists.
 
-    >>> render({"title": "{token}", "tags": ["by {visitor}", 7], "{{raw}}": None}, {"token": "t1", "visitor": "ana"})
-    {'title': 't1', 'tags': ['by ana', 7], '{raw}': None}
+    >>> render({"title": "{token}", "tags": ["by {visitor}", 7], "note": '{"a": {}}'}, {"token": "t1", "visitor": "ana"})
+    {'title': 't1', 'tags': ['by ana', 7], 'note': '{"a": {}}'}
     >>> render("/posts/{id}", {})
     Traceback (most recent call last):
     ...
