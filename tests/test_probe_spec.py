@@ -45,7 +45,10 @@ def test_each_example_loads_with_a_web_line_using_port_and_a_short_readme(app_di
     loaded = load(app_dir)
     assert loaded.file == app_dir / "factor6.toml" and loaded.probes
     assert loaded.app.process == "web" and loaded.app.names_port and loaded.app.instances == 3
-    assert 3 <= len([line for line in (app_dir / "README.md").read_text().splitlines() if line.strip()]) <= 6
+    readme = (app_dir / "README.md").read_text()
+    assert 3 <= len(readme.splitlines()) <= 6 and f"scripts/probe examples/{app_dir.name}" in readme
+    sources = [path.read_text() for path in app_dir.iterdir() if path.suffix in (".py", ".js")]
+    assert any("127.0.0.1" in text for text in [loaded.app.command, *sources]), "listens on 127.0.0.1 only"
     for probe in loaded.probes:
         assert probe.read.method == "GET" and probe.write.method in ("POST", "PUT")
 
