@@ -206,11 +206,26 @@ def judge(step, status, headers, body, bindings):
         wanted, found = render(template, bindings), capture(source, status, headers, body)
         if found is None:
             return f"no {source} in the answer (wanted {short(wanted)!r})"
-        if found != wanted:
+        if not same(found, wanted):
             return f"{source} is {short(found)!r}, not {short(wanted)!r}"
     if step.sha256 is not None and hashlib.sha256(raw(body)).hexdigest() != render(step.sha256, bindings).lower():
         return "sha256 differs"
     return None
+
+
+def same(found, wanted):
+    """Whether a captured value is the one wanted: the same text, or the same number (``1`` and ``1.0``).
+
+    >>> same("7", "7"), same("1", "1.0"), same("1e3", "1000"), same("true", "1"), same("x", "y")
+    (True, True, True, False, False)
+    """
+    if found == wanted:
+        return True
+    try:
+        numbers = json.loads(found), json.loads(wanted)
+    except ValueError:
+        return False
+    return all(type(number) in (int, float) for number in numbers) and numbers[0] == numbers[1]
 
 
 def request_for(step, bindings, rng):
