@@ -310,6 +310,14 @@ def test_a_file_not_utf8_is_refused_in_one_line(tmp_path, name):
         load(tmp_path)
 
 
+def test_a_process_the_spec_names_and_the_procfile_lacks_is_refused_at_its_line(tmp_path):
+    (tmp_path / "Procfile").write_text("web: exec a $PORT\n")
+    (tmp_path / "factor6.toml").write_text('[app]\ninstances = 2\nprocess = "api"\n')
+    with pytest.raises(SpecError, match=rf"^{re.escape(str(tmp_path))}/factor6.toml:3: app.process: .*Procfile has no 'api'"):
+        load(tmp_path)
+    assert load(tmp_path, process="web").app.process == "web"
+
+
 def test_a_missing_app_dir_is_refused(tmp_path):
     with pytest.raises(SpecError, match="no such directory"):
         load(tmp_path / "nowhere")

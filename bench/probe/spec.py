@@ -123,7 +123,8 @@ def load(app_dir, command=None, process=None, instances=None):
     if not app_dir.is_dir():
         raise SpecError(f"{app_dir}: no such directory (APP_DIR holds the app's Procfile and factor6.toml)")
     file = app_dir / SPEC_FILE
-    settings, redis, probes = parse(text_of(file), str(file)) if file.is_file() else ({}, False, ())
+    text = text_of(file) if file.is_file() else ""
+    settings, redis, probes = parse(text, str(file))
     if process is not None:
         if not PROCESS.fullmatch(process):
             raise SpecError(f"--process: {process!r} is no Procfile process name (letters, digits, _ and -)")
@@ -145,6 +146,8 @@ def load(app_dir, command=None, process=None, instances=None):
         try:
             line = command_of(procfile, name)
         except ValueError as exc:
+            if process is None and "process" in settings:  # factor6.toml named it: point at that line
+                raise SpecError.at(file, line_of(text, ("app", "process")), "app.process", exc) from None
             raise SpecError(str(exc)) from None
         except AssertionError as exc:  # honcho's parser asserts that no process type is named twice
             raise SpecError(f"{procfile}: {exc}") from None
