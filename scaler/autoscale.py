@@ -14,6 +14,10 @@ once; ``AUTOSCALE_LOG`` gets every decision, holds included, as a JSON line with
 its inputs. The count is written on every sample: while an autoscaler runs, it
 owns the count. Its lease, ``factor6:autoscale``, keeps a second autoscaler idle
 and makes ``scripts/scale`` refuse, rather than set a count undone a moment later.
+
+On an orchestrator the count is applied by ``apply``, a callable the harness
+passes in (bench/harness/swarm_autoscale.py: ``docker service scale``); what it
+returns is recorded beside the decision. This package never imports Docker.
 """
 import json
 import logging
@@ -50,8 +54,10 @@ def read_sample(url, now, timeout=1.0):
 class Autoscaler:
     """Decides on each sample, writes each change, logs each decision."""
 
-    def __init__(self, config, client):
-        self.config, self.client = config, client
+    def __init__(self, config, client, apply=None):
+        """``apply(count) -> dict``: None on honcho (the scaler applies the count), else it applies the count
+        itself and returns what to record with the decision (the tasks running, the command)."""
+        self.config, self.client, self.apply = config, client, apply
         self.policy = Policy.from_config(config)
         self.desired, self.lease = Desired(client), Lease(client, AUTOSCALE_KEY, ttl=max(3.0, 4 * config.interval))
         self.state, self.shown_kind = None, None
@@ -80,6 +86,7 @@ class Autoscaler:
         self.state, decision = decide(self.policy, self.state, read_sample(self.config.metrics_url, now))
         # Written every time, not on change only: the scaler clears the count when it starts.
         self.desired.set(self.state.desired)
+        applied = self.apply(self.state.desired) if self.apply else {}
         wall = time.time()
         line = None
         if decision.action != HOLD or decision.kind != self.shown_kind:
@@ -87,7 +94,7 @@ class Autoscaler:
             line = (f"{clock(wall)} {decision.action} {decision.previous} -> {decision.desired}: {decision.reason}"
                     f" | {sample.rate_rps:.0f} rps, p95 {sample.p95_ms or 0:.0f} ms, cpu {sample.cpu_percent:.0f}%")
             self.shown_kind = decision.kind
-        self.record({**decision.to_dict(), "time": wall}, line)
+        self.record({**decision.to_dict(), "time": wall, **applied}, line)
 
     def stop(self):
         try:
@@ -114,10 +121,15 @@ def main(env=os.environ):
         return 0
     log.info("web between %d and %d, %g in flight per instance; metrics from %s", config.minimum, config.maximum,
              config.target, config.metrics_url)
-    autoscaler = Autoscaler(config, connect(config.redis_url))
+    run(Autoscaler(config, connect(config.redis_url)), stopping)
+    return 0
+
+
+def run(autoscaler, stopping):
+    """A decision every AUTOSCALE_INTERVAL until ``stopping`` (a threading.Event) is set, then the lease let go."""
     psutil.cpu_percent(None)  # the first reading only starts the measurement
     failing = False
-    while not stopping.wait(config.interval):
+    while not stopping.wait(autoscaler.config.interval):
         try:
             autoscaler.step(time.monotonic())
             if failing:
@@ -129,7 +141,6 @@ def main(env=os.environ):
                 log.warning("no decision: %s", exc)
             failing = True
     autoscaler.stop()
-    return 0
 
 
 if __name__ == "__main__":

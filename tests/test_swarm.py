@@ -69,11 +69,13 @@ def test_docker_stack_deploy_takes_the_compose_file_as_written(engine):
 
 # -- scripts/check --engine swarm --------------------------------------------------------------
 
-def check(tmp_path, *args, engine="swarm"):
-    """scripts/check on a Docker formation; skips, in one line, where its engine cannot run."""
+def check(tmp_path, *args, engine="swarm", env=None):
+    """scripts/check on a Docker formation (4 web tasks unless ``args`` say otherwise), with ``env`` over this
+    environment; skips, in one line, where its engine cannot run."""
     out = tmp_path / "report"
     done = subprocess.run([str(ROOT / "scripts/check"), "--engine", engine, "--web", "4", "--report-dir", str(out),
-                           *args], cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=1500)
+                           *args], cwd=ROOT, env=process_env(**(env or {})), capture_output=True, text=True,
+                          timeout=1500)
     skipped = [line for line in done.stdout.splitlines() if line.startswith(f"--engine {engine} skipped: ")]
     if skipped:
         pytest.skip(skipped[0])

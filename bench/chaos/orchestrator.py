@@ -12,7 +12,7 @@ The schedule, its seeded streams and the journal are the chaos engine's
 - ``term``: ``docker stop`` (SIGTERM, SIGKILL 10 s later); replaced the same way.
 - ``reload``: ``docker kill --signal HUP``: the container's init passes it to gunicorn, which reloads.
 - ``freeze``: ``docker pause``, ``docker unpause`` ``freeze_s`` later (a ``thaw`` follow-up).
-- ``scale``: ``docker service scale`` of the web service to one more task, or back to ``web``.
+- ``scale``: ``docker service scale`` of the web service to one more task, or back to ``web``. Skipped while an autoscaler owns the count (``--autoscale``).
 - ``rolling``: ``docker service update --force`` of the web service: every task replaced, one at a time.
 - ``redis-kill``, ``redis-restart``, ``redis-freeze``: kill, stop or pause the Valkey task's container;
   its volume keeps the append-only file for the replacement.
@@ -94,10 +94,11 @@ class TaskFaults:
     """The process and backing families of a SwarmChaos: actions on the stack's containers and services."""
 
     def __init__(self, client, stack, redis_client, record, background, stopping, choice, web, freeze_s,
-                 recovery_timeout):
+                 recovery_timeout, autoscaled=False):
         self.client, self.stack, self.registry = client, stack, Registry(redis_client)
         self.record, self.background, self.stopping, self.choice = record, background, stopping, choice
         self.web, self.freeze_s, self.recovery_timeout = web, freeze_s, recovery_timeout
+        self.autoscaled = autoscaled  # an autoscaler owns the web count: ``scale`` is not ours to make
         self.events = Events(client, stack)
         self.busy = set()  # containers paused, or being stopped: not a target until replaced
         self.redis_down = False  # one Redis fault at a time, until its replacement is healthy or it thaws
@@ -218,6 +219,8 @@ class TaskFaults:
         return self.client.services.get(f"{self.stack}_{kind}")
 
     def scale(self):
+        if self.autoscaled:  # as scripts/scale refuses while an autoscaler runs
+            return self.record("scale", "web", None, "skipped: the autoscaler sets the web count")
         web = self.service("web")
         replicas = web.attrs["Spec"]["Mode"]["Replicated"]["Replicas"]
         wanted = self.web + 1 if replicas <= self.web else self.web
@@ -249,12 +252,12 @@ class TaskFaults:
 class SwarmChaos(ChaosMonkey):
     """The chaos engine acting through Docker on the stack ``stack`` (see the module docstring)."""
 
-    def __init__(self, client, stack, redis_client, web, **kwargs):
+    def __init__(self, client, stack, redis_client, web, autoscaled=False, **kwargs):
         super().__init__(redis_client, **kwargs)
         self._stopped = False
         self._processes = self.backing = TaskFaults(
             client, stack, redis_client, self._record, self._in_background, self._stopping, self._choice, web,
-            kwargs.get("freeze_s", 3.0), self.recovery_timeout)
+            kwargs.get("freeze_s", 3.0), self.recovery_timeout, autoscaled)
 
     def stop(self):
         """Once, from the run's timer or the formation's stop, whichever comes first."""

@@ -20,7 +20,7 @@ from bench.harness.launch import process_env, start
 from bench.harness.model import ChaosTarget
 from bench.harness.replicated import Replicated
 from bench.paths import BIN
-from bench.runfolder import FORMATION_ENV, FORMATION_LOG, REDIS_DATA, REPLICATION, SCRATCH, write_json
+from bench.runfolder import AUTOSCALE, FORMATION_ENV, FORMATION_LOG, REDIS_DATA, REPLICATION, SCRATCH, write_json
 from scaler.formation import live_instances
 from scaler.processes import free_port, honcho_base_port, stop_tree, wait_until
 from common.redis_client import connect
@@ -43,6 +43,15 @@ def web_state_env(spec):
     """
     return {"SESSION_STORE": spec.session_store, "SECRET_KEY": secrets.token_hex(32),
             "SCRATCH": spec.scratch, "SCRATCH_DIR": spec.report_dir / SCRATCH, "UPLOAD_MAX_BYTES": UPLOAD_MAX_BYTES}
+
+
+def autoscale_env(spec):
+    """The autoscaler's bounds and log (none without --autoscale); its other AUTOSCALE_* settings pass through from
+    the shell. The Swarm formation's autoscaler (bench/harness/swarm_autoscale.py) reads the same."""
+    if not spec.autoscale:
+        return {}
+    return {"AUTOSCALE_MIN": spec.web, "AUTOSCALE_MAX": max(spec.autoscale, spec.web),
+            "AUTOSCALE_LOG": spec.report_dir / AUTOSCALE}
 
 
 def proxy_state_env(spec):
@@ -94,7 +103,7 @@ class HonchoFormation:
         # honcho lets its env file override the shell's, so this file is the formation's whole config.
         env_file.write_text("".join(f"{k}={v}\n" for k, v in {
             "PORT_REDIS": self.redis_port, "REDIS_DATA": out / REDIS_DATA, "PROXY_PORT": self.proxy_port,
-            "HIT_MODE": spec.mode, "WEB_WORKERS": spec.workers, **self.autoscale_env(),
+            "HIT_MODE": spec.mode, "WEB_WORKERS": spec.workers, **autoscale_env(spec),
             "PROXY_STAMP_KEYS": int(spec.hits != "keyless-retried"),
             **web_state_env(spec), **proxy_state_env(spec),
             "REDIS_PERSISTENCE": spec.redis_persistence, **self.client_env,
@@ -125,13 +134,6 @@ class HonchoFormation:
 
     def client(self):
         return connect(self.redis_url, env={**os.environ, **self.client_env})
-
-    def autoscale_env(self):
-        """The autoscaler's bounds and log; its other AUTOSCALE_* settings pass through from the shell."""
-        if not self.spec.autoscale:
-            return {}
-        return {"AUTOSCALE_MIN": self.spec.web, "AUTOSCALE_MAX": max(self.spec.autoscale, self.spec.web),
-                "AUTOSCALE_LOG": self.spec.report_dir / "autoscale.jsonl"}
 
     def exited(self):
         """honcho's exit status once it has stopped (it stops the whole formation when one process exits), else None."""

@@ -36,6 +36,7 @@ from bench.harness.model import ENGINES, CheckSpec, FormationSpec, LoadSpec
 from bench.paths import ROOT
 from bench.verdict.workloads import WORKLOADS
 from bench.verdict.workloads import parse as parse_workloads
+from scaler.config import AutoscaleConfig
 from web.config import HIT_MODES, SCRATCH_MODES, SESSION_STORES
 
 FORMATION = {f.name: f.default for f in dataclasses.fields(FormationSpec)}
@@ -163,6 +164,14 @@ def parse_args(argv=None, env=None):
     values, origins = resolve(p, {k: v for k, v in vars(given).items() if v is not UNSET}, env)
     if values["front"] != "factor6" and (values["autoscale"] or values["hosts"] or values["require_hosts"]):
         p.error(f"--front {values['front']} reads a static list of instances: no --autoscale, no --hosts")
+    if values["autoscale"] and values["engine"] == "compose":
+        p.error("--autoscale: --engine compose has no autoscaler; use --engine swarm (docker service scale)")
+    if values["autoscale"]:
+        try:  # the AUTOSCALE_* settings the autoscaler will read, checked before anything starts
+            AutoscaleConfig.from_env({**env, "AUTOSCALE_MIN": str(values["web"]),
+                                      "AUTOSCALE_MAX": str(max(values["autoscale"], values["web"]))})
+        except ValueError as exc:
+            p.error(f"--autoscale: {exc}")
     if values["front"] != "factor6" and values["proxy_sticky"]:
         p.error(f"--proxy-sticky ({origins['proxy_sticky']}) is this proxy's setting;"
                 f" --front {values['front']} would ignore it")

@@ -13,7 +13,8 @@ The engine is bench/harness/engine.py's: ``dockerd`` in a network namespace
 this machine reaches through one veth, so the published ports are never on
 the machine's own addresses. Chaos runs here, through Docker
 (bench/chaos/orchestrator.py), into the run's chaos journal; Locust's own
-monkey stays idle.
+monkey stays idle. With ``--autoscale``, scaler/autoscale.py's policy runs here
+too and scales the web service through Docker (bench/harness/swarm_autoscale.py).
 
 ``ComposeFormation`` (``--engine compose``) runs the same file and overlay with ``docker-compose up`` on the
 same engine, without chaos.
@@ -29,6 +30,7 @@ from bench.chaos.network import Refused
 from bench.harness.engine import ENGINE_ADDRESS, PROJECT_IMAGE, DockerEngine, Unavailable
 from bench.harness.formation import healthy_backends, proxy_state_env, served, web_state_env
 from bench.harness.model import ChaosTarget
+from bench.harness.swarm_autoscale import SwarmAutoscale
 from bench.packages import Missing, installed
 from bench.paths import ROOT
 from bench.runfolder import CHAOS, FORMATION_LOG
@@ -56,6 +58,7 @@ class SwarmFormation:
         self.deploy_began = None
         self.monkey = None
         self.timer = None
+        self.autoscaling = None  # with --autoscale: bench.harness.swarm_autoscale.SwarmAutoscale
         self._client = None
 
     def client(self):
@@ -80,10 +83,15 @@ class SwarmFormation:
     def start(self, abort=None):
         with open(self.spec.report_dir / FORMATION_LOG, "a") as log:
             self.deploy(log, abort)
+        if self.spec.autoscale:
+            self.autoscaling = SwarmAutoscale(self.spec, self.engine.client.services.get(f"{self.stack}_web"),
+                                              self.proxy_url, self.redis_url)
+            self.autoscaling.start()
         if self.load and self.load.chaos_rate > 0:
             self.monkey = SwarmChaos(self.engine.client, self.stack, self.client(), self.spec.web,
                                      rate=self.load.chaos_rate, mix=self.load.chaos_mix, seed=self.load.seed,
-                                     log_path=self.spec.report_dir / CHAOS, recovery_timeout=60.0)
+                                     log_path=self.spec.report_dir / CHAOS, recovery_timeout=60.0,
+                                     autoscaled=bool(self.spec.autoscale))
             self.monkey.start()
             self.timer = threading.Timer(self.load.duration, self.monkey.stop)
             self.timer.start()
@@ -136,6 +144,8 @@ class SwarmFormation:
             self.timer.cancel()
         if self.monkey:
             self.monkey.stop()
+        if self.autoscaling:
+            self.autoscaling.stop()
         if self._client:
             self._client.close()
         if self.engine:
