@@ -12,7 +12,8 @@ The schedule, its seeded streams and the journal are the chaos engine's
 - ``term``: ``docker stop`` (SIGTERM, SIGKILL 10 s later); replaced the same way.
 - ``reload``: ``docker kill --signal HUP``: the container's init passes it to gunicorn, which reloads.
 - ``freeze``: ``docker pause``, ``docker unpause`` ``freeze_s`` later (a ``thaw`` follow-up).
-- ``scale``: ``docker service scale`` of the web service to one more task, or back to ``web``. Skipped while an autoscaler owns the count (``--autoscale``).
+- ``scale``: ``docker service scale`` of the web service to one more task, or back to ``web``;
+  skipped while an autoscaler owns the count (``--autoscale``).
 - ``rolling``: ``docker service update --force`` of the web service: every task replaced, one at a time.
 - ``redis-kill``, ``redis-restart``, ``redis-freeze``: kill, stop or pause the Valkey task's container;
   its volume keeps the append-only file for the replacement.
