@@ -24,9 +24,11 @@ judged on what it made, and Locust exits with the verdict's status once it is
 written (Locust's ``quitting`` event waits for it). Stopped so before the run
 time it was given, the run is marked ``interrupted``.
 
-Hooks: ``conductor.checks`` holds functions ``check(environment, client)``
-called at each test start before anything is written; one that raises
-``Refused`` stops the run at once with NO VERDICT and its one line.
+Before a run is made, the formation must prove who it is: the instances
+behind the host and the Redis of ``--redis-url`` must name one formation
+(bench/load/identity.py); else ``Refused`` stops the run at once with NO
+VERDICT and one line naming both. ``conductor.abort(reason)`` does the same at
+any time.
 
 A failure in any of its event handlers (Redis away at the start, say) stops
 the run with the reason on the console in one line and exit status 2: never a
@@ -59,7 +61,7 @@ from pathlib import Path
 import gevent
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.load import dashboard, shapes, webui
+from bench.load import dashboard, identity, shapes, webui
 from bench.load import options as plugin_options
 from bench.load.collect import JOURNAL, JOURNAL_COMPLETE, RUN_ID, Streamer
 from bench.load.journal import Journal
@@ -74,7 +76,7 @@ log = logging.getLogger("factor6")
 
 
 class Refused(Exception):
-    """A start-up check's reason to give no verdict at all: the run is stopped at once."""
+    """A start's reason to give no verdict at all (a wrong formation): the run is stopped at once, with it."""
 
 
 class Conductor:
@@ -87,7 +89,6 @@ class Conductor:
         self.client = None  # the formation's Redis, one client for every run
         self.run = None
         self.refusal = None  # the verdict of a start that failed before its run was made
-        self.checks = []  # check(environment, client) at each start; Refused stops the run (see the docstring)
 
     @property
     def options(self):
@@ -160,8 +161,9 @@ class Conductor:
         self.run, self.refusal = None, None
         run_id = self.new_run_id()
         self.client = self.client or connect(self.options.redis_url)
-        for check in self.checks:
-            check(self.env, self.client)
+        wrong = identity.mismatch(self.env.host, self.client, self.options.redis_url)
+        if wrong:  # a ledger from another formation's Redis would convict this one of losing every hit
+            raise Refused(wrong)
         if isinstance(self.env.runner, MasterRunner):
             self.env.runner.send_message(RUN_ID, run_id)  # to every worker, before Locust's spawn message
         self.run = Run(self.env, run_id, self.client, self.report_dir(run_id), self.duration)
@@ -293,6 +295,8 @@ def install(environment):
         if environment.web_ui:
             webui.install_tab(environment.web_ui, plugin.rows, plugin.on_ui_stop)
             plugin_options.refuse_bad_starts(environment.web_ui)
+            webui.refuse_taken_port(environment.web_ui)
+            webui.answer_failed_starts(environment.web_ui, plugin)
             dashboard.install(environment.web_ui, plugin)
     environment.factor6 = plugin
     guard = plugin.guarded if isinstance(plugin, Conductor) else (lambda _what, handler: handler)

@@ -180,7 +180,8 @@ def summary(stats: dict) -> list[str]:
     """What each workload's checker read: one line for the hits, one per other workload."""
     lines = []
     if "applications" in stats:
-        lines.append(f"{stats['operations']:,} hits ({outcomes(stats['outcomes'])}), {stats['applications']:,}"
+        lines.append(f"{stats['operations']:,} hit{'s' * (stats['operations'] != 1)} ({outcomes(stats['outcomes'])}),"
+                     f" {stats['applications']:,}"
                      f" applications, counter {stats['counter_start']} -> {stats['counter_end']}")
     for name, part in stats.get("workloads", {}).items():
         if name == "hits":
