@@ -164,8 +164,9 @@ def parse_args(argv=None, env=None):
     if values["front"] != "factor6" and (values["autoscale"] or values["hosts"] or values["require_hosts"]):
         p.error(f"--front {values['front']} reads a static list of instances: no --autoscale, no --hosts")
     if values["front"] != "factor6" and values["proxy_sticky"]:
-        p.error(f"--proxy-sticky ({origins['proxy_sticky']}) is this proxy's setting;"
-                f" --front {values['front']} would ignore it")
+        given = ("PROXY_STICKY=cookie in the environment" if "environment" in origins["proxy_sticky"]
+                 else "--proxy-sticky")
+        p.error(f"{given} is this proxy's setting; --front {values['front']} would ignore it")
     try:
         values["workload"] = ",".join(parse_workloads(values["workload"]))
     except ValueError as exc:
