@@ -20,52 +20,9 @@ import requests
 from backing.server import binary_version, default_binary, server_info
 from scaler.shared import DESIRED_KEY, read_status
 from tests.procs import ROOT, VENV_BIN, free_port, honcho_base_port, process_env, wait_until
+from tests.support import running, start_backing, start_scaler
 from common.registry import Registry
 from common.schema import COUNTER, SCALER_KEY
-
-
-class Backing:
-    def __init__(self, popen, port, log, data):
-        self.popen, self.port, self.log, self.data = popen, port, log, data
-        self.url = f"redis://127.0.0.1:{port}/0"
-
-    def client(self, **options):
-        return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2,
-                                    **options)
-
-    def server_pid(self):
-        """The supervisor's one child, the server; None while there is none."""
-        children = [c for c in psutil.Process(self.popen.pid).children() if running(c.pid)]
-        assert len(children) <= 1, children
-        return children[0].pid if children else None
-
-    def serving_pid(self, other_than=None):
-        """The server's pid once it answers PING (and is not ``other_than``)."""
-        def serving():
-            pid = self.server_pid()
-            return pid if pid and pid != other_than and self.client().ping() else None
-        return wait_until(serving, timeout=30, what=f"a server on {self.port}")
-
-    def output(self):
-        return self.log.read_text(errors="replace")
-
-
-def running(pid):
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def start_backing(procs, tmp_path, name="backing", port=None, data=None, wait=True, **env):
-    port = port or free_port()
-    data = data or tmp_path / f"{name}-data"
-    log = tmp_path / f"{name}.log"
-    popen = procs.spawn([sys.executable, "-m", "backing"], process_env(PORT_REDIS=port, REDIS_DATA=data, **env), log)
-    service = Backing(popen, port, log, data)
-    if wait:
-        service.serving_pid()
-    return service
 
 
 def test_the_default_server_is_valkey_and_says_so(procs, tmp_path):
@@ -290,8 +247,6 @@ def test_a_formation_under_honcho_rides_through_the_server_being_killed(procs, t
 
 
 def test_the_scaler_and_the_autoscaler_hold_their_count_through_a_frozen_redis(procs, tmp_path):
-    from tests.test_scale import start_scaler  # noqa: PLC0415 - shared helper, imported where used
-
     service = start_backing(procs, tmp_path)
     client = service.client()
     procs.web(service.url, name="web.1", WEB_WORKERS=1)
