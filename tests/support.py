@@ -114,3 +114,13 @@ def verdict_for(redis_client, run, journal):
     """The checker's verdict on ``journal`` against run ``run``'s ledger in Redis."""
     ledger, start, end = read_redis(Source(run=run), redis_client)
     return checker.check(journal, ledger, start, end)
+
+
+def scaler_ticks(client, count):
+    """Waits until the leading scaler, settled, has ticked ``count`` more times: a scaler about to act on what it
+    sees has done so by then (each settled tick reconciles). The count, not a sleep, shows that the time passed."""
+    def settled_ticks():
+        status = read_status(client, SCALER_KEY)
+        return status["ticks"] if status and status["settled"] else None
+    first = wait_until(settled_ticks, timeout=60, what="the scaler settled")
+    wait_until(lambda: (settled_ticks() or 0) >= first + count, timeout=60, what=f"{count} more scaler ticks")

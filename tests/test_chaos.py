@@ -361,7 +361,10 @@ def test_procfile_chaos_type_idles_unless_asked(procs, redis_client, tmp_path, r
                                             "CHAOS_RATE": rate, "CHAOS_MIX": "kill", "CHAOS_SEED": 1},
                           log, processes=["web", "chaos"])
     wait_until(lambda: expected in log.read_text(), timeout=30, what=f"{expected!r} in honcho's log")
-    time.sleep(2)  # honcho would stop everything if the chaos process exited
+    if rate == "0":
+        time.sleep(2)  # idle, nothing to count: honcho would stop everything if the chaos process exited
+    else:  # three decisions made, not a sleep: a chaos process about to exit would have, and honcho with it
+        wait_until(lambda: log.read_text().count(" kill ") >= 3, timeout=30, what="three chaos decisions")
     assert honcho.poll() is None, log.read_text()
     assert (" kill " in log.read_text()) == (rate != "0")
 
