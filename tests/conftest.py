@@ -9,6 +9,8 @@ another, as one xdist group:
 - tests marked ``namespaces`` (tests/support.py's ``needs_namespaces``), as group ``namespaces``: every --hosts
   check sweeps away the namespaces of dead runs, which some of these tests make on purpose.
 
+Real-process tests are handed out first, the in-process (fast) ones last.
+
 A new test file needs nothing more: free ports (``free_port``, ``procs``) and tmp_path keep it apart.
 """
 import pytest
@@ -38,6 +40,9 @@ def pytest_collection_modifyitems(config, items):
         group = shared_by(item)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
+    # Real-process tests first (xdist hands out the largest groups, then tests in this order): the many small
+    # in-process ones come last and fill the gaps, rather than a long check starting when the others are done.
+    items.sort(key=lambda item: item.get_closest_marker("fast") is not None)
 
 
 @pytest.fixture
