@@ -305,7 +305,7 @@ def image_requirements():
     selection = shlex.split(run.split(">")[0])
     assert selection[:2] == ["python", "-c"]
     out = subprocess.run([sys.executable, "-c", selection[2]], cwd=ROOT, capture_output=True, text=True, check=True)
-    return [Requirement(line) for line in out.stdout.split()]
+    return [Requirement(line) for line in out.stdout.splitlines()]  # a line each: a marker has spaces
 
 
 def installed_closure(requirements):
