@@ -74,7 +74,8 @@ def test_hosts_get_the_formations_session_settings_and_one_secret(tmp_path, stor
     verdict = json.loads((out / "verdict.json").read_text())
     if sticky:  # each visitor pinned once (but a sign-in pending at the stop, one per user at most), then kept there
         pins = json.loads((out / "proxy_metrics.json").read_text())["end"]["totals"]["sticky"]
-        assert verdict["stats"]["visitors"] - 6 <= pins["pins"] <= verdict["stats"]["visitors"] < pins["hits"], pins
+        # A sign-in in flight at the stop may be pinned without its visitor counted, or the other way: a few.
+        assert abs(pins["pins"] - verdict["stats"]["visitors"]) <= 6 and verdict["stats"]["visitors"] < pins["hits"], pins
     else:
         assert verdict["vanished"], verdict["counts"]
 
