@@ -6,6 +6,7 @@
 
 Test modules import from here (and tests/procs.py, tests/relay.py), never from one another.
 """
+import re
 import subprocess
 import sys
 
@@ -45,9 +46,23 @@ def needs_namespaces(test):
 
 
 def links():
-    """The network links in the machine's own namespace, by name."""
+    """The network links in the machine's own namespace, by name (a Docker engine's veth left out: see below)."""
     return sorted(line.split(":")[1].strip() for line in subprocess.run(
-        ["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout.splitlines())
+        ["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout.splitlines()
+        if not ENGINE_LINK.search(line))
+
+
+# A Docker engine of another test (bench/harness/engine.py) adds its veth (f6d<pid>), routes and qdiscs on it,
+# and an nft table (factor6_docker_<pid>) to the machine while it runs: a snapshot of the machine's network
+# taken by a --hosts or network-fault test leaves them out, as they come and go with that other test.
+ENGINE_LINK = re.compile(r"\bf6d\d+\b")
+ENGINE_TABLE = re.compile(r"^table \w+ factor6_docker_\d+ \{\n.*?^\}\n", re.M | re.S)
+
+
+def without_engine(text):
+    """``text`` (ip, tc or nft output) without the lines or nft tables of a running Docker engine."""
+    text = ENGINE_TABLE.sub("", text)
+    return "".join(line for line in text.splitlines(keepends=True) if not ENGINE_LINK.search(line))
 
 
 # -- the backing service ---------------------------------------------------------------------

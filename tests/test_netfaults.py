@@ -20,7 +20,7 @@ from bench.harness.netns import Network, namespaces, remove_leftovers
 from bench.runfolder import CHAOS, HOSTS_JSON, JOURNAL, VERDICT_JSON, read_json, read_jsonl
 from bench.benchmarks.stats import hit_latencies, percentile
 from tests.procs import ROOT, process_env
-from tests.support import NAMESPACES_REFUSED, links, needs_namespaces, tool
+from tests.support import NAMESPACES_REFUSED, links, needs_namespaces, tool, without_engine
 
 # Run on the load host: the status and seconds of /readyz, then /healthz, straight from one web instance.
 PROBE_WEB = """
@@ -77,7 +77,7 @@ def nft_tables(netns, nft):
 def machine_state(nft):
     """What a run must leave as it found it in the machine's own namespace."""
     def out(*argv):
-        return subprocess.run(argv, capture_output=True, text=True).stdout
+        return without_engine(subprocess.run(argv, capture_output=True, text=True).stdout)
     return {"links": links(), "qdiscs": out(tool("tc", "iproute2"), "qdisc", "show"),
             "routes": out("ip", "route", "show", "table", "all"), "rules": out("ip", "rule", "show"),
             "nft": out(nft, "list", "ruleset")}

@@ -10,6 +10,7 @@
     $ .venv/bin/python -m bench.benchmarks.scaling      # hits/s, p99 and efficiency for N = 1..16 (docs/scaling.png)
     $ .venv/bin/python -m bench.benchmarks.exactly_once # keyed hits against keyless, and the script against INCR
     $ .venv/bin/python -m bench.benchmarks.backing      # redis-kill every 5 s, per REDIS_PERSISTENCE
+    $ .venv/bin/python -m bench.benchmarks.orchestrators  # honcho and a Docker Swarm side by side (root)
 
 ``stats`` holds the one percentile and median they all use; ``wrk`` runs wrk. Benchmarks may
 import every other wing; nothing imports them.

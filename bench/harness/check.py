@@ -33,6 +33,7 @@ from pathlib import Path
 from bench.chaos.network import Refused
 from bench.chaos.vocabulary import KILLS, is_action
 from bench.harness.launch import start
+from bench.harness.engine import Unavailable as EngineUnavailable
 from bench.harness.model import build_formation
 from bench.harness.netns import Unavailable
 from bench.harness.options import parse_args
@@ -229,6 +230,9 @@ def main(argv=None):
         return 2
     except Missing as exc:
         print(f"\n--front {spec.front} skipped: {exc}")
+        return 2
+    except EngineUnavailable as exc:
+        print(f"\n--engine {spec.engine} skipped: {exc}")
         return 2
     except TimeoutError as exc:
         print(f"\nthe formation did not come up: {exc}; see {spec.report_dir / FORMATION_LOG}")

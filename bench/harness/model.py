@@ -119,6 +119,8 @@ KINDS = {
     "honcho": "bench.harness.formation:HonchoFormation",
     "front": "bench.harness.frontdoor:FrontDoorFormation",
     "hosts": "bench.harness.hosts:HostsFormation",
+    "swarm": "bench.harness.swarm:SwarmFormation",
+    "compose": "bench.harness.swarm:ComposeFormation",
 }
 ENGINES = tuple(kind for kind in KINDS if kind not in ("front", "hosts"))  # --engine's; the others have flags
 
