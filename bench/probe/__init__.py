@@ -1,1 +1,1 @@
-"""The probe: does any Procfile web app keep state in its processes? ``scripts/probe APP_DIR`` (bench.probe.run)."""
+"""The probe wing: tells whether any Procfile web app keeps state in its processes (scripts/probe APP_DIR)."""
