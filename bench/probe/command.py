@@ -108,7 +108,7 @@ def app_env(args, redis_url=None):
     return env
 
 
-def zero_config(formation, ready, abort):
+def zero_config(formation, ready):
     """The probes without a spec: cookies carried across instances and a restart, one GET asked of all."""
     machines = formation.machines
     first, second = machines.running()[:2]
@@ -116,7 +116,7 @@ def zero_config(formation, ready, abort):
     cookies.issue(first)
     cookies.replay(second, "elsewhere")
     same = zeroconf.same_get(machines.running(), ready)
-    formation.rolling(abort)
+    formation.rolling()
     cookies.replay(machines.running()[0], "after restart")
     return zeroconf.without_spec([cookies.result, same])
 
@@ -140,8 +140,7 @@ def probe(args, signals):
         formation = Formation(machines, registry)
         print(report.opening(args, machines.isolation, out), flush=True)
         try:
-            for _ in range(spec.app.instances):
-                formation.start()
+            formation.start_many(spec.app.instances)
             front = None
             if args.through_proxy:
                 front = procs.proxy(redis.url, PROXY_STICKY="cookie" if args.proxy_sticky else "none",
@@ -150,7 +149,7 @@ def probe(args, signals):
                 probing = Probing(spec, formation, front, seed=args.seed, duration=args.duration)
                 probing.run(abort=signals.check)
             else:
-                results = zero_config(formation, spec.app.ready, signals.check)
+                results = zero_config(formation, spec.app.ready)
         except NeverReady as exc:
             results = [ProbeResult("app", reasons=[f"the app never became ready: {exc}"])]
     finally:

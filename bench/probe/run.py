@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import requests
@@ -109,13 +110,19 @@ class Formation:
         (self.machines.kill if kill else self.machines.stop)(instance)
         self.sample()
 
-    def rolling(self, abort):
-        """Restart every instance, as a platform's daily restart does: a new one started, then an old one stopped."""
+    def start_many(self, count):
+        """``count`` new instances started side by side, returned once all are ready."""
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            return [future.result() for future in [pool.submit(self.start) for _ in range(count)]]
+
+    def rolling(self):
+        """Restart every instance, as a platform's daily restart does: as many new ones started (fresh disks),
+        then every old one stopped (SIGTERM); journaled as the vocabulary's ``rolling``, from start to end."""
+        old = self.machines.running()
         self.event("rolling", self.machines.process, **lasting(None))
-        for old in self.machines.running():
-            abort()
-            self.start()
-            self.end(old, kill=False)
+        self.start_many(len(old))
+        with ThreadPoolExecutor(max_workers=len(old)) as pool:
+            list(pool.map(lambda instance: self.end(instance, kill=False), old))
         self.event("rolling", self.machines.process, **end_of("rolling"))
 
     def write(self, out):
@@ -355,7 +362,7 @@ class Probing:
             formation.event(SCALE_WEB, target.name, target.popen.pid, desired=len(running) - 1)
             formation.end(target, kill=False)
         elif action == "rolling":
-            formation.rolling(abort)
+            formation.rolling()
 
     def final(self, abort):
         """Every acknowledged write read once more, on an instance started after every one of them."""
