@@ -28,9 +28,11 @@ SECRET_PER_PROCESS = ('import os, flask\napp = flask.Flask(__name__)\napp.secret
 GUNICORN = "web: exec gunicorn -w 1 -b 127.0.0.1:$PORT app:app\n"
 
 
-def probe(*args, timeout=RUN_TIMEOUT):
+def probe(*args, timeout=RUN_TIMEOUT, tmp=None):
+    """scripts/probe's run; with ``tmp``, its TMPDIR, where it makes its instances' disks."""
+    env = dict(os.environ, TMPDIR=str(tmp)) if tmp else None
     return subprocess.run([sys.executable, "-m", "bench.probe", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
 
 
 def verdict(out):
@@ -53,8 +55,10 @@ def tree_digest(folder):
     return digest.hexdigest()
 
 
-def probe_disks():
-    return set(Path(os.environ.get("TMPDIR", "/tmp")).glob("factor6-probe-*"))
+def temp_folder(tmp_path):
+    """A TMPDIR of the test's own, where the probe makes its instances' disks: empty again after the run."""
+    (tmp_path / "tmp").mkdir()
+    return tmp_path / "tmp"
 
 
 def app(folder, code, procfile=GUNICORN):
@@ -77,15 +81,15 @@ def test_each_example_gets_its_verdict(example, status, found, tmp_path):
             installed("node", "nodejs")
         except Missing as exc:
             pytest.skip(str(exc))
-    before, disks = tree_digest(EXAMPLES / example), probe_disks()
-    result = probe(EXAMPLES / example, "--duration", 3, "--report-dir", tmp_path / "out")
+    before, tmp = tree_digest(EXAMPLES / example), temp_folder(tmp_path)
+    result = probe(EXAMPLES / example, "--duration", 3, "--report-dir", tmp_path / "out", tmp=tmp)
     data = verdict(tmp_path / "out")
     assert (result.returncode, data["status"]) == ({"valid": 0, "invalid": 1}[status], status), result.stdout
     for names in categories(data).values():
         assert found <= names, result.stdout
     assert data["writes"] >= 3 and data["reads"] >= 3
     assert tree_digest(EXAMPLES / example) == before, "the probe changed APP_DIR"
-    assert probe_disks() == disks, "an instance's disk was left behind"
+    assert not list(tmp.iterdir()), "an instance's disk was left behind"
     assert (tmp_path / "out" / "report.html").stat().st_size > 1000
 
 
@@ -201,10 +205,11 @@ def test_a_spec_mistake_is_refused_naming_its_line(tmp_path):
 
 def test_ctrl_c_stops_everything_and_leaves_app_dir_as_it_was(tmp_path):
     example = EXAMPLES / "sqlite-disk"
-    before, disks = tree_digest(example), probe_disks()
+    before, tmp = tree_digest(example), temp_folder(tmp_path)
     out = tmp_path / "out"
     runner = subprocess.Popen([sys.executable, "-m", "bench.probe", str(example), "--duration", "60",
-                               "--report-dir", str(out)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                               "--report-dir", str(out)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, TMPDIR=str(tmp)))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(list((out / "logs").glob("web.*.log"))) < 3:
@@ -219,8 +224,8 @@ def test_ctrl_c_stops_everything_and_leaves_app_dir_as_it_was(tmp_path):
             runner.kill()
     assert runner.returncode == 130 and "interrupted by SIGINT" in output, output
     assert not [proc for proc in started if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE]
-    assert probe_disks() == disks, "an instance's disk was left behind"
-    assert "factor6-probe-" not in Path("/proc/mounts").read_text()
+    assert not list(tmp.iterdir()), "an instance's disk was left behind"
+    assert str(tmp) not in Path("/proc/mounts").read_text()
     assert tree_digest(example) == before
 
 
@@ -236,3 +241,55 @@ def test_each_instance_has_its_own_disk_and_temp(tmp_path):
     written = {path for found in files.values() for path, _ in found}
     assert "./here.txt" in written and any(path.endswith("/scratch.txt") for path in written), written
     assert sorted(p.name for p in folder.iterdir()) == ["Procfile", "app.py"]
+
+
+# -- the pure verdict, in-process (scripts/test -m fast)
+
+def exchange(method, path, instance, status, at, body=""):
+    from bench.probe.exchange import Exchange
+
+    return Exchange(method, path, instance, f"http://127.0.0.1:1{path}", status, body, at)
+
+
+def write_read(n, read_status, read_verdict, phase="elsewhere", unique=None, writer="web.1"):
+    from bench.probe.run import Read, Write
+
+    return Write("p", "p-1", exchange("POST", "/p", writer, 201, float(n)), True, "", writer, {}, unique,
+                 [Read(phase, exchange("GET", f"/p/{n}", "web.2", read_status, n + 0.5), read_verdict)])
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("name", ["bench.probe.verdict", "bench.probe.exchange"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.fast
+def test_a_failed_read_is_unseen_while_the_writer_runs_and_lost_once_it_is_gone():
+    from bench.probe.verdict import judge_probe
+
+    writes = [write_read(n, 404, "status") for n in range(4)] + [write_read(9, 200, "ok")]
+    assert judge_probe("p", writes, stopped={}).counts["unseen elsewhere"] == 4
+    assert judge_probe("p", writes, stopped={"web.1": 2.0}).counts == {
+        "unseen elsewhere": 2, "lost at restart": 2, "duplicated": 0, "wrong content": 0}
+    final = [write_read(n, 404, "status", phase="final") for n in range(3)]
+    assert judge_probe("p", final + [write_read(9, 200, "ok")], stopped={}).counts["lost at restart"] == 3
+
+
+@pytest.mark.fast
+def test_duplicates_wrong_content_and_no_verdict():
+    from bench.probe.verdict import judge_probe
+
+    same = [write_read(n, 200, "ok", unique="7") for n in range(3)]
+    assert judge_probe("p", same, stopped={}).counts["duplicated"] == 2
+    wrong = [write_read(n, 200, "content") for n in range(2)] + [write_read(5, 200, "ok")]
+    assert judge_probe("p", wrong, stopped={}).counts["wrong content"] == 2
+    few = judge_probe("p", [write_read(0, 200, "ok")], stopped={})
+    assert few.status == "unknown" and "too few writes acknowledged" in few.reasons[0]
+    never = judge_probe("p", [write_read(n, 404, "status") for n in range(3)], stopped={})
+    assert never.status == "unknown" and "the spec's read is wrong" in never.reasons[0]
+    assert judge_probe("p", [write_read(n, 200, "ok") for n in range(3)], stopped={}).status == "valid"
