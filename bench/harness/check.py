@@ -18,16 +18,14 @@ HTML report is written from what they left in the report folder. Exit status:
 0 valid, 1 lost/duplicated/unexpected/gaps, 2 no verdict (the run itself broke).
 Every process started here is stopped on the way out, also on Ctrl-C.
 """
-import argparse
 import json
 import signal
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from backing.config import PERSISTENCE
-from bench.arguments import HIT_KINDS, OneLineParser, chaos_mix, number, share, writable_folder
+from bench.arguments import HIT_KINDS, OneLineParser, chaos_mix, new_run_folder, number, share, writable_folder
 from bench.chaos.network import DEFAULT_PARTITIONS, Refused
 from bench.chaos.vocabulary import ACTIONS, KILLS, is_action, network_refusal, parse_mix
 from bench.harness.formation import Formation
@@ -110,13 +108,7 @@ def parse_args(argv=None):
     refusal = not args.hosts and network_refusal(parse_mix(args.chaos_mix))
     if refusal:
         parser.error(refusal)
-    if not args.report_dir:
-        # A random part too: two checks started in the same second must not share a folder.
-        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}-{uuid.uuid4().hex[:6]}"
-        try:
-            args.report_dir = writable_folder(ROOT / "reports" / name)
-        except argparse.ArgumentTypeError as exc:
-            parser.error(f"the report folder {exc}; give another with --report-dir")
+    args.report_dir = args.report_dir or new_run_folder(parser, args.mode)
     return args
 
 

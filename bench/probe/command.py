@@ -23,15 +23,13 @@ import re
 import signal
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from honcho.environ import parse as parse_env_file
 
-from bench.arguments import OneLineParser, number, writable_folder
+from bench.arguments import OneLineParser, new_run_folder, number, writable_folder
 from bench.harness.check import Interrupted, Signals
 from bench.harness.launch import Processes, process_env
-from bench.paths import ROOT
 from bench.probe import report, zeroconf
 from bench.probe.instances import ISOLATIONS, Machines, NeverReady
 from bench.probe.run import Formation, Probing
@@ -84,12 +82,7 @@ def parse_args(argv=None):
     if args.junit and not args.junit.parent.is_dir():
         parser.error(f"--junit: {args.junit.parent} is no folder")
     args.app_dir = Path(args.app_dir).resolve()
-    if not args.report_dir:
-        name = f"probe-{time.strftime('%Y%m%d-%H%M%S')}-{args.app_dir.name or 'app'}-{uuid.uuid4().hex[:6]}"
-        try:
-            args.report_dir = writable_folder(ROOT / "reports" / name)
-        except argparse.ArgumentTypeError as exc:
-            parser.error(f"the report folder {exc}; give another with --report-dir")
+    args.report_dir = args.report_dir or new_run_folder(parser, f"probe-{args.app_dir.name or 'app'}")
     return args
 
 

@@ -62,15 +62,15 @@ def files_lines(files):
         if not found:
             lines.append(f"  {name}: nothing")
             continue
-        folders = defaultdict(lambda: [0, 0])
+        folders = defaultdict(list)
         for path, size in found:
-            folder = path.rsplit("/", 1)[0] if "/" in path else "."
-            folders[folder][0] += 1
-            folders[folder][1] += size
-        shown = "; ".join(f"{folder}/ ({count} file{'s' * (count != 1)}, {size:,} bytes)"
-                          for folder, (count, size) in list(folders.items())[:FILES_SHOWN])
+            folders[path.rsplit("/", 1)[0] if "/" in path else "."].append((path, size))
+        shown = "; ".join(f"{entries[0][0]} ({entries[0][1]:,} bytes)" if len(entries) == 1 else
+                          f"{folder}/ ({len(entries)} files, {sum(s for _, s in entries):,} bytes)"
+                          for folder, entries in list(folders.items())[:FILES_SHOWN])
         more = f"; and {len(folders) - FILES_SHOWN} more folders" if len(folders) > FILES_SHOWN else ""
-        lines.append(f"  {name}: {len(found)} files, {sum(s for _, s in found):,} bytes: {shown}{more}")
+        lines.append(f"  {name}: {len(found)} file{'s' * (len(found) != 1)}, {sum(s for _, s in found):,} bytes:"
+                     f" {shown}{more}")
     return lines
 
 
