@@ -33,6 +33,7 @@ from bench.chaos.vocabulary import SCALE_WEB, end_of, lasting
 from bench.probe import steps
 from bench.probe.exchange import Exchange, send
 from bench.runfolder import write_jsonl
+from common.registry import Heartbeat
 
 # (action, share of the run's duration at which it starts): each action once, in this order.
 CHAOS_PLAN = (("kill", 0.15), ("scale up", 0.3), ("rolling", 0.45), ("scale down", 0.7), ("kill", 0.85))
@@ -97,7 +98,6 @@ class Formation:
     def start(self):
         instance = self.machines.start()
         if self.registry:
-            from common.registry import Heartbeat
             self.beats[instance.name] = Heartbeat(self.registry, {"name": instance.name, "address": address(instance),
                                                                   "pid": instance.popen.pid}).start()
         self.sample()
