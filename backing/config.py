@@ -51,7 +51,7 @@ Variable                  Default                      Meaning
                                                        elect another before it starts as primary again
 ========================  ===========================  ================================================
 
-``REDIS_SENTINELS`` and ``REDIS_MASTER_NAME`` are read by ``web.config.sentinels``:
+``REDIS_SENTINELS`` and ``REDIS_MASTER_NAME`` are read by ``common.settings.sentinels``:
 a data server in a replicated formation asks them, before every restart, which
 primary to follow.
 """

@@ -16,7 +16,7 @@ A mistake is refused before anything starts, in one line naming the file, the li
     ...       'read = { method = "GET", path = "/posts/{id}" }\\n', "factor6.toml")
     Traceback (most recent call last):
     ...
-    bench.probe.spec.SpecError: factor6.toml:3: probe 'posts' write.captur: unknown key (known: method, path, ...)
+    bench.probe.spec.SpecError: factor6.toml:3: probe 'posts' write.captur: unknown key; did you mean capture? (known: ...)
 
 The shape is issue 22's; docs/reference/factor6-toml.md lists every key. Without a factor6.toml the
 spec has no probes (zero-config: factor6 looks for state on its own). The command is the Procfile's
@@ -24,6 +24,8 @@ line for the process (``web``), run through ``sh`` as honcho runs it, unless ``c
 """
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from bench.probe.steps import RESERVED, TOKEN, VISITOR, WRITTEN_SHA256, NAME, check_source, placeholders
+from bench.probe.steps import HEADER, NAME, RESERVED, TOKEN, VISITOR, WRITTEN_SHA256, check_source, placeholders
 from scaler.procfile import command_of
 
 SPEC_FILE, PROCFILE = "factor6.toml", "Procfile"
@@ -51,6 +53,7 @@ METHOD = re.compile(r"[A-Z]+")
 PROCESS = re.compile(r"[A-Za-z0-9_-]+")  # honcho's Procfile names
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+COMMENT = re.compile(r"""^((?:[^#"'\n]|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')*)#.*$""", re.M)  # a line's comment, outside strings
 
 
 class SpecError(ValueError):
@@ -120,7 +123,8 @@ def load(app_dir, command=None, process=None, instances=None):
     if not app_dir.is_dir():
         raise SpecError(f"{app_dir}: no such directory (APP_DIR holds the app's Procfile and factor6.toml)")
     file = app_dir / SPEC_FILE
-    settings, redis, probes = parse(file.read_text(), str(file)) if file.is_file() else ({}, False, ())
+    text = text_of(file) if file.is_file() else ""
+    settings, redis, probes = parse(text, str(file))
     if process is not None:
         if not PROCESS.fullmatch(process):
             raise SpecError(f"--process: {process!r} is no Procfile process name (letters, digits, _ and -)")
@@ -138,14 +142,24 @@ def load(app_dir, command=None, process=None, instances=None):
         procfile = app_dir / PROCFILE
         if not procfile.is_file():
             raise SpecError(f"{procfile}: no such file (or give --command 'CMD with $PORT')")
+        text_of(procfile)  # not UTF-8: refused here in one line
         try:
             line = command_of(procfile, name)
         except ValueError as exc:
+            if process is None and "process" in settings:  # factor6.toml named it: point at that line
+                raise SpecError.at(file, line_of(text, ("app", "process")), "app.process", exc) from None
             raise SpecError(str(exc)) from None
         except AssertionError as exc:  # honcho's parser asserts that no process type is named twice
             raise SpecError(f"{procfile}: {exc}") from None
     app = AppSpec(app_dir, line, names_port=bool(PORT.search(line)), **settings)
     return Spec(app, redis, probes, file if file.is_file() else None)
+
+
+def text_of(path):
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start + 1})") from None
 
 
 def parse(text, file=SPEC_FILE):
@@ -192,7 +206,9 @@ class _Reader:
     def known(self, table, keys, path):
         for key in table:
             if key not in keys:
-                raise self.fail(path + (key,), f"unknown key (known: {', '.join(keys)})")
+                close = difflib.get_close_matches(key, keys, n=1)
+                guess = f"; did you mean {close[0]}?" if close else ""
+                raise self.fail(path + (key,), f"unknown key{guess} (known: {', '.join(keys)})")
 
     def app(self, app):
         settings = {}
@@ -246,7 +262,7 @@ class _Reader:
         name = probe.get("name", f"probe{index + 1}")
         if not (isinstance(name, str) and name.strip()):
             raise self.fail(path + ("name",), f"a name, not {name!r}")
-        if list(self.names.values()).count(name) > 1:
+        if name in (self.names.get(earlier) for earlier in range(index)):
             raise self.fail(path + ("name",), "two probes have this name")
         if "write" not in probe:
             raise self.fail(path, "a probe with no write (write = { method = ..., path = ... })")
@@ -281,7 +297,7 @@ class _Reader:
             raise self.fail(path + (bodies[1],), f"a body with two kinds ({' and '.join(bodies)}): one of json, form, file")
         fields = {}
         if "json" in step:
-            fields["json"] = step["json"]
+            fields["json"] = self.json_value(step["json"], path + ("json",))
         if "form" in step:
             fields["form"] = self.form(step["form"], path + ("form",))
         if "file" in step:
@@ -290,9 +306,8 @@ class _Reader:
             if "file" not in step:
                 raise self.fail(path + ("file_field",), "file_field without a file body")
             fields["file_field"] = self.string(step["file_field"], path + ("file_field",))
-        headers = self.table(step, "headers", path)
-        fields["headers"] = tuple((name, self.string(value, path + ("headers", name), numbers=True))
-                                  for name, value in headers.items())
+        fields["headers"] = tuple(self.header(name, value, path + ("headers", name))
+                                  for name, value in self.table(step, "headers", path).items())
         expect = step.get("expect", [200])
         expect = [expect] if type(expect) is int else expect
         if not (isinstance(expect, list) and expect and all(type(s) is int and 100 <= s <= 599 for s in expect)):
@@ -327,6 +342,23 @@ class _Reader:
             raise self.fail(path, f"a string, not {value!r}")
         return value
 
+    def header(self, name, value, path):
+        value = self.string(value, path, numbers=True)
+        if not HEADER.fullmatch(name):
+            raise self.fail(path, "not a header name (letters, digits and !#$%&'*+.^_`|~-)")
+        if "\n" in value or "\r" in value:
+            raise self.fail(path, "a header value is one line")
+        return name, value
+
+    def json_value(self, value, path):
+        """``value`` if JSON can carry it: no TOML dates or times, no infinite numbers."""
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            self.json_value(item, path + ((key,) if isinstance(key, str) else ()))
+        if not isinstance(value, (dict, list, str, int, bool)) and not (isinstance(value, float) and math.isfinite(value)):
+            raise self.fail(path, f"a JSON value, not {value!r}")
+        return value
+
     def form(self, form, path):
         if not isinstance(form, dict):
             raise self.fail(path, f"a table of fields, not {form!r}")
@@ -359,12 +391,13 @@ class _Reader:
             raise self.fail(path, "a capture with no source: " + str(exc)) from None
 
     def source(self, value, write, path, captures=None):
-        """A capture source, or the source of a name the step captures (``unique = "id"``)."""
+        """A capture source, or the source of a name the step captures (``unique = "id"`` or ``"{id}"``)."""
         if value is None:
             return None
         captures = dict(write.capture) if write else captures
-        if isinstance(value, str) and value in captures and ":" not in value and value not in ("body", "sha256", "status"):
-            return captures[value]
+        name = value[1:-1] if isinstance(value, str) and re.fullmatch(r"\{\w+\}", value) else value
+        if isinstance(name, str) and name in captures and name not in ("body", "sha256", "status"):
+            return captures[name]
         return self.checked(value, path)
 
     def bound(self, steps):
@@ -402,7 +435,7 @@ def line_of(text, path):
     >>> line_of(text, ("app", "instances")), line_of(text, ("probe", 1, "read", "expect")), line_of(text, ("x",))
     (2, 9, 1)
     """
-    position = 0
+    text, position = uncommented(text), 0
     for part in path:
         if isinstance(part, int):
             position = nth_table(text, text.rfind("\n", 0, position) + 1, part)
@@ -412,6 +445,15 @@ def line_of(text, path):
         if found:
             position = found.start() + (0 if text[found.start()] == part[:1] else 1)
     return text.count("\n", 0, position) + 1
+
+
+def uncommented(text):
+    """``text`` with each comment blanked (its length kept), so that a key named in a comment is not found.
+
+    >>> uncommented('a = "#1" # a = 2\\nb = 3')
+    'a = "#1"        \\nb = 3'
+    """
+    return COMMENT.sub(lambda match: match[1] + " " * (len(match[0]) - len(match[1])), text)
 
 
 def nth_table(text, position, index):
@@ -425,9 +467,6 @@ def nth_table(text, position, index):
             continue
         if char in "\"'":
             quote = char
-        elif char == "#":
-            at = text.find("\n", at) if "\n" in text[at:] else len(text)
-            continue
         elif depth == 0 and (char == "{" or text.startswith("[[", at) and (at == 0 or text[at - 1] == "\n")):
             count += 1
             if count == index:

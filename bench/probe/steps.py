@@ -17,7 +17,8 @@
 
 A placeholder is ``{name}``: ``{token}`` (fresh per write), ``{visitor}`` (stable per visitor),
 ``{written_sha256}`` (the SHA-256 of the last ``file`` body sent) or a name captured by an earlier
-step. ``{{`` and ``}}`` are literal braces. Captured values are strings, inserted as they are.
+step. Braces around quoted text or nothing (JSON) are text. Captured values are strings, inserted as
+they are.
 
 A capture source names a value in an answer: ``json:a.b.0`` (a dotted path into the JSON body; a
 number indexes a list), ``header:Location``, ``body`` (the whole body as text), ``sha256`` (of the
@@ -32,10 +33,32 @@ from urllib.parse import urlsplit, urlunsplit
 TOKEN, VISITOR, WRITTEN_SHA256 = "token", "visitor", "written_sha256"
 RESERVED = (TOKEN, VISITOR, WRITTEN_SHA256)  # names factor6 binds; no capture may take them
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# A literal brace pair, a placeholder, or a brace on its own (an error).
-PART = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an HTTP header name (RFC 9110's token)
+PART = re.compile(r"\{([^{}]*)\}")  # braces around text: a placeholder when the text is a name
 SOURCES = ("json:<dotted.path>", "header:<Name>", "body", "sha256", "status")
 SHORT = 60  # characters of a value quoted in a reason
+
+
+def parts(template):
+    """One string as (text, name) pairs: literal text, then the placeholder after it (None at the end).
+
+    Braces around a name are a placeholder; braces around quoted text or nothing are text, so JSON
+    (``{"ok": true}``, ``{}``, nested objects) needs no escapes. Anything else in braces is a bad placeholder.
+
+    >>> parts('/p/{id}?q=1')
+    [('/p/', 'id'), ('?q=1', None)]
+    >>> parts('{"user": {"name": "{visitor}"}, "tags": {}}')
+    [('{"user": {"name": "', 'visitor'), ('"}, "tags": {}}', None)]
+    """
+    pairs, at = [], 0
+    for match in PART.finditer(template):
+        inside = match[1]
+        if NAME.fullmatch(inside):
+            pairs.append((template[at:match.start()], inside))
+            at = match.end()
+        elif inside and '"' not in inside and "'" not in inside:
+            raise ValueError(f"bad placeholder {match[0]!r}: a placeholder is {{name}} (letters, digits, _)")
+    return pairs + [(template[at:], None)]
 
 
 def placeholders(template):
@@ -43,30 +66,15 @@ def placeholders(template):
 
     >>> placeholders("/posts/{id}?by={visitor}")
     ('id', 'visitor')
-    >>> placeholders({"user": {"name": "{visitor}", "tags": ["{token}", 3]}, "{{literal}}": True})
+    >>> placeholders({"user": {"name": "{visitor}", "tags": ["{token}", 3]}, "{}": True, "x": '{"a": {"b": 1}}'})
     ('visitor', 'token')
-    >>> placeholders('{"user": "{visitor}"}')
-    Traceback (most recent call last):
-    ...
-    ValueError: lone '{' at character 1: a placeholder is {name}; write {{ or }} for a literal brace
     >>> placeholders("/posts/{post id}")
     Traceback (most recent call last):
     ...
-    ValueError: bad placeholder '{post id}': a placeholder is {name} (letters, digits, _); write {{ or }} for a literal brace
+    ValueError: bad placeholder '{post id}': a placeholder is {name} (letters, digits, _)
     """
     if isinstance(template, str):
-        names = []
-        for match in PART.finditer(template):
-            if match.group() in ("{{", "}}"):
-                continue
-            if match.group(1) is None:
-                raise ValueError(f"lone {match.group()!r} at character {match.start() + 1}: a placeholder is {{name}}; "
-                                 "write {{ or }} for a literal brace")
-            if not NAME.fullmatch(match.group(1)):
-                raise ValueError(f"bad placeholder {match.group()!r}: a placeholder is {{name}} (letters, digits, _); "
-                                 "write {{ or }} for a literal brace")
-            names.append(match.group(1))
-        return tuple(names)
+        return tuple(name for _, name in parts(template) if name)
     if isinstance(template, dict):
         return tuple(name for key, value in template.items() for name in placeholders(key) + placeholders(value))
     if isinstance(template, (list, tuple)):
@@ -77,29 +85,26 @@ def placeholders(template):
 def render(template, bindings):
     """``template`` with each ``{name}`` replaced by ``bindings[name]``, also inside nested dicts and lists.
 
-    >>> render({"title": "{token}", "tags": ["by {visitor}", 7], "{{raw}}": None}, {"token": "t1", "visitor": "ana"})
-    {'title': 't1', 'tags': ['by ana', 7], '{raw}': None}
+    >>> render({"title": "{token}", "tags": ["by {visitor}", 7], "note": '{"a": {}}'}, {"token": "t1", "visitor": "ana"})
+    {'title': 't1', 'tags': ['by ana', 7], 'note': '{"a": {}}'}
     >>> render("/posts/{id}", {})
     Traceback (most recent call last):
     ...
     KeyError: 'id'
     """
     if isinstance(template, str):
-        placeholders(template)  # a bad one is a ValueError here too, not a silent literal
-
-        def value(match):
-            if match.group() in ("{{", "}}"):
-                return match.group()[0]
-            if bindings.get(match.group(1)) is None:
-                raise KeyError(match.group(1))
-            return str(bindings[match.group(1)])
-
-        return PART.sub(value, template)
+        return "".join(text + (value_of(name, bindings) if name else "") for text, name in parts(template))
     if isinstance(template, dict):
         return {render(key, bindings): render(value, bindings) for key, value in template.items()}
     if isinstance(template, (list, tuple)):
         return [render(item, bindings) for item in template]
     return template
+
+
+def value_of(name, bindings):
+    if bindings.get(name) is None:
+        raise KeyError(name)
+    return str(bindings[name])
 
 
 def check_source(source):
@@ -117,7 +122,7 @@ def check_source(source):
         return source
     if colon and kind == "json" and rest and all(rest.split(".")):
         return source
-    if colon and kind == "header" and re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", rest):
+    if colon and kind == "header" and HEADER.fullmatch(rest):
         return source
     raise ValueError(f"capture source {source!r} names nothing: a source is {', '.join(SOURCES[:-1])} or {SOURCES[-1]}")
 
@@ -201,11 +206,26 @@ def judge(step, status, headers, body, bindings):
         wanted, found = render(template, bindings), capture(source, status, headers, body)
         if found is None:
             return f"no {source} in the answer (wanted {short(wanted)!r})"
-        if found != wanted:
+        if not same(found, wanted):
             return f"{source} is {short(found)!r}, not {short(wanted)!r}"
     if step.sha256 is not None and hashlib.sha256(raw(body)).hexdigest() != render(step.sha256, bindings).lower():
         return "sha256 differs"
     return None
+
+
+def same(found, wanted):
+    """Whether a captured value is the one wanted: the same text, or the same number (``1`` and ``1.0``).
+
+    >>> same("7", "7"), same("1", "1.0"), same("1e3", "1000"), same("true", "1"), same("x", "y")
+    (True, True, True, False, False)
+    """
+    if found == wanted:
+        return True
+    try:
+        numbers = json.loads(found), json.loads(wanted)
+    except ValueError:
+        return False
+    return all(type(number) in (int, float) for number in numbers) and numbers[0] == numbers[1]
 
 
 def request_for(step, bindings, rng):
@@ -222,11 +242,12 @@ def request_for(step, bindings, rng):
     >>> kw = request_for(Step("PUT", "/files/a", file_size=4, file_field="doc"), bindings, random.Random(0))
     >>> kw["files"]["doc"][1], bindings["written_sha256"][:12]
     (b'\\xcd\\x07,\\xd8', '2dbfcfe6524f')
-    >>> request_for(Step("GET", "{next}"), {"next": "http://127.0.0.1:5001/posts/7?x=1"}, rng=None)["path"]
-    '/posts/7?x=1'
+    >>> [request_for(Step("GET", "{next}"), {"next": next}, rng=None)["path"]
+    ...  for next in ("http://127.0.0.1:5001/posts/7?x=1", "posts/7", "/posts/7#top", "")]
+    ['/posts/7?x=1', '/posts/7', '/posts/7', '/']
     """
     path = urlsplit(render(step.path, bindings))
-    kwargs = {"method": step.method, "path": urlunsplit(("", "", path.path or "/", path.query, "")),
+    kwargs = {"method": step.method, "path": urlunsplit(("", "", "/" + path.path.lstrip("/"), path.query, "")),
               "headers": {render(name, bindings): render(value, bindings) for name, value in step.headers},
               "allow_redirects": False}
     if step.json is not None:
@@ -247,7 +268,21 @@ def fresh_token(rng):
     >>> fresh_token(random.Random(0))
     'ty0cq65zt4wn6isi'
     """
-    return "t" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(15))
+    return "t" + letters(rng, 15)
+
+
+def fresh_visitor(rng):
+    """A ``{visitor}``: ``visitor-`` and 8 letters and digits, so no two visitors (of any probe or run) share one.
+
+    >>> import random
+    >>> fresh_visitor(random.Random(0))
+    'visitor-y0cq65zt'
+    """
+    return "visitor-" + letters(rng, 8)
+
+
+def letters(rng, count):
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(count))
 
 
 def raw(body):

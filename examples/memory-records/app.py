@@ -15,17 +15,14 @@ def ready():
 
 @app.post("/posts")
 def create():
-    title = (request.get_json(silent=True) or {}).get("title")
-    if not isinstance(title, str):
-        abort(400)
     with lock:
         post = next(ids)  # every instance counts from 1: two writes get the same id
-        posts[post] = title
-    return jsonify(id=post, title=title), 201
+        posts[post] = request.get_json(force=True)
+    return jsonify({**posts[post], "id": post}), 201
 
 
 @app.get("/posts/<int:post>")
 def show(post):
     if post not in posts:
         abort(404)
-    return jsonify(id=post, title=posts[post])
+    return jsonify({**posts[post], "id": post})
