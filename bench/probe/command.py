@@ -3,7 +3,7 @@
     $ scripts/probe examples/stateless-redis                      # VALID, exit 0
     $ scripts/probe examples/memory-records --junit probe.xml     # INVALID, exit 1, with evidence and a fix hint
     $ scripts/probe . --env SESSION_STORE=memory --duration 5     # the demo app, wrong on purpose
-    $ scripts/probe APP_DIR --command 'exec node server.js' --instances 4 --through-proxy --proxy-sticky
+    $ scripts/probe APP_DIR --command 'exec node server.js $PORT' --instances 4 --through-proxy --proxy-sticky
 
 Reads APP_DIR's Procfile (the ``web`` line, or ``--process``) and its
 factor6.toml (bench/probe/spec.py); a bad flag or spec is refused in one line

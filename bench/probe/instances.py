@@ -168,14 +168,14 @@ class Machines:
             upper, work = disk / "upper", disk / "work"
             upper.mkdir(), work.mkdir()
             env.pop("TMPDIR", None)  # /tmp is its own
-            env["HOME"] = "/tmp/home"  # the disk itself is out of sight under the private /tmp
+            env.update(HOME="/tmp/home")  # the disk itself is out of sight under the private /tmp
             args = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
                     mount_script(self.app_dir, upper, work, (vartmp, tmp), self.command)]
             cwd = self.app_dir
         else:
             cwd = disk / "app"
             shutil.copytree(self.app_dir, cwd, symlinks=True, ignore=shutil.ignore_patterns(".git"))
-            env["TMPDIR"] = str(tmp)
+            env.update(TMPDIR=str(tmp))
             args = ["sh", "-c", self.command]
         log = self.logs / f"{name}.log"
         return Instance(name, port, start(args, env=env, log_path=log, cwd=cwd), disk, log)

@@ -297,8 +297,7 @@ class Probing:
 
     # -- the run
     def spawn(self, probe):
-        visitor = Visitor(self, probe, f"{probe.name}-{sum(v.probe is probe for v in self.visitors) + 1}",
-                          self.rng.randrange(2 ** 32))
+        visitor = Visitor(self, probe, steps.fresh_visitor(self.rng), self.rng.randrange(2 ** 32))
         self.visitors.append(visitor)
         visitor.start()
 
