@@ -159,8 +159,18 @@ class Visitor(threading.Thread):
             self.crash = f"{type(exc).__name__}: {exc}"
         self.retired = True
 
-    def target(self, avoid=None):
-        return self.probing.target(self.rng, avoid)
+    def elsewhere(self, avoid):
+        """The target of one read: the same other instance on every try (so a lagging one gets ``settle``
+        seconds to catch up, and a wrong one is not hidden by another that is right), a new one once it is gone."""
+        chosen = None
+
+        def target():
+            nonlocal chosen
+            if chosen is None or not chosen.running:
+                chosen = self.probing.other(self.rng, avoid)
+            return (chosen.name, chosen.url) if chosen else None
+
+        return target
 
     def setup(self):
         for step in self.probe.setup:
@@ -194,7 +204,7 @@ class Visitor(threading.Thread):
         bindings.update(steps.captured(probe.write, response.status_code, response.headers, response.content))
         if probe.unique:
             write.unique = steps.capture(probe.unique, response.status_code, response.headers, response.content)
-        read = self.read(write, "elsewhere", lambda: self.target(avoid=write.writer))
+        read = self.read(write, "elsewhere", self.elsewhere(avoid=write.writer))
         if self.probing.direct:
             if read.verdict != "ok":
                 home = self.home
@@ -253,10 +263,8 @@ class Probing:
         self.direct = front_url is None
         self.settle, self.duration = spec.app.settle, duration
         self.rng = random.Random(seed)
-        self.seed = seed
         self.stopping, self.abandoned = threading.Event(), threading.Event()
         self.visitors: list[Visitor] = []
-        self.by_address = {}
 
     # -- where requests go
     def home(self):
@@ -274,14 +282,12 @@ class Probing:
     def at(home):
         return home.name, home.url
 
-    def target(self, rng, avoid=None):
+    def other(self, rng, avoid):
+        """A running instance but ``avoid``, picked at random (None when there is none); through the proxy, the proxy."""
         if not self.direct:
-            return "proxy", self.front_url
+            return FrontDoor(self.front_url)
         choices = [i for i in self.formation.machines.running() if i.name != avoid]
-        if not choices:
-            return None
-        chosen = rng.choice(choices)
-        return chosen.name, chosen.url
+        return rng.choice(choices) if choices else None
 
     def who(self, exchange):
         """The instance that answered: the one addressed, or the one the proxy's ``X-Backend`` names."""
