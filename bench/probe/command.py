@@ -31,7 +31,7 @@ from bench.arguments import OneLineParser, new_run_folder, number, writable_fold
 from bench.harness.check import Interrupted, Signals
 from bench.harness.launch import Processes, process_env
 from bench.probe import report, zeroconf
-from bench.probe.instances import ISOLATIONS, Machines, NeverReady
+from bench.probe.instances import ISOLATIONS, Machines, NeverReady, isolation_mode
 from bench.probe.run import Formation, Probing
 from bench.probe.spec import SpecError, load
 from bench.probe.verdict import ProbeResult, judge_probe
@@ -75,6 +75,8 @@ def parse_args(argv=None):
     parser.add_argument("--report-dir", type=writable_folder, help="default: reports/probe-<time>-<app>-<random>")
     args = parser.parse_args(argv)
     args.through_proxy = args.through_proxy or args.proxy_sticky
+    if args.isolation == "mount" and isolation_mode("auto") != "mount":
+        parser.error("--isolation mount needs root and unshare (a mount namespace per instance); use --isolation copy")
     try:
         args.spec = load(args.app_dir, command=args.command, process=args.process, instances=args.instances)
     except SpecError as exc:
