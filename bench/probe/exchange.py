@@ -13,6 +13,7 @@ that got no answer (refused, reset, timed out) has ``status`` None and
 """
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,7 @@ from common.clock import clock
 REQUEST_TIMEOUT = 10  # seconds an instance may take to answer one request
 SHOWN_BODY = 120  # characters of a body shown in a line of evidence
 KEPT_BODY = 4096  # characters of a body kept for judging captures and showing
+TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Exchange:
     elapsed_ms: float = 0.0
 
     def line(self):
-        answer = f"{self.status} {self.body[:SHOWN_BODY]}".strip() if self.status else f"no answer ({self.error})"
+        answer = f"{self.status} {excerpt(self.body)}".strip() if self.status else f"no answer ({self.error})"
         return f"{self.method} {self.path} via {self.instance} -> {' '.join(answer.split())} at {clock(self.time)}"
 
     def curl(self):
@@ -55,6 +57,16 @@ class Exchange:
 
     def to_dict(self):
         return asdict(self)
+
+
+def excerpt(body):
+    """The start of a body, an HTML page by its title.
+
+    >>> excerpt("<!doctype html><html><title>404 Not Found</title><h1>Not Found</h1>")
+    'html: 404 Not Found'
+    """
+    title = TITLE.search(body) if body.lstrip()[:1] == "<" else None
+    return f"html: {' '.join(title.group(1).split())}" if title else body[:SHOWN_BODY]
 
 
 def shown_body(prepared):
