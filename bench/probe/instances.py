@@ -13,7 +13,7 @@ in a mount namespace of its own, an overlay over APP_DIR (its upper and work
 folders on the instance's disk) and private ``/tmp`` and ``/var/tmp``, so the
 app sees APP_DIR at its own path and writes land on the instance's disk.
 Otherwise (``isolation="copy"``) the instance runs in a copy of APP_DIR (less
-``.git``) with its own ``TMPDIR``. Either way ``HOME`` is the instance's own
+``.git`` and the run folder) with its own ``TMPDIR``. Either way ``HOME`` is the instance's own
 (``/tmp/home`` in the namespace).
 The namespace dies with its last process, so a kill leaves no mount behind,
 and nothing an instance writes reaches APP_DIR. The command runs through
@@ -154,6 +154,10 @@ class Machines:
         self.lock = threading.Lock()
         self.logs.mkdir(parents=True, exist_ok=True)
 
+    def not_copied(self, folder, names):
+        """What a copy of APP_DIR leaves out: ``.git``, and the run folder (where ``logs`` is) when it lies inside."""
+        return [name for name in names if name == ".git" or Path(folder, name).resolve() == self.logs.parent.resolve()]
+
     def running(self):
         with self.lock:
             return [instance for instance in self.instances if instance.running]
@@ -174,7 +178,7 @@ class Machines:
             cwd = self.app_dir
         else:
             cwd = disk / "app"
-            shutil.copytree(self.app_dir, cwd, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+            shutil.copytree(self.app_dir, cwd, symlinks=True, ignore=self.not_copied)
             env.update(TMPDIR=str(tmp))
             args = ["sh", "-c", self.command]
         log = self.logs / f"{name}.log"
