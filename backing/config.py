@@ -60,7 +60,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.settings import number, sentinels
+from common.settings import formation_id, number, sentinels
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = ("primary", "replica", "sentinel")
@@ -96,6 +96,7 @@ class BackingConfig:
     failover_ms: int = 4000
     min_replicas: int = 0
     rejoin_wait: float = 15.0
+    formation: str = ""  # FORMATION_ID: the identity the supervisor writes into its server (supervisor.stamp)
 
     @classmethod
     def from_env(cls, env=None):
@@ -130,6 +131,7 @@ class BackingConfig:
             failover_ms=number(env, "REDIS_FAILOVER_MS", 4000, least=100),
             min_replicas=number(env, "REDIS_MIN_REPLICAS", 0),
             rejoin_wait=number(env, "REDIS_REJOIN_WAIT", 15.0),
+            formation=formation_id(env),
         )
 
 

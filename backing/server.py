@@ -71,12 +71,15 @@ def describe(info):
     return f"{info['name']} {info['version']}, pid {info['pid']}, port {info['port']}, up {info['uptime_s']}s"
 
 
+def dialled(host):
+    """The address to dial a server bound to ``host`` on this machine: loopback for a wildcard bind."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
 def ping(host, port, timeout=0.5):
     """True when a server on host:port answers PING (a raw socket: no client library needed)."""
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with socket.create_connection((dialled(host), port), timeout=timeout) as sock:
             sock.sendall(b"PING\r\n")
             return sock.recv(64).startswith(b"+PONG")
     except OSError:

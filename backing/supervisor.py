@@ -17,13 +17,13 @@ server is not one: this supervisor is, and the server is its child.
   ``redis-outage`` writes it, SIGTERMs the server and removes it when the outage is
   over. The time bounds it: a hold left behind by a monkey that died lapses by itself.
 - **Giving up.** A server failing within ``REDIS_FAST_EXIT`` seconds of its start
-  ``REDIS_GIVE_UP`` times in a row (a port taken, a folder it cannot write, a bad
-  binary) makes the supervisor exit 1 with one line saying so, rather than restart
-  forever. Failing means exiting non-zero, or a signal such as SIGSEGV; a server
-  killed with SIGKILL, SIGTERM, SIGINT, SIGQUIT or SIGHUP was killed, not failing,
-  and is restarted however often that happens. A data folder that cannot be
-  written, or one another supervisor holds (a lock on ``supervisor.pid``), is found
-  before the first start: exit 2.
+  ``REDIS_GIVE_UP`` times in a row (a bad binary, a setting it refuses) makes the
+  supervisor exit 1 with one line saying so, rather than restart forever. Failing
+  means exiting non-zero, or a signal such as SIGSEGV; a server killed with SIGKILL,
+  SIGTERM, SIGINT, SIGQUIT or SIGHUP was killed, not failing, and is restarted
+  however often that happens. A data folder that cannot be written, one another
+  supervisor holds (a lock on ``supervisor.pid``), and a port already taken (another
+  formation's Redis, say) are found before the first start: exit 2, one line.
 - **Signals.** Handlers only queue the signal and wake the main loop through a pipe,
   the way gunicorn's arbiter does; the loop acts. SIGTERM, SIGINT or SIGQUIT: SIGTERM
   to the server, wait up to ``REDIS_STOP_TIMEOUT`` seconds, SIGKILL, exit 0.
@@ -35,6 +35,11 @@ server is not one: this supervisor is, and the server is its child.
   ``<data folder>/server.pid`` (removed when the server exits), and the supervisor's own
   in ``<data folder>/supervisor.pid``. Once the server answers, ``INFO server``'s
   ``process_id`` too. The server's pid is the one safe to kill.
+- **Identity.** Each time a server started as primary is ready, the supervisor writes the
+  formation's identity into it (``common.schema.FORMATION_KEY``): ``FORMATION_ID``, else the
+  one the server already holds, else a fresh one; from then on the same at every restart, so a
+  server that forgot everything (``REDIS_PERSISTENCE=none``) is still this formation's Redis,
+  and a reader that finds another identity there reads another formation's.
 - **Roles.** ``REDIS_ROLE`` makes the server a primary, a replica or a Sentinel; in a
   replicated formation each restart follows the primary the Sentinels name, and a
   killed primary waits for a failover before it rejoins (backing/replication.py).
@@ -53,10 +58,14 @@ import subprocess
 import sys
 import time
 
+from redis.exceptions import RedisError
+
 from backing.config import server_args
 from backing.replication import REPLICATED_ARGS, role_args, sentinel_conf, start_as
-from backing.server import binary_version, ping
-from common.redis_client import primary_address
+from backing.server import binary_version, dialled, ping
+from common.redis_client import connect, primary_address
+from common.schema import FORMATION_KEY
+from common.settings import fresh_formation_id, port_problem
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -147,6 +156,8 @@ class Supervisor:
         self.holding = False
         self.own_pid_file = config.data_dir / SUPERVISOR_PID
         self.lock_fd = None
+        self.formation = config.formation  # FORMATION_ID, else the first server's (stamp)
+        self.primary = False  # the running server was started as a primary
 
     # -- signals: queue and wake, nothing else --------------------------------------------
 
@@ -198,6 +209,11 @@ class Supervisor:
         if holder:
             say(f"cannot start: data folder {self.config.data_dir} is in use by another supervisor ({holder})")
             return 2
+        taken = next(filter(None, (port_problem(host, self.config.port, "PORT_REDIS")
+                                   for host in self.config.bind.split())), None)
+        if taken:  # else the server would die at its start, again and again, for seconds before giving up
+            say(f"cannot start: {taken}")
+            return 2
         say(f"supervising {binary_version(self.binary) or self.binary} on {self.config.bind}:{self.config.port}, "
             f"data in {self.config.data_dir}, persistence {self.config.persistence}, role {self.config.role}; "
             f"pid {os.getpid()}")
@@ -243,7 +259,7 @@ class Supervisor:
             self.due = now + 0.5
             return
         self.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=own_group_and_die_with_parent())
-        self.started, self.ready = now, False
+        self.started, self.ready, self.primary = now, False, role == "primary"
         self.write(self.pid_file, self.child.pid)
         say(f"server started: pid {self.child.pid}, {role}" + (f" (restart {self.restarts})" if self.restarts else ""))
 
@@ -285,6 +301,25 @@ class Supervisor:
             self.ready = True
             say(f"server pid {self.child.pid} ready on {self.config.bind}:{self.config.port} "
                 f"after {time.monotonic() - self.started:.2f}s")
+            if self.primary:
+                self.stamp(host)
+
+    def stamp(self, host):
+        """Write the formation's identity into the server just ready (see Identity above)."""
+        client = connect(f"redis://{dialled(host)}:{self.config.port}/0", timeout=2, env={})
+        try:
+            if client.info("server").get("process_id") != self.child.pid:
+                return  # another server answers on this port: not ours to mark
+            if self.formation:
+                client.set(FORMATION_KEY, self.formation)
+            else:
+                client.set(FORMATION_KEY, fresh_formation_id(), nx=True)  # a persisted one stays
+                self.formation = client.get(FORMATION_KEY)
+            say(f"formation {self.formation} ({FORMATION_KEY})")
+        except RedisError as exc:  # the next restart tries again; readers see no identity meanwhile
+            say(f"could not write the formation's identity {FORMATION_KEY}: {exc}")
+        finally:
+            client.close()
 
     def reap(self, now):
         """Notice a dead server and schedule its restart; an exit code when it is time to give up."""

@@ -23,6 +23,10 @@ SCALER_KEY = "factor6:scaler"  # the scaler's lease; its value is the scaler's s
 AUTOSCALE_KEY = "factor6:autoscale"  # the autoscaler's lease
 SESSION_PREFIX = "factor6:session:"  # + session id: a visitor's server-side session (Flask-Session, SESSION_STORE=redis)
 UPLOAD_PREFIX = "factor6:upload:"  # + upload id: an upload's result, JSON; the file itself is never kept
+# The formation's identity (common.settings.formation_id): written by the backing supervisor at every start of its
+# server, sent by every web answer in FORMATION_HEADER; a reader whose Redis holds another one reads a wrong Redis.
+FORMATION_KEY = "factor6:formation"
+FORMATION_HEADER = "X-Factor6-Formation"
 RUN_SEPARATOR = ":"
 
 

@@ -24,10 +24,14 @@ A replicated backing service is reached through Sentinel (common/redis_client.py
     >>> sentinels({"REDIS_SENTINELS": "127.0.0.1:26379, 127.0.0.1:26380"})
     Sentinels(addresses=(('127.0.0.1', 26379), ('127.0.0.1', 26380)), master='factor6')
 """
+import errno
+import re
 import socket
+import uuid
 from dataclasses import dataclass
 
 KINDS = {int: "a whole number", float: "a number"}
+FORMATION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def number(env, variable, default, least=0, kind=None):
@@ -79,6 +83,40 @@ def instance_name(env):
     Without either (a container, a bare gunicorn) the host name tells instances apart.
     """
     return env.get("HONCHO_PROCESS_NAME") or env.get("PS") or socket.gethostname()
+
+
+def formation_id(env):
+    """The formation's identity, ``FORMATION_ID``: the same for every process of one formation; '' when unset
+    (then the backing supervisor makes one and keeps it in Redis, and the web processes read it there).
+
+    >>> formation_id({"FORMATION_ID": " f1a2b "}), formation_id({})
+    ('f1a2b', '')
+    >>> formation_id({"FORMATION_ID": "two words"})
+    Traceback (most recent call last):
+    ...
+    ValueError: FORMATION_ID must be 1-64 characters of [A-Za-z0-9._-], not 'two words'
+    """
+    text = env.get("FORMATION_ID", "").strip()
+    if text and not FORMATION_ID.fullmatch(text):
+        raise ValueError(f"FORMATION_ID must be 1-64 characters of [A-Za-z0-9._-], not {text!r}")
+    return text
+
+
+def fresh_formation_id():
+    """A new formation identity, for a formation started without ``FORMATION_ID``."""
+    return f"f{uuid.uuid4().hex[:12]}"
+
+
+def port_problem(host, port, setting):
+    """None when this process could listen on ``host:port`` now; else one line naming the ``setting`` to change.
+    Checked before a start, so that a port another formation holds ends it at once, not after retries."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.create_server((host, port), family=family):  # SO_REUSEADDR, as the servers themselves bind
+            return None
+    except OSError as exc:
+        why = "taken (another formation's?)" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        return f"cannot listen on {host or '*'}:{port}: {why}; set {setting} to a free port"
 
 
 def idempotency_ttl(env):

@@ -169,10 +169,8 @@ class Connection(asyncio.Protocol):
                 request.key = value.decode("latin-1")
             elif lower == b"x-request-id":
                 request.given_id = value
-            elif request.forwarded_for:
-                request.forwarded_for += b", " + value
-            else:
-                request.forwarded_for = value
+            else:  # x-forwarded-for: several are one list
+                request.forwarded_for = request.forwarded_for + b", " + value if request.forwarded_for else value
         request.headers.append((name, value))
 
     def on_headers_complete(self):
@@ -198,10 +196,8 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self):
         request, self.request = self.request, None
-        parts = request.parts
-        if parts:
-            request.body = parts[0] if len(parts) == 1 else b"".join(parts)
-            request.parts = None
+        if request.parts:  # one part is joined without a copy
+            request.body, request.parts = b"".join(request.parts), None
         self.deadline = None
         self._take_turn(request)
 

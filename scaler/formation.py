@@ -1,8 +1,9 @@
 """The live formation seen from outside: registry entries joined with psutil's view of each process.
 
     $ scripts/ps
-    backing: valkey 9.1.2 at redis://127.0.0.1:6379/0, up 42s; server pid 4201 (safe to kill: its supervisor
-             restarts it), supervisor pid 4200 (python -m backing: under honcho, killing it stops the formation)
+    backing: valkey 9.1.2 at redis://127.0.0.1:6379/0, formation f3c9a1b2d4e5, up 42s; server pid 4201 (safe to
+             kill: its supervisor restarts it), supervisor pid 4200 (python -m backing: under honcho, killing it
+             stops the formation)
     INSTANCE  ADDRESS          MASTER  WORKERS      RSS MB  CPU %  UPTIME  SERVED
     web.1     127.0.0.1:5100   4242    4250,4251      61.2    3.0    42s     1234
     $ scripts/ps --watch          # the same table, refreshed in place every second (rich), until Ctrl-C
@@ -11,7 +12,8 @@
     ['web.1', 'web.2']
 
 ``scripts/ps``, the chaos monkey and the report all look at processes this way.
-Without a Redis to ask, ``scripts/ps`` says so in one line and exits 2.
+Without a Redis to ask, ``scripts/ps`` says so in one line and exits 2; so it does when an instance registered
+there names another formation than the one that Redis holds (``common.schema.FORMATION_KEY``, web/identity.py).
 """
 import argparse
 import os
@@ -24,7 +26,7 @@ from redis.exceptions import RedisError
 
 from backing.server import server_info
 from common.settings import redis_url
-from common.schema import SERVED
+from common.schema import FORMATION_KEY, SERVED
 from common.redis_client import connect
 from common.registry import Registry
 
@@ -37,6 +39,7 @@ class Instance:
     started: float
     served: int = 0
     workers: list = field(default_factory=list)  # psutil.Process of each worker, on this host only
+    formation: str = None  # the formation identity it reports, once it knows one
 
     def processes(self):
         """The master and its workers that still exist on this host."""
@@ -63,6 +66,7 @@ def live_instances(client):
             started=entry.get("started", 0.0),
             served=int(served.get(entry.get("name"), 0)),
             workers=workers_of(entry.get("pid", 0)) if entry.get("host") in (None, os.uname().nodename) else [],
+            formation=entry.get("formation"),
         )
         for entry in Registry(client).instances()
     ]
@@ -107,6 +111,14 @@ def table(instances, now=None):
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
+def strangers(client, instances):
+    """One line per instance that names another formation than the Redis it registered in holds."""
+    held = client.get(FORMATION_KEY)
+    return [f"{i.name} ({i.address}) reports formation {i.formation} but the Redis it registered in holds "
+            f"{f'formation {held}' if held else 'no formation identity'}: it belongs to another formation"
+            for i in instances if i.formation and i.formation != held]
+
+
 def supervisor_of(pid):
     """The ``python -m backing`` process supervising server ``pid`` on this host, or None."""
     try:
@@ -143,7 +155,9 @@ def local_supervisors(port):
 def backing_line(client, url):
     """One line on the backing service: what it is, and which of its pids is safe to kill."""
     info = server_info(client)
-    line = f"backing: {info['name']} {info['version']} at {url}, up {info['uptime_s']}s; "
+    formation = client.get(FORMATION_KEY)
+    line = (f"backing: {info['name']} {info['version']} at {url}, "
+            f"{f'formation {formation}' if formation else 'no formation identity'}, up {info['uptime_s']}s; ")
     if not is_server(info["pid"]):
         return line + f"server pid {info['pid']} (not on this host)"
     supervisor = supervisor_of(info["pid"])
@@ -153,16 +167,21 @@ def backing_line(client, url):
                    f"{supervisor.pid} (python -m backing: under honcho, killing it stops the formation)")
 
 
-def watch(client, every=1.0, frames=None):
-    """The table, redrawn in place every ``every`` seconds until Ctrl-C (or ``frames`` redraws)."""
+def watch(client, url, every=1.0, frames=None):
+    """The backing line and the table, redrawn in place every ``every`` seconds until Ctrl-C (or ``frames``
+    redraws). In a narrow terminal the pids fold onto a second line rather than lose digits."""
+    from rich.console import Group
     from rich.live import Live
-    from rich.table import Table
+    from rich.table import Column, Table
+    from rich.text import Text
 
     def render():
-        view = Table(*HEADERS, title=f"factor6 formation at {time.strftime('%H:%M:%S')}", title_justify="left")
+        columns = [Column(name, overflow="fold", no_wrap=name in ("RSS MB", "CPU %")) for name in HEADERS]
+        view = Table(*columns, title=f"factor6 formation at {time.strftime('%H:%M:%S')}", title_justify="left",
+                     box=None, pad_edge=False)
         for row in rows_of(live_instances(client)):
-            view.add_row(*row)
-        return view
+            view.add_row(*row[:3], row[3].replace(",", " "), *row[4:])  # wrapped between pids, not inside one
+        return Group(Text(backing_line(client, url)), view)
 
     with Live(render(), auto_refresh=False) as live:
         for _ in iter(int, 1) if frames is None else range(frames):
@@ -177,11 +196,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     client = connect(args.redis_url)
     try:
+        instances = live_instances(client)
+        wrong = strangers(client, instances)
+        if wrong:
+            sys.stderr.write(f"scripts/ps: {wrong[0]}" + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else "")
+                             + "\n")
+            return 2
         if args.watch:
-            watch(client)
+            watch(client, args.redis_url)
             return 0
         print(backing_line(client, args.redis_url))
-        print(table(live_instances(client)))
+        print(table(instances))
     except KeyboardInterrupt:
         pass
     except RedisError as exc:

@@ -6,6 +6,7 @@ and gives up on a server that keeps dying; web, the scaler and a whole honcho
 formation ride through the server being killed or frozen.
 """
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -157,15 +158,25 @@ def test_a_data_folder_that_cannot_be_written_exits_non_zero_with_one_line(procs
 
 
 def test_a_server_that_keeps_dying_at_start_makes_it_give_up(procs, tmp_path):
+    # A "server" that exits 1 at once, every time (a bad build, a bad setting it reads itself).
+    service = start_backing(procs, tmp_path, wait=False, REDIS_GIVE_UP=3, REDIS_SERVER=shutil.which("false"))
+    assert service.popen.wait(timeout=60) == 1
+    out = service.output()
+    assert "giving up" in out and out.count("backing: server started") == 3, out[-3000:]
+
+
+def test_a_taken_port_is_refused_before_any_server_starts(procs, tmp_path):
     port = free_port()
-    with socket.socket() as squatter:  # the port taken: the real server fails to bind, again and again
+    with socket.socket() as squatter:  # another formation's Redis, say
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
-        service = start_backing(procs, tmp_path, port=port, wait=False, REDIS_GIVE_UP=3)
-        assert service.popen.wait(timeout=60) == 1
+        service = start_backing(procs, tmp_path, port=port, wait=False)
+        assert service.popen.wait(timeout=60) == 2
     out = service.output()
-    assert "giving up" in out and out.count("backing: server started") == 3, out[-3000:]
+    assert "backing: server started" not in out, out
+    [line] = [line for line in out.splitlines() if line.startswith("backing: cannot start")]
+    assert f"127.0.0.1:{port}: taken" in line and "PORT_REDIS" in line, line
 
 
 def test_with_redis_url_it_starts_no_server_and_waits(procs, tmp_path):

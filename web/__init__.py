@@ -4,6 +4,7 @@
     $ curl -X POST -H 'Idempotency-Key: run1:u1:1' http://127.0.0.1:8000/hits
     {"hits": 1, "replayed": false, "served_by": {"instance": "web.1", "pid": 4242}}
 
+Every answer names its process (``X-Served-By``) and its formation (``X-Factor6-Formation``, web/identity.py).
 Routes: ``GET /`` (the seed's page), ``POST /hits`` (the API), ``GET /hits``
 (read only), ``GET /healthz`` (alive), ``GET /readyz`` (Redis answers);
 a visitor's session and cart (web/sessions.py), uploads (web/uploads.py).
@@ -21,7 +22,9 @@ from werkzeug.exceptions import HTTPException
 from web.config import Config
 from web.durability import Unconfirmed
 from web.hits import make_counter
+from web.identity import Identity
 from common.redis_client import connect
+from common.schema import FORMATION_HEADER
 
 # The IETF draft's sf-string form ("...") or a bare token.
 KEY_PATTERN = re.compile(r'"([A-Za-z0-9._:-]{1,255})"|([A-Za-z0-9._:-]{1,255})')
@@ -64,6 +67,7 @@ def create_app(config=None):
     app = Flask(__name__)
     client = connect(config.redis_url, timeout=config.redis_timeout)
     outage = {"since": None, "logged": 0.0}  # this process's view of a Redis outage, for its log only
+    identity = Identity(config.formation, client)
     counter = make_counter(config.hit_mode, client, config.instance, config.idempotency_ttl, config.durability)
     app.config["MAX_CONTENT_LENGTH"] = config.upload_max_bytes
     from web.sessions import configure_store, sessions_blueprint  # they import this module's request helpers
@@ -82,6 +86,8 @@ def create_app(config=None):
     @app.after_request
     def tag(response):
         response.headers["X-Served-By"] = f"{config.instance};pid={os.getpid()}"
+        if identity.get():
+            response.headers[FORMATION_HEADER] = identity.get()
         return response
 
     @app.errorhandler(BadRequest)

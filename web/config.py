@@ -23,7 +23,7 @@ The readers every process type shares (``number``, ``redis_url``, ``sentinels``.
 import os
 from dataclasses import dataclass
 
-from common.settings import idempotency_ttl, instance_name, number, redis_timeout, redis_url
+from common.settings import formation_id, idempotency_ttl, instance_name, number, redis_timeout, redis_url
 
 HIT_MODES = ("atomic", "seed", "local")
 SESSION_STORES = ("redis", "cookie", "memory")  # memory is wrong on purpose: web/sessions.py
@@ -68,6 +68,8 @@ class Config:
     scratch: str = "delete"
     scratch_dir: str = ""
     durability: Durability = Durability()
+    # FORMATION_ID, or '' to read the formation's identity from Redis (web/identity.py).
+    formation: str = ""
 
     @classmethod
     def from_env(cls, env=None):
@@ -97,4 +99,5 @@ class Config:
             scratch=scratch,
             scratch_dir=env.get("SCRATCH_DIR", ""),
             durability=durability(env),
+            formation=formation_id(env),
         )

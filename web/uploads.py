@@ -19,7 +19,9 @@ result stays.
 nothing goes to Redis, and ``GET`` works the result out from the file. Each
 process's scratch folder is its own and starts empty, as a dyno's or a
 container's file system does, so another process, or this one restarted,
-answers 404.
+answers 404. A process removes its folder as it exits; the folders of processes
+killed outright are removed by the next web process to start with the same
+scratch folder base (``sweep``).
 """
 import atexit
 import hashlib
@@ -36,15 +38,43 @@ from common.schema import upload_id, upload_result
 
 CHUNK = 1 << 18  # bytes read, written and parsed at a time: memory stays at a few chunks whatever the size
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+SCRATCH_PREFIX = "factor6-scratch-"  # + instance-pid-random: one process's scratch folder
+SCRATCH_NAME = re.compile(rf"{SCRATCH_PREFIX}.*-(\d+)-[^-]+")
 
 
 def scratch_folder(config):
-    """This process's own scratch folder, empty at start and removed when the process exits."""
+    """This process's own scratch folder, empty at start and removed when the process exits; the folders of
+    processes that are gone without exiting (SIGKILL runs no exit handler) are removed first."""
     base = config.scratch_dir or tempfile.gettempdir()
     os.makedirs(base, exist_ok=True)
-    folder = tempfile.mkdtemp(prefix=f"{config.instance}-{os.getpid()}-", dir=base)
+    sweep(base)
+    folder = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{config.instance}-{os.getpid()}-", dir=base)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+def sweep(base):
+    """Remove the scratch folders in ``base`` whose process is gone.
+
+    >>> import pathlib; base = pathlib.Path(tempfile.mkdtemp())
+    >>> (base / f"{SCRATCH_PREFIX}web.1-{os.getpid()}-live").mkdir(); (base / f"{SCRATCH_PREFIX}web.1-0-dead").mkdir()
+    >>> sweep(base); sorted(p.name.split("-")[-1] for p in base.iterdir())
+    ['live']
+    """
+    for entry in os.scandir(base):
+        owner = SCRATCH_NAME.fullmatch(entry.name)
+        if owner and entry.is_dir(follow_symlinks=False) and not alive(int(owner[1])):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process, alive
+        return True
+    return pid > 0  # 0 names this process's group, not a process
 
 
 def receive(stream, folder):

@@ -16,7 +16,8 @@ Faults come from ``fault_spans`` (bench/chaos/vocabulary.py): an instant (a
 kill) is a line, a lasting fault (a freeze, an outage, a bad instance) a band
 over its duration, each kind in its own colour, new kinds included. A lane is
 ``serving`` while the instance is registered, ``gone`` after, ``frozen`` over
-its freezes and ``restarting`` from a kill, term or reload to its recovery.
+its freezes (in the freeze's colour, as its band above) and ``restarting``
+from a kill, term or reload to its recovery.
 Scale changes, the autoscaler's and those made by hand, are steps in the
 bottom panel. Legends sit to the right of the plots, never over the data.
 """
@@ -29,10 +30,14 @@ import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 
 from bench.chaos.vocabulary import RECOVERED, SCALE_WEB, fault_spans  # noqa: E402
 
+# One colour, one meaning, in every panel: a fault kind's colour is its band and its line, and a freeze's is also
+# the frozen stretch of a lane; restarting has a colour no fault has. The load, latency and count lines and the
+# lanes' serving and gone are black and greys, which no fault uses.
 COLOURS = {"kill": "tab:red", "term": "tab:orange", "reload": "tab:blue", "rolling": "tab:cyan",
            "freeze": "tab:purple", "scale": "tab:green", "scale_web": "tab:brown", "bad": "tab:pink"}
-SPARE = ["tab:olive", "tab:gray", "gold", "teal", "navy"]  # for kinds this module has never heard of
-STATE_COLOURS = {"serving": "#2e7d32", "restarting": "#f9a825", "frozen": "#1565c0", "gone": "#bdbdbd"}
+SPARE = ["tab:olive", "teal", "navy", "lime", "maroon"]  # for kinds this module has never heard of
+STATE_COLOURS = {"serving": "#90a4ae", "restarting": "#f9a825", "frozen": COLOURS["freeze"], "gone": "#e0e0e0"}
+MIN_SPAN_S = 10  # a run of one sample is still drawn over seconds, not over a fraction of one
 RETRY_NAME = "POST /hits (retry)"
 OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize": 8, "borderaxespad": 0}  # right of the plot
 
@@ -104,17 +109,18 @@ def timeline_png(history, formation, chaos_events, scaling=()):
     if total:
         times = [row[0] - t0 for row in total]
         load.plot(times, [row[1] for row in total], label="requests/s", color="black")
-        load.plot(times, [row[2] for row in total], label="failures/s", color="tab:red")
-        load.plot(times, [row[5] for row in total], label="users", color="tab:gray", linestyle="--")
-        latency.plot(times, [row[3] for row in total], label="p99 ms", color="tab:brown")
-        latency.plot(times, [row[4] for row in total], label="p95 ms", color="tab:pink")
+        load.plot(times, [row[2] for row in total], label="failures/s", color="black", linestyle=":")
+        load.plot(times, [row[5] for row in total], label="users", color="grey", linestyle="--")
+        latency.plot(times, [row[3] for row in total], label="p99 ms", color="black")
+        latency.plot(times, [row[4] for row in total], label="p95 ms", color="grey")
     retries = history.get(RETRY_NAME, [])
     if retries:
-        load.plot([row[0] - t0 for row in retries], [row[1] for row in retries], label="retries/s", color="tab:olive")
+        load.plot([row[0] - t0 for row in retries], [row[1] for row in retries], label="retries/s", color="grey",
+                  linestyle="-.")
     if formation:
         times = [s["time"] - t0 for s in formation]
-        procs.step(times, [s["instances"] for s in formation], where="post", label="instances")
-        procs.step(times, [s["workers"] for s in formation], where="post", label="workers")
+        procs.step(times, [s["instances"] for s in formation], where="post", label="instances", color="black")
+        procs.step(times, [s["workers"] for s in formation], where="post", label="workers", color="grey")
     draw_scaling(procs, scaling, chaos_events, formation, t0)
     spans = fault_spans(chaos_events)
     draw_faults((load, latency, procs), spans, t0)
@@ -126,6 +132,9 @@ def timeline_png(history, formation, chaos_events, scaling=()):
         axis.set_ylabel(label)
         if axis not in (load, swim) and axis.get_legend_handles_labels()[0]:
             axis.legend(**OUTSIDE)
+    low, high = procs.get_xlim()
+    if high - low < MIN_SPAN_S:
+        procs.set_xlim(min(low, 0), max(high, min(low, 0) + MIN_SPAN_S))
     procs.set_xlabel("seconds since start (bands: faults over their duration; lines: instant faults such as kills)")
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -143,4 +152,5 @@ def draw_scaling(axis, scaling, chaos_events, formation, t0):
                                if e.get("action") == SCALE_WEB and e.get("outcome") == "ok"], ":")):
         if changes:
             times = [t - t0 for t, _ in changes] + [max([changes[-1][0]] + end) - t0]
-            axis.step(times, [c for _, c in changes] + [changes[-1][1]], where="post", label=label, linestyle=style)
+            axis.step(times, [c for _, c in changes] + [changes[-1][1]], where="post", label=label, linestyle=style,
+                      color="dimgrey")

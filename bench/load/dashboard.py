@@ -13,8 +13,10 @@ Every click goes through the run's chaos engine (``act(..., manual=True)``, or
 ``journal`` for formation changes), so it is in chaos.jsonl with ``"manual":
 true`` and a seeded schedule is left as it was. Bad input is a 400 with a one-line
 JSON reason: a target that is not a registered instance whose master runs
-here, a pid that is not one of its workers. Actions that need load are a 409
-while no test runs; a scale the scaler cannot make is a 409 with its reason. A
+here, a pid that is not one of its workers. The page shows the formation before
+any run too (the Redis of ``--redis-url``), and says so when the instances behind
+the host name another formation than that Redis (bench/load/identity.py).
+Actions that need load are a 409 while no test runs; a scale the scaler cannot make is a 409 with its reason. A
 POST from another origin is a 403. The routes live on Locust's own app, so they
 bind where its UI binds (``--web-host``; 127.0.0.1 in the docs and tests).
 """
@@ -31,8 +33,10 @@ from redis.exceptions import RedisError
 from bench.chaos.targets import local_master
 from bench.chaos.vocabulary import BAD_INSTANCE, REMOVE, SCALE_WEB, end_of, fault_spans, format_event, lasting
 from bench.load.bad_instance import MODE, BadInstances
+from bench.load import identity
 from bench.load.board import Board
 from bench.verdict import render
+from common.redis_client import connect
 from scaler.cli import Refused, ask
 from scaler.shared import Desired
 from scaler.formation import live_instances
@@ -58,9 +62,11 @@ class Refusal(Exception):
 class Dashboard:
     def __init__(self, environment, conductor):
         self.env, self.conductor = environment, conductor
-        self.board, self.bad = None, None  # made per run: the start form may change the host
+        self.board = Board(environment.host or "")  # made again per run: the start form may change the host
+        self.bad = None
         self.series = []  # {"t", "rps", "p95"} once a second while a run goes
         self.latest, self.sampler = None, None
+        self.own_client = None  # before the first run: the page's own client of --redis-url
 
     # -- lifecycle: test_start, test_stop, quitting -------------------------------------------
 
@@ -100,23 +106,35 @@ class Dashboard:
     def sample(self):
         if self.latest and time.time() - self.latest["time"] < SAMPLE_EVERY:
             return self.latest  # several pages open, or polling between runs: one sample a second in all
-        client = self.conductor.client
+        client = self.reader()
         chaos = self.conductor.chaos.events if self.conductor.chaos else []
         try:
             self.latest = self.board.sample(client, chaos, self.bad.names() if self.bad else ())
+            self.latest["desired"] = Desired(client).get()
+            if not self.running():  # a run's start checked it (plugin); between runs the page does
+                self.latest["identity"] = identity.mismatch(self.board.proxy_url, client, self.redis_url(), 0)
         except (RedisError, OSError) as exc:
             self.latest = {"time": time.time(), "error": f"cannot read the formation: {exc}"}
         return self.latest
+
+    def redis_url(self):
+        return self.conductor.options.redis_url
+
+    def reader(self):
+        """The formation's Redis: the run's client; before the first run, the page's own (``--redis-url``)."""
+        if self.conductor.client is None and self.own_client is None:
+            self.own_client = connect(self.redis_url())
+        return self.conductor.client or self.own_client
 
     # -- what the page reads ----------------------------------------------------------------
 
     def state(self):
         running = self.running()
-        if self.conductor.client is None:
-            return {"running": False, "run": None, "note": "no test has run yet: start one in Locust's UI"}
         formation = self.sample()
         chaos = self.conductor.chaos.events if self.conductor.chaos else []
         return {"running": running, "run": self.conductor.run.run_id if self.conductor.run else None,
+                "note": self.conductor.failed or formation.get("identity") or (
+                    None if self.conductor.run else "no test has run yet: start one in Locust's UI"),
                 "formation": formation, "numbers": self.numbers(), "series": self.series,
                 "faults": fault_spans(chaos, now=time.time() if running else None),
                 "events": [{"text": format_event(e), "manual": bool(e.get("manual"))} for e in chaos[-EVENTS_SHOWN:]]}
@@ -152,7 +170,7 @@ class Dashboard:
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 64:
             raise Refusal(400, f"count must be a whole number from 1 to 64, not {count!r}")
         try:
-            ask(self.client(), count)
+            ask(self.reader(), count)
         except Refused as exc:
             raise Refusal(409, str(exc)) from None
         return self.journal(SCALE_WEB, None, desired=count)
@@ -176,23 +194,18 @@ class Dashboard:
     def follow_count(self, change):
         """A scaler keeping a count counts the bad instance too: move the count with it, so that no good
         instance is drained to make room for it (nor started when it goes)."""
-        desired = Desired(self.client())
+        desired = Desired(self.reader())
         if desired.get() is not None:
             desired.set(desired.get() + change)
 
     # -- checks -----------------------------------------------------------------------------
-
-    def client(self):
-        if self.conductor.client is None:
-            raise Refusal(409, "no test has run yet, so the formation's Redis is not known: start a test")
-        return self.conductor.client
 
     def require_run(self, what):
         if not self.running() or self.conductor.chaos is None:
             raise Refusal(409, f"{what} needs load: no test is running (start one in Locust's UI)")
 
     def instance(self, name):
-        instances = {i.name: i for i in live_instances(self.client())}
+        instances = {i.name: i for i in live_instances(self.reader())}
         ours = sorted(n for n, i in instances.items() if local_master(i))
         if not isinstance(name, str) or name not in instances or name not in ours:
             raise Refusal(400, f"{name!r} is not an instance of this formation running here"

@@ -50,7 +50,7 @@ import requests
 from locust.runners import MasterRunner, WorkerRunner
 
 from bench.chaos import DEFAULT_MIX, ChaosMonkey, parse_mix
-from bench.load import dashboard, shapes, webui
+from bench.load import dashboard, identity, shapes, webui
 from bench.load import options as plugin_options
 from bench.load.collect import Collector, Streamer
 from bench.load.conclude import Run, conclude, proof
@@ -132,6 +132,9 @@ class Conductor:
         # Workers receive parsed_options with their spawn message: this is how they learn the run id.
         options.run_id = self.new_run_id()
         self.client = self.client or connect(options.redis_url)
+        wrong = identity.mismatch(self.env.host, self.client, options.redis_url)
+        if wrong:  # a ledger from another formation's Redis would convict this one of losing every hit
+            return self.abort(wrong)
         self.journal = Journal(options.run_id)
         report_dir = self.report_dir(options.run_id)
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -198,7 +201,7 @@ class Conductor:
             self.live.stop()
         if self.chaos:
             self.chaos.stop()
-        if not self.failed:
+        if not self.failed and self.run:  # Locust stops a runner that never started too, when it quits
             gevent.spawn(self.conclude)
 
     def proof(self, chaos_summary):
@@ -294,6 +297,8 @@ def install(environment):
         if environment.web_ui:
             webui.install_tab(environment.web_ui, plugin.rows)
             plugin_options.refuse_bad_starts(environment.web_ui)
+            webui.refuse_taken_port(environment.web_ui)
+            webui.answer_failed_starts(environment.web_ui, plugin)
             dashboard.install(environment.web_ui, plugin)
     environment.factor6 = plugin
     guard = plugin.guarded if isinstance(plugin, Conductor) else (lambda _what, handler: handler)

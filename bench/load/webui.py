@@ -7,13 +7,17 @@
 final Verdict after it, with the chaos summary and the latest formation sample.
 """
 import json
+import sys
+import time
 from pathlib import Path
 
 from bench.chaos import FOLLOW_UPS
 from bench.verdict import render
 from bench.verdict.checker import CATEGORIES, VALID
+from common.settings import port_problem
 
 SHOWN = 10  # offending items listed per category in the tab
+START_WAIT_S = 30  # the run's start: its Redis, the formation's identity (bench/load/identity.py), its folder
 
 
 def tab_rows(verdict=None, run_id="", live=None, chaos=None, formation=None):
@@ -65,6 +69,43 @@ def install_tab(web_ui, rows):
             data = response.get_json()
             data["extended_stats"] = [{"key": "consistency", "data": rows()}]
             response.set_data(json.dumps(data))
+        return response
+
+
+def refuse_taken_port(web_ui):
+    """Locust's web UI port taken ends Locust here with one line and exit status 2, not gevent's traceback."""
+    problem = port_problem(web_ui.host, web_ui.port, "--web-port")
+    if problem:
+        sys.stderr.write(f"factor6: Locust's web UI {problem}\n")
+        sys.exit(2)
+
+
+def answer_failed_starts(web_ui, conductor):
+    """Make ``POST /swarm``, which Locust answers as soon as it has spawned the start, wait for the run's start
+    and answer ``success: false`` with its one-line reason when it failed (a wrong Redis, Redis away)."""
+    from flask import request
+    from locust.runners import STATE_RUNNING, STATE_SPAWNING
+    import gevent
+
+    @web_ui.app.before_request
+    def note_start():
+        if request.path == "/swarm" and request.method == "POST":
+            runner = web_ui.environment.runner
+            request.factor6_run = None if runner.state in (STATE_RUNNING, STATE_SPAWNING) else conductor.runs
+
+    @web_ui.app.after_request
+    def answer_start(response):
+        before = getattr(request, "factor6_run", None)
+        if before is None or not response.is_json or not response.get_json().get("success"):
+            return response
+        deadline = time.monotonic() + START_WAIT_S
+        while conductor.runs == before or not (conductor.started or conductor.failed):
+            if time.monotonic() > deadline:
+                return response
+            gevent.sleep(0.05)
+        if conductor.failed:
+            response.set_data(json.dumps({"success": False, "message": conductor.failed,
+                                          "host": web_ui.environment.host}))
         return response
 
 

@@ -50,9 +50,10 @@ function makeChart() {
   return new uPlot({
     width: box.clientWidth || 900, height: 260,
     series: [{}, {label: "requests/s", stroke: "#1d232b", width: 2, scale: "rps"},
-             {label: "p95 ms", stroke: "#e91e63", width: 2, scale: "ms"}],
+             {label: "p95 ms", stroke: "#78909c", width: 2, scale: "ms"}],  // grey: no fault's colour
     axes: [{}, {scale: "rps", label: "requests/s"}, {scale: "ms", side: 1, label: "p95 ms", grid: {show: false}}],
-    scales: {x: {time: true}},
+    // One sample alone would make uPlot span two years around it: a minute instead.
+    scales: {x: {time: true, range: (u, min, max) => (min === max ? [min - 30, max + 30] : [min, max])}},
     hooks: {drawClear: [drawFaults]},
   }, [[], [], []], box);
 }
@@ -79,6 +80,14 @@ function drawNumbers() {
   $("headline").textContent = n.headline || "verdict";
   $("run").textContent = state.running ? `running: run ${state.run}` : (state.run ? `idle: last run ${state.run}` :
                                                                          state.note || "idle");
+}
+
+// The count next to "scale web": the scaler's, else the web instances serving; left alone while being edited.
+let scaleEdited = false;
+function drawCount(f) {
+  if (scaleEdited || document.activeElement === $("scale-count")) return;
+  const serving = (f.instances || []).filter((i) => i.kind === "web" && !["gone", "draining"].includes(i.state));
+  $("scale-count").value = f.desired ?? serving.length;
 }
 
 function field(card, label, value) {
@@ -151,14 +160,15 @@ function drawCards() {
     seen.add(i.name);
   }
   document.querySelectorAll(".card").forEach((el) => { if (!seen.has(el.dataset.name)) el.remove(); });
-  if (f.error) say(f.error, true);
+  drawCount(f);
+  if (f.error || f.identity) say(f.error || f.identity, true);
 }
 
 function drawEvents() {
   $("events").innerHTML = (state.events || []).map((e) =>
     `<li class="${e.manual ? "manual" : ""}">${e.manual ? "[by hand] " : ""}${e.text.replace(/</g, "&lt;")}</li>`).join("");
   $("add-bad").disabled = !state.running;
-  $("scale").disabled = !state.run;
+  $("scale").disabled = !state.formation || !!state.formation.error;
 }
 
 async function refresh() {
@@ -172,7 +182,11 @@ async function refresh() {
   }
 }
 
-$("scale").addEventListener("click", () => post("factor6/scale", {count: Number($("scale-count").value)}));
+$("scale-count").addEventListener("input", () => { scaleEdited = true; });
+$("scale").addEventListener("click", () => {
+  scaleEdited = false;
+  post("factor6/scale", {count: Number($("scale-count").value)});
+});
 $("add-bad").addEventListener("click", () => { say("starting a bad instance…"); post("factor6/bad"); });
 window.addEventListener("resize", () => chart && chart.setSize({width: $("chart").clientWidth, height: 260}));
 refresh();
