@@ -25,6 +25,7 @@ from common.clock import clock
 REQUEST_TIMEOUT = 10  # seconds an instance may take to answer one request
 SHOWN_BODY = 120  # characters of a body shown in a line of evidence
 KEPT_BODY = 4096  # characters of a body kept for judging captures and showing
+BINARY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")  # what text never holds: control characters, undecodable bytes
 TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 
 
@@ -42,6 +43,7 @@ class Exchange:
     request_body: str = ""  # as sent, when it is short text; else a note of its size
     headers: dict = field(default_factory=dict)
     elapsed_ms: float = 0.0
+    uploads: dict = field(default_factory=dict)  # multipart file fields sent: {field: bytes}
 
     def line(self):
         answer = f"{self.status} {excerpt(self.body)}".strip() if self.status else f"no answer ({self.error})"
@@ -50,21 +52,30 @@ class Exchange:
     def curl(self):
         parts = ["curl", "-i", "-X", self.method, self.url]
         for name, value in self.request_headers.items():
-            parts += ["-H", f"{name}: {value}"]
-        if self.request_body:
+            if not (self.uploads and name.lower() == "content-type"):  # curl -F writes its own boundary
+                parts += ["-H", f"{name}: {value}"]
+        made = []
+        for name, size in self.uploads.items():  # a file of the same size stands for the one sent
+            made.append(f"head -c {size} /dev/urandom >{shlex.quote(name + '.bin')} && ")
+            parts += ["-F", f"{name}=@{name}.bin"]
+        if self.request_body and not self.uploads:
             parts += ["--data-binary", self.request_body]
-        return " ".join(shlex.quote(part) for part in parts)
+        return "".join(made) + " ".join(shlex.quote(part) for part in parts)
 
     def to_dict(self):
         return asdict(self)
 
 
 def excerpt(body):
-    """The start of a body, an HTML page by its title.
+    """The start of a body, an HTML page by its title, binary bytes by their count.
 
     >>> excerpt("<!doctype html><html><title>404 Not Found</title><h1>Not Found</h1>")
     'html: 404 Not Found'
+    >>> excerpt(chr(0) + chr(0xfffd) + "zz")
+    '(4 characters of binary)'
     """
+    if not body.isprintable() and BINARY.search(body):
+        return f"({len(body)} characters of binary)"
     title = TITLE.search(body) if body.lstrip()[:1] == "<" else None
     return f"html: {' '.join(title.group(1).split())}" if title else body[:SHOWN_BODY]
 
@@ -98,5 +109,6 @@ def send(session, instance, base, request, timeout=REQUEST_TIMEOUT):
             if name.lower() in ("content-type", "cookie") or name in request.get("headers", {})}
     exchange = Exchange(method, path, instance, base + path, response.status_code, response.text[:KEPT_BODY], sent,
                         request_headers=kept, request_body=shown_body(prepared), headers=dict(response.headers),
-                        elapsed_ms=response.elapsed.total_seconds() * 1000)
+                        elapsed_ms=response.elapsed.total_seconds() * 1000,
+                        uploads={name: len(file[1]) for name, file in request.get("files", {}).items()})
     return exchange, response

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import statistics
 from collections import defaultdict
 
@@ -174,6 +175,11 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;
 """
 
 
+def xml_text(text):
+    """``text`` without the characters XML 1.0 cannot hold (an app's binary answer quoted in evidence)."""
+    return re.sub("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]", "?", text)
+
+
 def junit(path, results, app_name, files):
     from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
 
@@ -182,10 +188,11 @@ def junit(path, results, app_name, files):
         case = TestCase(result.name, classname=f"factor6.probe.{app_name}")
         if result.status == INVALID:
             counts = ", ".join(f"{c} {n}" for c, n in result.counted.items() if n)
-            case.result = [Failure(message=f"INVALID: {counts}", type_="INVALID")]
+            case.result = [Failure(message=xml_text(f"INVALID: {counts}"), type_="INVALID")]
         elif result.status == UNKNOWN:
-            case.result = [Error(message=f"NO VERDICT: {(result.errors + result.reasons)[0]}", type_="NO VERDICT")]
-        case.system_out = "\n".join(result_lines(result) + files_lines(files))
+            case.result = [Error(message=xml_text(f"NO VERDICT: {(result.errors + result.reasons)[0]}"),
+                                 type_="NO VERDICT")]
+        case.system_out = xml_text("\n".join(result_lines(result) + files_lines(files)))
         suite.add_testcase(case)
     xml = JUnitXml()
     xml.add_testsuite(suite)
