@@ -21,13 +21,13 @@ journaled before the request is sent, so a user killed mid-request leaves an
 VisitorUser (bench/load/visitors.py) and UploadUser (bench/load/uploaders.py);
 each journals typed events for its workload's checker (bench/verdict/workloads.py).
 """
-import itertools
 import re
 
-from locust import FastHttpUser, constant, events, task
+from locust import constant, events, task
 
 from bench.load import options, plugin
-from bench.load.tries import Retryable, call, retrying
+from bench.load.tries import Retryable, call
+from bench.load.users import JournaledUser
 from bench.load.uploaders import UploadUser  # noqa: F401 - Locust finds user classes in this module
 from bench.load.visitors import VisitorUser  # noqa: F401
 
@@ -47,26 +47,22 @@ def install(environment, **_):
     plugin.install(environment)
 
 
-class HitUser(FastHttpUser):
+class HitUser(JournaledUser):
     workload = "hits"
     wait_time = constant(0.01)
-    _user_numbers = itertools.count(1)
 
     def on_start(self):
-        self.sequence = itertools.count(1)
-        self.number = next(self._user_numbers)
-        options = self.environment.parsed_options
-        self.hits = options.hits
+        self.hits = self.environment.parsed_options.hits
         # Only a keyed hit is safe to send again; keyless-retried does it anyway, on purpose.
-        self.retrying = retrying(options, tries=1 if self.hits in ("keyless", "page") else None)
+        self.tries = 1 if self.hits in ("keyless", "page") else None
+        super().on_start()
         self.request = {"keyed": ("POST", "/hits", HIT), "keyless": ("POST", "/hits", KEYLESS),
                         "keyless-retried": ("POST", "/hits", KEYLESS), "page": ("GET", "/", PAGE)}[self.hits]
         self.expect = None if self.hits == "page" else (lambda data: type(data.get("hits")) is int)
 
     @task
     def hit(self):
-        journal = plugin.journal_of(self.environment)
-        key = journal.key(self.number, next(self.sequence))
+        journal, key = self.journal, self.next_key()
         keyless = self.hits != "keyed"
         journal.invoke(key, keyless=keyless)
         try:

@@ -36,8 +36,8 @@ def test_tab_shows_live_counts_then_the_final_verdict_and_chaos(procs, redis_url
 
     assert requests.post(ui + "/stop", timeout=30).ok
     final = wait_until(lambda: (rows := consistency_rows(ui))["verdict"]["count"] in ("VALID", "INVALID") and rows,
-                       timeout=60, what="the final verdict in the tab")
-    assert final["verdict"]["count"] == "VALID", final
+                       timeout=120, what="the final verdict in the tab")  # users drain up to 10 s first
+    assert final["verdict"]["count"] == "VALID" and "interrupted" not in final, final  # no run time: not early
     assert final["ok"]["count"] > 50 and final["lost"]["count"] == 0 and final["duplicated"]["count"] == 0
     assert {"chaos kill", "chaos reload"} & set(final)
     # A UI run gets a folder of its own under --report-dir, and its HTML report at Stop.
@@ -45,3 +45,15 @@ def test_tab_shows_live_counts_then_the_final_verdict_and_chaos(procs, redis_url
                         what="the UI run's report.html")
     assert "A Locust web-UI run against" in page.read_text() and "hits acknowledged" in page.read_text()
     assert locust.poll() is None  # the UI process stays up for the next run
+
+    # Stopped before the run time it was given, a UI run is interrupted, and still judged.
+    started = requests.post(ui + "/swarm", data={"user_count": 2, "spawn_rate": 2, "host": proxy.url,
+                                                  "run_time": "300s"}, timeout=10)
+    assert started.json()["success"], started.text
+    wait_until(lambda: consistency_rows(ui).get("ok so far", {}).get("count", 0) > 20, timeout=60,
+               what="the second run's hits")
+    assert requests.post(ui + "/stop", timeout=30).ok
+    final = wait_until(lambda: (rows := consistency_rows(ui))["verdict"]["count"] in ("VALID", "INVALID") and rows,
+                       timeout=120, what="the interrupted run's verdict")
+    assert final["verdict"]["count"] == "VALID", final
+    assert "stopped in the web UI" in final["interrupted"]["detail"] and "of the 300 s asked" in final["interrupted"]["detail"]

@@ -129,4 +129,4 @@ def test_a_hits_only_verdict_reads_as_before():
     hits = [{"type": "invoke", "key": "r:c:1", "time": 1}, {"type": "ok", "key": "r:c:1", "time": 2, "number": 1}]
     verdict = workloads.check(("hits",), hits, [{"key": "r:c:1", "number": 1, "instance": "w"}], 0, 1)
     assert verdict.status == "valid" and render.headline(verdict) == "VALID"
-    assert render.console(Source(run="r"), verdict).splitlines()[1].startswith("1 operations (1 ok), 1 applications")
+    assert render.console(Source(run="r"), verdict).splitlines()[1].startswith("1 hit (1 acknowledged), 1 applications")

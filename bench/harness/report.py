@@ -27,7 +27,7 @@ from bench.harness.timeline import timeline_png
 from bench.runfolder import (AUTOSCALE, CHAOS, CHECK, FORMATION, HISTORY, JOURNAL, LOCUST_HTML, PROXY_METRICS,
                              REPORT_HTML, RUN, VERDICT_JSON, read_json, read_jsonl)
 from bench.verdict import render
-from bench.verdict.checker import CATEGORIES, VALID
+from bench.verdict.checker import VALID
 from common.clock import clock
 
 
@@ -77,17 +77,18 @@ def table(headers, rows):
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def verdict_section(verdict, run_id, mode=None):
-    rows = [("ok", verdict.ok, "")]
-    rows += [(name, verdict.counts[name], "; ".join(map(render.describe, getattr(verdict, name)[:5])))
-             for name in CATEGORIES]
+def verdict_section(verdict, run_id, mode=None, interrupted=None):
+    """The headline, then each category in hits, what it means, and its items by reason (render.table)."""
+    rows = [(row["category"], f"{row['hits']:,}", row["meaning"], "\n".join(row["items"]))
+            for row in render.table(verdict, shown=5)]
     reasons = "".join(f"<p class=bad>{html.escape(reason)}</p>" for reason in verdict.errors + verdict.inconclusive)
     explained = "".join(f"<p>{html.escape(line)}</p>" for line in story.categories_explained(verdict))
     cause = (f"<p class=cause>Wrong on purpose: {html.escape(story.MODE_CAUSES[mode])}.</p>"
              if mode in story.MODE_CAUSES and mode != "atomic" else "")
     return (f"<h2 class={'good' if verdict.status == VALID else 'bad'}>{html.escape(render.headline(verdict))}</h2>"
             f"<p>run <code>{html.escape(str(run_id))}</code></p>" + cause
-            + table(("category", "count (gaps: missing numbers)", "first items"), rows) + reasons + explained)
+            + (f"<p class=bad>{html.escape(render.interruption(interrupted))}</p>" if interrupted else "")
+            + table(("category", "hits", "meaning", "items, by reason"), rows) + reasons + explained)
 
 
 def scaling_section(scaling):
@@ -130,8 +131,9 @@ def listed(items):
 
 
 def failover_section(rows, chaos_events):
-    """Per failover (verdict.json's ``failovers``, bench/verdict/failover.py), its new primary from the chaos event."""
-    if not rows:
+    """Per failover (verdict.json's ``failovers``, bench/verdict/failover.py), its new primary from the chaos event;
+    nothing when no failover happened (a run without Sentinel)."""
+    if not any(row["fault"] != "unexplained" for row in rows or ()):
         return ""
     events = {e["began"]: e for e in chaos_events if e.get("action") == "failover" and "began" in e}
 
@@ -177,14 +179,14 @@ def render_html(out):
                                   (data or {}).get("proof"))
     return f"""<!doctype html><html><head><meta charset=utf-8><title>factor6 check {html.escape(str(run.get('run', '')))}</title>
 <style>body{{font:14px sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;font-size:12px}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;font-size:12px;white-space:pre-line}}
 .good{{color:#186a18}} .bad{{color:#a01010}} img{{max-width:100%}}
 .conclusion{{font-size:16px;padding:10px;background:{"#e8f6e8" if verdict.status == VALID else "#f8ecec"}}}
 .cause{{font-weight:bold}}</style></head><body>
 <h1>factor6 consistency check</h1>
 <p>{html.escape(story.settings(check, run))}</p>
 <p class=conclusion>{html.escape(conclusion)}</p>
-{verdict_section(verdict, (data or {}).get("run", run.get("run")), mode)}
+{verdict_section(verdict, (data or {}).get("run", run.get("run")), mode, (data or {}).get("interrupted"))}
 {failovers}
 <h2>Timeline</h2><img alt="throughput, users, failures, retries, p95 and p99 latency and formation over time,
  with chaos events and the instance count the autoscaler asked for" src="data:image/png;base64,{picture}">

@@ -7,7 +7,7 @@
     >>> print(conclusion(Verdict(ok=900, duplicated=[{}] * 4), [], {}, retries=None, mode="seed"))
     900 hits acknowledged with no chaos action applied; 4 duplicated. Why: seed mode increments, then reads the number back in a second step, so two requests can read the same number.
 
-Counts come from ``Verdict.counts``, as on the console (gaps: missing numbers).
+Counts are hits (``model.hit_counts``), as on the console (gaps: missing numbers).
 bench.harness.report puts these in report.html; it reads the run folder, this
 module only turns what was read into sentences.
 """
@@ -17,6 +17,7 @@ from collections import Counter
 from bench.chaos.vocabulary import IN_WORDS
 from bench.verdict import render
 from bench.verdict.checker import INVALID, VALID
+from bench.verdict.model import hit_counts
 
 MODE_CAUSES = {
     "atomic": "atomic mode applies each hit in one Lua script: increment, remember the key, append the ledger",
@@ -74,7 +75,7 @@ def conclusion(verdict, actions, recoveries, retries, mode=None, proof=None):
     if asked:
         made = sum(applied.values()) + skipped
         first += f", of about {asked:,.0f} the chaos rate asked for ({made / asked:.0%} kept)"
-    counts = verdict.counts
+    counts = hit_counts(verdict)
     if verdict.status == VALID:
         found = "none lost, none duplicated, none unexpected, no number missing"
     elif verdict.status == INVALID:
@@ -100,10 +101,10 @@ def conclusion(verdict, actions, recoveries, retries, mode=None, proof=None):
 
 def categories_explained(verdict):
     """Plain words for the categories that are not failures but need saying: recovered and not_applied."""
-    counts, lines = verdict.counts, []
+    counts, lines = hit_counts(verdict), []
     if counts["not_applied"]:
         lines.append(f"{counts['not_applied']:,} hits had an unknown outcome and were never applied: the client"
-                     " gave up on them, or the run stopped while they were in flight. No client was told they"
+                     f" gave up on them, or they were {render.CUT} (in flight when the run stopped). No client was told they"
                      " succeeded, so nothing was lost; they are simply not counted.")
     if counts["recovered"]:
         lines.append(f"{counts['recovered']:,} hits had an unknown outcome at the client but were found applied,"

@@ -9,9 +9,10 @@ the master accounts), ``live`` (formation samples and the live check),
 ``webui`` (the Consistency tab, the --html banner), ``dashboard`` (the
 Formation page: its routes and buttons), ``board`` (its cards), ``bad_instance``
 (the HIT_MODE=local instance it adds), ``shapes`` (load shapes),
-``plugin`` (the Conductor that runs it all, and ``install``), ``visitors`` and
-``uploaders`` (the session and upload workloads' users), ``tries`` (a keyed
-request tried until its answer is final). It imports the verdict and chaos
+``plugin`` (the Conductor and ``install``), ``run`` (one run, from its start
+to its verdict, interrupted or not), ``users`` (the base of the journaled
+users), ``visitors`` and ``uploaders`` (the session and upload workloads'
+users), ``tries`` (a keyed request tried until its answer is final). It imports the verdict and chaos
 wings and web's contract modules, and, for a web-UI run's report.html at Stop,
 bench.harness.report; the harness never imports it.
 """

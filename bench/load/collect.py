@@ -1,14 +1,19 @@
 """Journals on the move: a worker streams its journal to the master, which knows when every one is whole.
 
-    streamer = Streamer(environment)                 # on a worker: on_test_start / on_test_stop
+    streamer = Streamer(environment)                 # on a worker: registers RUN_ID and STOPPING
     collector = Collector(runner, journal)           # on the master, per run
-    runner.register_message("journal", collector.on_journal)
-    runner.register_message("journal_complete", collector.on_journal_complete)
+    runner.register_message(JOURNAL, collector.on_journal)
+    runner.register_message(JOURNAL_COMPLETE, collector.on_journal_complete)
     missing = collector.wait(timeout=30)             # workers whose journal did not arrive whole
 
-A worker sends its new events every second and, once its users have stopped,
-the rest and a ``journal_complete`` message with its total; messages keep their
-order, so the total arrives after every chunk.
+The messages between master and workers, each in one direction. The master
+sends ``RUN_ID`` (the run's id, before Locust's spawn message: a worker
+journals under it from then on) and, for a run interrupted before its time,
+``STOPPING`` (the seconds the users may take to finish their hit in flight,
+before Locust's stop). A worker sends its new events every second
+(``JOURNAL``) and, once its users have stopped, the rest and
+``JOURNAL_COMPLETE`` with its total; messages keep their order, so the total
+arrives after every chunk.
 """
 import time
 
@@ -18,6 +23,8 @@ from locust.runners import MasterRunner
 from bench.load.journal import Journal
 
 STREAM_EVERY = 1.0
+RUN_ID, STOPPING = "factor6_run", "factor6_stopping"  # master -> workers
+JOURNAL, JOURNAL_COMPLETE = "journal", "journal_complete"  # worker -> master
 
 
 class Collector:
@@ -55,9 +62,16 @@ class Streamer:
         self.env = environment
         self.journal = Journal()
         self.greenlet = None
+        environment.runner.register_message(RUN_ID, self.on_run_id)
+        environment.runner.register_message(STOPPING, self.on_stopping)
+
+    def on_run_id(self, environment, msg, **_):
+        self.journal = Journal(msg.data)  # before the spawn message, so before any user of the run
+
+    def on_stopping(self, environment, msg, **_):
+        environment.stop_timeout = max(environment.stop_timeout or 0, msg.data)
 
     def on_test_start(self, **_):
-        self.journal = Journal(self.env.parsed_options.run_id)  # the master set it before spawning us
         self.greenlet = gevent.spawn(self.stream)
 
     def stream(self):
@@ -67,10 +81,10 @@ class Streamer:
 
     def send(self, chunk):
         if chunk:
-            self.env.runner.send_message("journal", chunk)
+            self.env.runner.send_message(JOURNAL, chunk)
 
     def on_test_stop(self, **_):
         if self.greenlet:
             self.greenlet.kill()
         self.send(self.journal.unsent())
-        self.env.runner.send_message("journal_complete", {"events": len(self.journal.events)})
+        self.env.runner.send_message(JOURNAL_COMPLETE, {"events": len(self.journal.events)})

@@ -1,25 +1,31 @@
-"""A run's check and conclusion: the journal against one consistent read of the ledger, then the artifacts.
+"""A run's conclusion, as a pipeline: read, check, judge, break down, then seal and write.
 
-    source, verdict = snapshot(run)                     # live: as of now
-    verdict = conclude(run, missing_workers, proof)     # after the stop: seal, write, print
+    source, verdict = snapshot(run)                                # live: read and check, as of now
+    verdict = conclude(run, missing_workers, proof, chaos_summary, interrupted)   # after the stop: every step
 
-``run`` is a ``Run``, as the plugin's Conductor keeps it. The conclusion writes verdict.json,
-verdict.txt, journal.jsonl and run.json into the run folder, and seals the
-run's record so a later check judges it as it ended. A run that proved nothing
-is ``unknown``, not valid (``inconclusive``): nothing acknowledged, too few
-tries succeeded, the users never reached the number asked for, or the chaos
-asked for did not happen. It waits for Redis to answer first (a chaos action may
-just have restarted it, a failover of the primary be under way) while something
-could bring it back (``redis_prospect``), a few seconds when nothing could: then the
-verdict is unknown, its first error saying how long it waited and why it stopped.
-When the run's record, written as the run began, is gone, Redis forgot
-(``REDIS_PERSISTENCE=none``): the verdict says so, and rests on the journal-only
-checks; finding nothing wrong then proves nothing.
+``run`` is a bench.load.run.Run (its id, Redis client, folder, journal and
+workloads). Each step is a function of its own, and a verdict is a value
+(``dataclasses.replace``), never changed once built:
+
+- ``read``: the journal so far and one consistent read of the ledger and
+  counter, waiting for Redis while something could bring it back
+  (``redis_prospect``; a few seconds when nothing could: then the verdict is
+  unknown, its first error saying how long it waited and why it stopped);
+  and whether Redis forgot the run's record (``REDIS_PERSISTENCE=none``);
+- ``check``: each of the run's workloads by its checker (bench/verdict/workloads.py);
+- ``judge``: what was wrong with the input, and why a run with nothing wrong
+  still proved nothing (``inconclusive``): nothing acknowledged, too few
+  tries succeeded, the users never reached the number asked for, the chaos
+  asked for did not happen, or Redis forgot the run (then only the
+  journal-only checks judged, and finding nothing wrong proves nothing);
+- ``break_down``: which failover of the primary caused what (bench/verdict/failover.py);
+- ``seal``: the run's record, so a later check judges it as it ended;
+- ``write``: verdict.json, verdict.txt, journal.jsonl and run.json, and the table on the console.
 """
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -28,10 +34,9 @@ import redis
 
 from backing.supervisor import running as supervisor_running
 from bench.chaos.vocabulary import FOLLOW_UPS, KILLS
-from bench.load.journal import Journal
 from bench.runfolder import CHAOS, JOURNAL, REDIS_DATA, RUN, VERDICT_JSON, VERDICT_TXT, read_jsonl, write_jsonl
 from bench.verdict import render, workloads
-from bench.verdict.failover import breakdown, counter_history
+from bench.verdict.failover import breakdown, counter_history, failovers_of
 from bench.verdict.record import seal_run
 from bench.verdict.sources import RedisGone, Source, patiently, read_redis
 from common.settings import sentinels
@@ -42,18 +47,16 @@ PATIENCE_S = 30  # at the end, Redis may be restarting, or a failover of the pri
 GRACE_S = 3  # when nothing could bring Redis back: time for a blip (a dropped connection) to pass
 
 
-@dataclass
-class Run:
-    """One test run as the master sees it."""
+@dataclass(frozen=True)
+class Reading:
+    """What ``read`` found: the run's events, its ledger and counters (None when Redis could not be read)."""
 
-    run_id: str
-    client: object  # the formation's Redis, one client for the run
-    report_dir: Path
-    journal: Journal
-    journal_names: list = field(default_factory=lambda: ["this process"])
-    settings: dict = field(default_factory=dict)
-    workloads: tuple = ("hits",)
-
+    source: Source
+    events: list
+    ledger: list | None = None
+    counter_start: int | None = None
+    counter_end: int | None = None
+    forgot: bool = False  # the run's record is gone: Redis forgot it
 
 def redis_prospect(run):
     """Whether something could bring the run's Redis back, and what, or what was looked for.
@@ -79,22 +82,43 @@ def redis_prospect(run):
         " or ".join(map(str, folders)))
 
 
-def snapshot(run, as_of=None, patience_s=0, prospect=None):
-    """Check the journal so far, each of the run's workloads by its checker, the hits against one consistent
-    read of the ledger and counter (tried again for ``patience_s`` while Redis does not answer: see ``patiently``)."""
+def read(run, patience_s=0, prospect=None):
+    """The journal so far and one consistent read of the run's ledger and counter (tried again for
+    ``patience_s`` while Redis does not answer: see ``patiently``); with ``prospect``, whether Redis forgot
+    the run's record too. A ledger that could not be read is None, the reason in the source's errors."""
     events = list(run.journal.events)
-    as_of = time.time() if as_of is None else as_of
-    source = Source(run=run.run_id)
+    source = Source(run=run.run_id, events=len(events), journals=run.journal_names)
 
-    def read():
+    def ledger_and_counters():
         ledger, start, end = read_redis(source, run.client)
         return list(ledger), start, end
 
-    ledger, start, end = patiently(read, patience_s, prospect=prospect, grace_s=GRACE_S)
-    # The pure check is CPU-bound: a native thread keeps users' greenlets running meanwhile.
-    verdict = gevent.get_hub().threadpool.apply(workloads.check, (run.workloads, events, ledger, start, end),
-                                                {"as_of": as_of})
-    return source, verdict
+    try:
+        ledger, start, end = patiently(ledger_and_counters, patience_s, prospect=prospect, grace_s=GRACE_S)
+        forgot = prospect is not None and not patiently(
+            lambda: run.client.hexists(run_record(run.run_id), "counter_start"), patience_s, prospect=prospect,
+            grace_s=GRACE_S)
+    except RedisGone as gone:  # no ledger, no counter: no check, but the journal and the reason are kept
+        source.errors.append(f"the ledger and run record could not be read: {gone}")
+        return Reading(source, events)
+    return Reading(source, events, ledger, start, end, forgot)
+
+
+def check(run, reading, as_of=None):
+    """Each of the run's workloads judged by its checker; None when the ledger could not be read. The pure
+    check is CPU-bound: a native thread keeps the users' greenlets running meanwhile."""
+    if reading.ledger is None:
+        return None
+    return gevent.get_hub().threadpool.apply(
+        workloads.check, (run.workloads, reading.events, reading.ledger, reading.counter_start, reading.counter_end),
+        {"as_of": as_of})
+
+
+def snapshot(run, as_of=None):
+    """The live check: the journal so far against the ledger as it is now, completions after ``as_of`` in flight."""
+    as_of = time.time() if as_of is None else as_of
+    reading = read(run)
+    return reading.source, check(run, reading, as_of)
 
 
 def proof(total, min_success, users_asked, peak_users, chaos_rate, chaos_summary):
@@ -126,37 +150,58 @@ def inconclusive(verdict, proof):
     return reasons
 
 
-def conclude(run, missing, proof, chaos_summary=None):
-    """The final verdict of ``run``, written to its folder and printed; ``missing`` are incomplete journals."""
-    hope = partial(redis_prospect, run)
-    try:
-        source, verdict = snapshot(run, as_of=None, patience_s=PATIENCE_S, prospect=hope)
-        forgot = not patiently(lambda: run.client.hexists(run_record(run.run_id), "counter_start"), PATIENCE_S,
-                               prospect=hope, grace_s=GRACE_S)
-    except RedisGone as gone:  # no ledger, no counter: no check, but the journal and the reason are kept
-        source = Source(run=run.run_id, errors=[f"the ledger and run record could not be read: {gone}"])
-        verdict, forgot = None, False
-    if forgot:
-        verdict.inconclusive.append(
-            f"the run record {run_record(run.run_id)}, written when the run began, is gone: Redis forgot it (a restart"
+def forgotten(run_id):
+    return (f"the run record {run_record(run_id)}, written when the run began, is gone: Redis forgot it (a restart"
             " without persistence, a failover to a replica that lagged?), and with it ledger entries and the counter;"
             " only the journal-only checks judged")
-    source.events = len(run.journal.events)
-    source.journals = run.journal_names
-    source.errors += [f"journal of worker {w} incomplete or missing" for w in missing]
+
+
+def judge(reading, verdict, missing, proof):
+    """The verdict with what was wrong with its input (journals ``missing`` included) and why it proved nothing."""
+    source = replace(reading.source, errors=reading.source.errors + [
+        f"journal of worker {worker} incomplete or missing" for worker in missing])
     verdict = render.with_source(source, verdict)
+    forgot = [forgotten(source.run)] if reading.forgot else []
+    return source, replace(verdict, inconclusive=verdict.inconclusive + forgot + inconclusive(verdict, proof))
+
+
+def break_down(run, verdict):
+    """One row per failover of the primary, with what it cost (bench/verdict/failover.py); none when no
+    failover happened (a run without Sentinel)."""
+    chaos = read_jsonl(run.report_dir / CHAOS)
+    return breakdown(run.journal.events, chaos, verdict) if failovers_of(chaos) else []
+
+
+def seal(run, source, verdict, prospect):
+    """Note how the run ended in its record, so a later check judges it as it stood."""
     if verdict.stats.get("counter_end") is not None:
         patiently(lambda: seal_run(run.client, run.run_id, verdict.stats["counter_end"], source.ledger_length),
-                  PATIENCE_S, prospect=hope, grace_s=GRACE_S)
-    verdict.inconclusive += inconclusive(verdict, proof)
+                  PATIENCE_S, prospect=prospect, grace_s=GRACE_S)
+
+
+def write(run, source, verdict, failovers, proof, chaos_summary, interrupted):
+    """verdict.json, journal.jsonl, run.json and verdict.txt in the run's folder; the table on the console."""
     out = run.report_dir
-    failovers = breakdown(run.journal.events, read_jsonl(out / CHAOS), verdict)
-    render.write_json(out / VERDICT_JSON, render.report_json(
-        source, verdict, chaos=chaos_summary, proof=proof, failovers=failovers,
-        **({"counter_history": counter_history(run.journal.events)} if failovers else {})))
+    extra = {"chaos": chaos_summary, "proof": proof, "failovers": failovers}
+    if failovers:
+        extra["counter_history"] = counter_history(run.journal.events)
+    if interrupted:
+        extra["interrupted"] = interrupted
+    render.write_json(out / VERDICT_JSON, render.report_json(source, verdict, **extra))
     write_jsonl(out / JOURNAL, run.journal.events)
     (out / RUN).write_text(json.dumps(run.settings) + "\n")
-    table = render.console(source, verdict, failovers)
+    table = render.console(source, verdict, failovers, interrupted)
     (out / VERDICT_TXT).write_text(table + "\n")
     print(table, flush=True)
+
+
+def conclude(run, missing, proof, chaos_summary=None, interrupted=None):
+    """The final verdict of ``run``, every step in turn; ``missing`` are the incomplete journals."""
+    hope = partial(redis_prospect, run)
+    as_of = time.time()  # taken before the read: a completion after it was in flight when the ledger was read
+    reading = read(run, PATIENCE_S, prospect=hope)
+    source, verdict = judge(reading, check(run, reading, as_of), missing, proof)
+    failovers = break_down(run, verdict)
+    seal(run, source, verdict, hope)
+    write(run, source, verdict, failovers, proof, chaos_summary, interrupted)
     return verdict

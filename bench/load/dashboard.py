@@ -36,6 +36,7 @@ from bench.load.bad_instance import MODE, BadInstances
 from bench.load import identity
 from bench.load.board import Board
 from bench.verdict import render
+from bench.verdict.model import hit_counts
 from common.redis_client import connect
 from scaler.cli import Refused, ask
 from scaler.shared import Desired
@@ -142,7 +143,8 @@ class Dashboard:
     def numbers(self):
         verdict = self.conductor.verdict
         if verdict is not None:
-            return {"acknowledged": verdict.ok, "lost": len(verdict.lost), "duplicated": len(verdict.duplicated),
+            hits = hit_counts(verdict)  # hits, each once: none both acknowledged and lost
+            return {"acknowledged": hits["ok"], "lost": hits["lost"], "duplicated": hits["duplicated"],
                     "verdict": render.LABELS[verdict.status], "status": verdict.status,
                     "headline": render.headline(verdict)}
         live = (self.conductor.live.counts if self.conductor.live else None) or {}

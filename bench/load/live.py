@@ -18,6 +18,7 @@ import gevent
 
 from bench.load.conclude import snapshot
 from bench.runfolder import LIVE
+from bench.verdict.model import hit_counts
 from scaler.formation import live_instances
 
 log = logging.getLogger("factor6")
@@ -61,9 +62,12 @@ class LiveView:
             try:
                 began = time.monotonic()
                 _, verdict = snapshot(self.run)
+                if verdict is None:  # Redis did not answer: try again at the next turn
+                    continue
                 pause = max(LIVE_CHECK_EVERY, 4 * (time.monotonic() - began))
-                self.counts = {"lost": len(verdict.lost), "duplicated": len(verdict.duplicated), "ok": verdict.ok,
-                               "vanished": len(verdict.vanished),
+                hits = hit_counts(verdict)  # hits, not items: no hit counted both ok and lost
+                self.counts = {"lost": hits["lost"], "duplicated": hits["duplicated"], "ok": hits["ok"],
+                               "vanished": hits["vanished"],
                                "rps": self.runner.stats.total.current_rps, "time": time.time(),
                                "items": verdict.lost[:SHOWN] + verdict.duplicated[:SHOWN] + verdict.vanished[:SHOWN]}
                 (self.run.report_dir / LIVE).write_text(json.dumps(self.counts))

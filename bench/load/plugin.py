@@ -7,13 +7,28 @@
         plugin.install(environment)
 
 Roles follow Locust's runners. A worker journals its users' hits and streams
-them to the master (``collect.Streamer``). The master, or a local runner, is
-the ``Conductor`` of each run: it merges the journals (``collect.Collector``),
-runs the chaos monkey, watches the formation and checks live (``live``), and
-after the test stops it waits for every worker's complete journal (a missing
-one makes the verdict unknown), concludes (``conclude``) and shows the verdict
-in the Consistency tab, on the console, in the ``--html`` report, in the run
-folder and as the exit code: 0 valid, 1 invalid, 2 unknown.
+them to the master (``collect.Streamer``); it learns each run's id from the
+master's ``factor6_run`` message, sent before the users spawn. The master, or
+a local runner, is the ``Conductor``: at each test start it makes a ``Run``
+(bench/load/run.py), which merges the journals (``collect.Collector``), runs
+the chaos monkey, watches the formation and checks live (``live``), and after
+the test stops waits for every worker's complete journal (a missing one makes
+the verdict unknown) and concludes (``conclude``). The Conductor shows the
+latest run's verdict in the Consistency tab, on the console, in the ``--html``
+report, in the run folder and as the exit code: 0 valid, 1 invalid, 2 unknown.
+
+A stopped run is still judged: when Locust is told to quit (SIGTERM or SIGINT
+to the master, which tells its workers) or the web UI's Stop is pressed, the
+users get ``run.DRAIN_S`` seconds to finish their hit in flight, the run is
+judged on what it made, and Locust exits with the verdict's status once it is
+written (Locust's ``quitting`` event waits for it). Stopped so before the run
+time it was given, the run is marked ``interrupted``.
+
+Before a run is made, the formation must prove who it is: the instances
+behind the host and the Redis of ``--redis-url`` must name one formation
+(bench/load/identity.py); else ``Refused`` stops the run at once with NO
+VERDICT and one line naming both. ``conductor.abort(reason)`` does the same at
+any time.
 
 A failure in any of its event handlers (Redis away at the start, say) stops
 the run with the reason on the console in one line and exit status 2: never a
@@ -38,66 +53,81 @@ before anything else reads it: the Conductor stops the run itself, and a load
 shape spreads over the same duration.
 """
 import logging
-import os
 import sys
 import time
 import uuid
 from pathlib import Path
 
 import gevent
-import gevent.event
-import requests
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.chaos import DEFAULT_MIX, ChaosMonkey, parse_mix
 from bench.load import dashboard, identity, shapes, webui
 from bench.load import options as plugin_options
-from bench.load.collect import Collector, Streamer
-from bench.load.conclude import Run, conclude, proof
+from bench.load.collect import JOURNAL, JOURNAL_COMPLETE, RUN_ID, Streamer
 from bench.load.journal import Journal
-from bench.load.live import LiveView
+from bench.load.run import Run
 from bench.paths import ROOT
-from bench.runfolder import CHAOS, FORMATION, PROXY_METRICS, write_jsonl
 from bench.verdict import render
 from bench.verdict import workloads as checked_workloads
-from bench.verdict.checker import Verdict
-from bench.verdict.record import start_run
-from common.settings import idempotency_ttl
+from bench.verdict.model import Verdict
 from common.redis_client import connect
 
 log = logging.getLogger("factor6")
 
 
+class Refused(Exception):
+    """A start's reason to give no verdict at all (a wrong formation): the run is stopped at once, with it."""
+
+
 class Conductor:
-    """The master's (or local runner's) side of each run: start, stop, conclusion, and the tab's rows."""
+    """The master's (or local runner's) side: a ``Run`` per test start, the latest one kept for the views."""
 
     def __init__(self, environment, duration):
         self.env = environment
-        self.duration = duration
-        self.given_run_id = environment.parsed_options.run_id if environment.parsed_options else ""
-        self.runs = 0
+        self.duration = duration  # a headless run's -t, taken from Locust (options.take_run_time)
+        self.runs = 0  # test starts so far, a refused one too
+        self.client = None  # the formation's Redis, one client for every run
         self.run = None
-        self.journal = Journal()  # a local runner's users write here
-        self.collector = None
-        self.live = None
-        self.chaos = None
-        self.verdict = None
-        self.started = False  # True from the end of on_test_start to the stop
-        self.stopper = None
-        self.concluded = gevent.event.Event()
-        self.client = None
-        self.failed = None  # the reason a handler failed: the run stops, no verdict is made
-        self.proxy_start = None
+        self.refusal = None  # the verdict of a start that failed before its run was made
 
     @property
     def options(self):
         return self.env.parsed_options
 
+    @property
+    def verdict(self):
+        return self.run.verdict if self.run else self.refusal
+
+    @property
+    def chaos(self):
+        """The latest run's chaos engine (the Formation page's buttons go through it), or None."""
+        return self.run.chaos if self.run else None
+
+    @property
+    def live(self):
+        return self.run.live if self.run else None
+
+    @property
+    def started(self):
+        """The latest run is under way, every part of it in place."""
+        return bool(self.run and self.run.started)
+
+    @property
+    def failed(self):
+        """Why the latest start or run was stopped with no verdict (a handler failed, a check refused), or None."""
+        return self.run.failed if self.run else (self.refusal.errors[0] if self.refusal else None)
+
+    @property
+    def journal(self):
+        """Where a local runner's users write: the run's journal (a spare one while no run is made)."""
+        return self.run.journal if self.run else Journal()
+
     def new_run_id(self):
         self.runs += 1
-        if not self.given_run_id:
+        given = self.options.run_id
+        if not given:
             return f"r{uuid.uuid4().hex[:10]}"
-        return self.given_run_id + (f".{self.runs}" if self.runs > 1 else "")
+        return given + (f".{self.runs}" if self.runs > 1 else "")
 
     def guarded(self, what, handler):
         """``handler`` as an event listener whose failure aborts the run (Locust's would only log it)."""
@@ -105,16 +135,17 @@ class Conductor:
             try:
                 return handler(**kwargs)
             except Exception as exc:
-                self.abort(f"{what} failed: {type(exc).__name__}: {exc}")
+                self.abort(str(exc) if isinstance(exc, Refused) else f"{what} failed: {type(exc).__name__}: {exc}")
         return listener
 
     def abort(self, reason):
         """Stop the run at once with ``reason`` as its one-line verdict; headless, quit with exit status 2."""
         log.error("%s; the run is stopped (no verdict)", reason)
-        self.failed = reason
-        self.verdict = Verdict(errors=[reason])
-        self.env.process_exit_code = self.verdict.exit_code
-        self.concluded.set()
+        if self.run is not None:
+            self.run.fail(reason)
+        else:
+            self.refusal = Verdict(errors=[reason])
+            self.env.process_exit_code = self.refusal.exit_code
         runner = self.env.runner
         gevent.spawn(runner.quit if self.options.headless else runner.stop)
 
@@ -127,137 +158,104 @@ class Conductor:
         return Path(given or ROOT / "reports") / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{run_id}"
 
     def on_test_start(self, **_):
-        options = self.options
-        self.failed, self.started = None, False
-        # Workers receive parsed_options with their spawn message: this is how they learn the run id.
-        options.run_id = self.new_run_id()
-        self.client = self.client or connect(options.redis_url)
-        wrong = identity.mismatch(self.env.host, self.client, options.redis_url)
+        self.run, self.refusal = None, None
+        run_id = self.new_run_id()
+        self.client = self.client or connect(self.options.redis_url)
+        wrong = identity.mismatch(self.env.host, self.client, self.options.redis_url)
         if wrong:  # a ledger from another formation's Redis would convict this one of losing every hit
-            return self.abort(wrong)
-        self.journal = Journal(options.run_id)
-        report_dir = self.report_dir(options.run_id)
-        report_dir.mkdir(parents=True, exist_ok=True)
-        workloads = checked_workloads.parse(options.workload)
-        self.run = Run(options.run_id, self.client, report_dir, self.journal, settings={
-            "run": options.run_id, "host": self.env.host, "chaos_rate": options.chaos_rate,
-            "chaos_mix": options.chaos_mix, "chaos_seed": options.chaos_seed, "users": self.users_asked(),
-            "hits": options.hits,
-            "workloads": list(workloads),
-        }, workloads=workloads)
-        self.verdict = None
-        self.concluded.clear()
-        self.collector = Collector(self.env.runner, self.journal)
-        if self.collector.workers:
-            self.run.journal_names = sorted(self.collector.workers)
-        start_run(self.client, options.run_id, idempotency_ttl(os.environ))
-        self.proxy_start = proxy_metrics(self.env.host)
-        # Every run has an engine, so the Formation page's buttons are journaled; it schedules only with a rate.
-        # Without a rate the mix is never drawn from (under --hosts it may name network actions, which the
-        # agents in the machine's own namespace make): the buttons name their actions themselves. The schedule
-        # runs apart, in a process of its own: among the users' greenlets its turns came late.
-        mix = parse_mix(options.chaos_mix) if options.chaos_rate > 0 else DEFAULT_MIX
-        self.chaos = ChaosMonkey(self.client, rate=options.chaos_rate, mix=mix, seed=options.chaos_seed,
-                                 log_path=report_dir / CHAOS, proxy_url=self.env.host, apart_url=options.redis_url)
-        if options.chaos_rate > 0:
-            self.chaos.start()
-        self.live = LiveView(self.run, self.env.runner)
-        self.live.start()
+            raise Refused(wrong)
+        if isinstance(self.env.runner, MasterRunner):
+            self.env.runner.send_message(RUN_ID, run_id)  # to every worker, before Locust's spawn message
+        self.run = Run(self.env, run_id, self.client, self.report_dir(run_id), self.duration)
+        self.run.start()
         if self.duration:
-            self.stopper = gevent.spawn(self.stop_after, self.duration)
-        self.started = True  # every part of the run is in place: its engine takes buttons from now on
-        log.info("factor6 run %s started: %s", options.run_id, report_dir)
-
-    def users_asked(self):
-        runner = self.env.runner
-        return getattr(runner, "target_user_count", 0) or self.options.num_users or 0
+            gevent.spawn(self.stop_after, self.run, self.duration)
+        log.info("factor6 run %s started: %s", run_id, self.run.report_dir)
 
     def on_journal(self, environment, msg, **_):
-        self.collector.on_journal(environment, msg)
+        if self.run:
+            self.run.collector.on_journal(environment, msg)
 
     def on_journal_complete(self, environment, msg, **_):
-        self.collector.on_journal_complete(environment, msg)
+        if self.run:
+            self.run.collector.on_journal_complete(environment, msg)
 
-    def stop_after(self, seconds):
+    def stop_after(self, run, seconds):
+        """A headless run's -t: stop the users at its time, then quit once the verdict is made."""
         gevent.sleep(seconds)
+        if run is not self.run or run.stopped:
+            return  # stopped before its time: Run.stopping and on_quitting see to the rest
         log.info("run time of %ss reached: stopping users, then checking", seconds)
-        runner = self.env.runner
-        runner.stop()
-        bound = self.env.stop_timeout + self.options.journal_timeout + 60
-        if not self.concluded.wait(bound):
+        self.env.runner.stop()
+        self.quit_when_concluded()
+
+    def quit_when_concluded(self):
+        runner, run = self.env.runner, self.run
+        bound = self.conclusion_bound()
+        if not run.concluded.wait(bound):
             self.abort(f"no verdict within {bound:.0f}s of the stop (stop timeout, journal timeout and 60 s)")
             return
-        if isinstance(runner, MasterRunner):
-            # A worker reads "quit" only after its post-stop pause; were the master gone by then,
-            # the worker would hang on its last send until the heartbeat gives up a minute later.
-            deadline = time.monotonic() + self.env.stop_timeout + 10
-            while len(runner.clients.ready) < len(self.collector.workers) and time.monotonic() < deadline:
-                gevent.sleep(0.2)
+        self.await_workers(run)
         runner.quit()
 
+    def await_workers(self, run):
+        """Before the master quits: a worker reads "quit" only after its post-stop pause; were the master
+        gone by then, the worker would hang on its last send until the heartbeat gives up a minute later."""
+        runner = self.env.runner
+        if isinstance(runner, MasterRunner):
+            deadline = time.monotonic() + self.env.stop_timeout + 10
+            while len(runner.clients.ready) < len(run.collector.workers) and time.monotonic() < deadline:
+                gevent.sleep(0.2)
+
+    def conclusion_bound(self):
+        return self.env.stop_timeout + self.options.journal_timeout + 60
+
     def on_test_stop(self, **_):
-        self.started = False
-        if self.live:
-            self.live.stop()
-        if self.chaos:
-            self.chaos.stop()
-        if not self.failed and self.run:  # Locust stops a runner that never started too, when it quits
-            gevent.spawn(self.conclude)
+        if self.run and not self.run.stopped and self.run.on_test_stop():
+            gevent.spawn(self.conclude, self.run)
 
-    def proof(self, chaos_summary):
-        return proof(self.env.runner.stats.total, self.options.min_success, self.run.settings["users"],
-                     self.live.peak_users if self.live else 0, self.options.chaos_rate, chaos_summary)
-
-    def conclude(self):
-        try:
-            missing = self.collector.wait(self.options.journal_timeout)
-            write_jsonl(self.run.report_dir / FORMATION, self.live.formation)
-            render.write_json(self.run.report_dir / PROXY_METRICS,
-                              {"start": self.proxy_start, "end": proxy_metrics(self.env.host)})
-            summary = self.chaos.summary() if self.chaos else None
-            self.verdict = conclude(self.run, missing, self.proof(summary), summary)
-        except Exception as exc:
-            log.exception("the consistency check itself failed")
-            self.verdict = Verdict(errors=[f"the check itself failed: {type(exc).__name__}: {exc}"])
-        self.env.process_exit_code = self.verdict.exit_code
-        self.concluded.set()
+    def conclude(self, run):
+        run.conclude()
         if not self.options.headless:
-            self.write_html_report()
+            self.write_html_report(run)
 
-    def write_html_report(self):
-        """A web-UI run's report.html; scripts/check writes its own once the formation has stopped."""
-        from bench.harness import report  # matplotlib: loaded only by the runs that draw
+    def on_quitting(self, **_):
+        """Locust quits (a signal, the end of a headless run): conclude a run still going first (interrupted
+        before its time), then put the verdict on the --html report."""
+        run = self.run
+        if run and not run.concluded.is_set():
+            run.stopping("Locust was told to quit (SIGTERM or SIGINT)")
+            self.env.runner.stop()  # Locust's own quit would stop the users, but leave no time to judge
+            if not run.concluded.wait(self.conclusion_bound()):
+                log.error("factor6: no verdict within %.0f s of the stop", self.conclusion_bound())
+            self.await_workers(run)
+        webui.mark_html_report(getattr(self.options, "html_file", None), self.verdict, run.run_id if run else "")
 
-        try:
-            path = gevent.get_hub().threadpool.apply(report.write, (self.run.report_dir,))
-            log.info("factor6 report: %s", path)
-        except Exception as exc:
-            log.error("factor6: the HTML report could not be written: %s: %s", type(exc).__name__, exc)
+    def on_ui_stop(self):
+        """The web UI's Stop: the users may finish their hits; before the run time it was given, the run is
+        interrupted (and still judged)."""
+        if self.run:
+            self.run.stopping("stopped in the web UI")
 
     def rows(self):
-        rows = webui.tab_rows(self.verdict, self.run.run_id if self.run else "", self.live.counts if self.live else None,
-                              self.chaos, self.live.formation if self.live else None)
+        run, live = self.run, self.live
+        rows = webui.tab_rows(self.verdict, run.run_id if run else "", live.counts if live else None, self.chaos,
+                              live.formation if live else None, run.interrupted if run else None)
         if self.verdict is not None:  # after the verdict's row: what each workload's checker saw
             rows[1:1] = [{"what": f"workload {name}", "count": render.LABELS[part["status"]],
                           "detail": ", ".join(f"{k}: {v:,}" for k, v in part["counts"].items() if v)}
                          for name, part in self.verdict.stats.get("workloads", {}).items()]
         return rows
 
-    def mark_html_report(self, **_):
-        webui.mark_html_report(getattr(self.options, "html_file", None), self.verdict, self.run.run_id if self.run else "")
+    def write_html_report(self, run):
+        """A web-UI run's report.html; scripts/check writes its own once the formation has stopped."""
+        from bench.harness import report  # matplotlib: loaded only by the runs that draw
 
-
-def proxy_metrics(host):
-    """The proxy's ``/_proxy/metrics`` at ``host``; None when it is not a factor6 proxy or does not answer."""
-    try:
-        response = requests.get(f"{host}/_proxy/metrics", timeout=2)
-        return response.json() if response.ok else None
-    except (requests.RequestException, ValueError):
-        return None
-
-
-def journal_of(environment):
-    return environment.factor6.journal
+        try:
+            path = gevent.get_hub().threadpool.apply(report.write, (run.report_dir,))
+            log.info("factor6 report: %s", path)
+        except Exception as exc:
+            log.error("factor6: the HTML report could not be written: %s: %s", type(exc).__name__, exc)
 
 
 def refuse_bad_options(environment):
@@ -290,12 +288,12 @@ def install(environment):
         plugin = Streamer(environment)
     else:
         plugin = Conductor(environment, duration)
-        environment.events.quitting.add_listener(plugin.mark_html_report)
+        environment.events.quitting.add_listener(plugin.on_quitting)
         if isinstance(runner, MasterRunner):
-            runner.register_message("journal", plugin.on_journal)
-            runner.register_message("journal_complete", plugin.on_journal_complete)
+            runner.register_message(JOURNAL, plugin.on_journal)
+            runner.register_message(JOURNAL_COMPLETE, plugin.on_journal_complete)
         if environment.web_ui:
-            webui.install_tab(environment.web_ui, plugin.rows)
+            webui.install_tab(environment.web_ui, plugin.rows, plugin.on_ui_stop)
             plugin_options.refuse_bad_starts(environment.web_ui)
             webui.refuse_taken_port(environment.web_ui)
             webui.answer_failed_starts(environment.web_ui, plugin)

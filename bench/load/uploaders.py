@@ -13,15 +13,14 @@ bench/verdict/uploads.py.
 """
 import collections
 import hashlib
-import itertools
 import random
 import re
 import time
 
-from locust import FastHttpUser, constant, task
+from locust import constant, task
 
-from bench.load import plugin
-from bench.load.tries import Retryable, call, retrying
+from bench.load.tries import Retryable, call
+from bench.load.users import JournaledUser
 from common.schema import upload_id
 
 POST, GET = "upload.post", "upload.get"
@@ -54,24 +53,20 @@ class Blob:
         return self.data + suffix, self.sum + extra, digest.hexdigest()
 
 
-class UploadUser(FastHttpUser):
+class UploadUser(JournaledUser):
     workload = "upload"
     wait_time = constant(0.05)
-    _user_numbers = itertools.count(1)
     _blobs = {}  # size -> Blob: made once per process, shared by its users
 
     def on_start(self):
-        self.sequence = itertools.count(1)
-        self.number = next(self._user_numbers)
-        options = self.environment.parsed_options
-        self.retrying = retrying(options)
-        size = parse_size(options.upload_size)
+        super().on_start()
+        size = parse_size(self.environment.parsed_options.upload_size)
         self.blob = self._blobs.get(size) or self._blobs.setdefault(size, Blob(size))
         self.unread = collections.deque()  # (posted at, upload id)
 
     def journaled(self, name, asked, method, path, label, **request):
-        journal = plugin.journal_of(self.environment)
-        key = asked.pop("key", None) or journal.key(self.number, next(self.sequence))
+        journal = self.journal
+        key = asked.pop("key", None) or self.next_key()
         journal.invoke(key, op=name, **asked)
         try:
             answer = call(self, method, path, label, key=key, **request)
@@ -86,8 +81,7 @@ class UploadUser(FastHttpUser):
 
     @task
     def upload(self):
-        journal = plugin.journal_of(self.environment)
-        key = journal.key(self.number, next(self.sequence))
+        key = self.next_key()
         body, total, sha = self.blob.upload(random.getrandbits(62))
         self.journaled(POST, {"key": key, "upload": upload_id(key), "sum": total, "sha256": sha}, "POST", "/uploads",
                        "POST /uploads", data=body, headers={"Content-Type": "application/octet-stream"})

@@ -9,32 +9,24 @@ request carries an Idempotency-Key and is journaled as a typed event
 cart it saw, ``session.signout``) for bench/verdict/sessions.py. A 401 ends
 the visit: the server no longer knows the session, which the checker names.
 """
-import itertools
 import random
 
-from locust import FastHttpUser, between, task
+from locust import between, task
 
-from bench.load import plugin
-from bench.load.tries import Retryable, call, retrying
+from bench.load.tries import Retryable, call
+from bench.load.users import JournaledUser
 
 SIGNIN, ADD, READ, SIGNOUT = "session.signin", "session.add", "session.read", "session.signout"
 ADDS = (2, 6)  # items per visit, at random in this range
 
 
-class VisitorUser(FastHttpUser):
+class VisitorUser(JournaledUser):
     workload = "session"
     wait_time = between(0, 0.02)
-    _user_numbers = itertools.count(1)
-
-    def on_start(self):
-        self.sequence = itertools.count(1)
-        self.number = next(self._user_numbers)
-        self.retrying = retrying(self.environment.parsed_options)
 
     def op(self, name, method, path, label, visitor, body=None, **asked):
         """One journaled operation; its Answer, or None when its outcome is unknown."""
-        journal = plugin.journal_of(self.environment)
-        key = journal.key(self.number, next(self.sequence))
+        journal, key = self.journal, self.next_key()
         journal.invoke(key, op=name, visitor=visitor, **asked)
         try:
             answer = call(self, method, path, label, key=key, json=body)
@@ -52,8 +44,7 @@ class VisitorUser(FastHttpUser):
     @task
     def visit(self):
         self.client.cookiejar.clear()  # a new visitor: no cookie of the last one
-        journal = plugin.journal_of(self.environment)
-        visitor = journal.key(self.number, next(self.sequence))
+        visitor = self.next_key()
         signed_in = self.op(SIGNIN, "POST", "/session", "POST /session", visitor, body={"visitor": visitor})
         if not (signed_in and signed_in.ok):
             return

@@ -1,10 +1,12 @@
 """Where people look in Locust: the Consistency tab of the web UI, and the banner on Locust's --html report.
 
-    install_tab(web_ui, rows=conductor.rows)     # the tab polls /stats/requests, which gets our rows
-    mark_html_report(html_file, verdict)         # the verdict at the top of Locust's own report
+    install_tab(web_ui, conductor.rows, conductor.on_ui_stop)   # the tab polls /stats/requests, which gets our rows
+    mark_html_report(html_file, verdict, run_id)                # the verdict at the top of Locust's own report
 
 ``tab_rows`` builds the tab from the live counts while a run goes and from the
-final Verdict after it, with the chaos summary and the latest formation sample.
+final Verdict after it, with the chaos summary, the last chaos events (their
+times on the clock, as every log line shows them) and the latest formation
+sample. ``install_tab`` also calls ``on_stop`` when the UI's Stop is pressed.
 """
 import json
 import sys
@@ -12,22 +14,27 @@ import time
 from pathlib import Path
 
 from bench.chaos import FOLLOW_UPS
+from bench.chaos.vocabulary import format_event
 from bench.verdict import render
-from bench.verdict.checker import CATEGORIES, VALID
+from bench.verdict.checker import VALID
+from common.clock import clock
 from common.settings import port_problem
 
-SHOWN = 10  # offending items listed per category in the tab
+SHOWN = 10  # offending items listed per reason in the tab
+WALL_CLOCK = ("began", "elected", "outage_began")  # chaos events' fields that are time.time() values
 START_WAIT_S = 30  # the run's start: its Redis, the formation's identity (bench/load/identity.py), its folder
 
 
-def tab_rows(verdict=None, run_id="", live=None, chaos=None, formation=None):
+def tab_rows(verdict=None, run_id="", live=None, chaos=None, formation=None, interrupted=None):
     rows = []
     if verdict is not None:
         rows.append({"what": "verdict", "count": render.LABELS[verdict.status], "detail": render.headline(verdict)
                      if verdict.status != VALID else f"run {run_id}"})
-        for name, count in verdict.counts.items():
-            items = getattr(verdict, name) if name in CATEGORIES else []
-            rows.append({"what": name, "count": count, "detail": "; ".join(map(render.describe, items[:SHOWN]))})
+        if interrupted:
+            rows.append({"what": "interrupted", "count": "", "detail": render.interruption(interrupted)})
+        for row in render.table(verdict, shown=SHOWN):
+            rows.append({"what": row["category"], "count": row["hits"],
+                         "detail": " | ".join(row["items"]) or row["meaning"]})
         for reason in verdict.errors + verdict.inconclusive:
             rows.append({"what": "why no verdict", "count": "", "detail": reason})
     elif live:
@@ -46,20 +53,37 @@ def tab_rows(verdict=None, run_id="", live=None, chaos=None, formation=None):
             rows.append({"what": f"chaos {action}", "count": sum(outcomes.values()),
                          "detail": ", ".join(f"{k}: {v}" for k, v in outcomes.items()) + ("; " + detail if detail else "")})
         for event in chaos.events[-5:]:
-            rows.append({"what": "chaos event", "count": event.get("action"), "detail": json.dumps(event)})
+            rows.append({"what": "chaos event", "count": event.get("action"), "detail": format_event(on_the_clock(event))})
     if formation:
         last = formation[-1]
         rows.append({"what": "instances", "count": last["instances"], "detail": ", ".join(last["names"])})
     return rows
 
 
-def install_tab(web_ui, rows):
+def on_the_clock(event):
+    """The event with its wall-clock fields (``began``, ``elected``...) as clock times, as its own time is shown.
+
+    >>> on_the_clock({"time": 1.5, "began": 1e9, "failover_s": 2.5})["failover_s"]
+    2.5
+    """
+    return {name: clock(value) if name in WALL_CLOCK and isinstance(value, (int, float)) else value
+            for name, value in event.items()}
+
+
+def install_tab(web_ui, rows, on_stop):
     web_ui.template_args.update(
         extended_tabs=[{"title": "Consistency", "key": "consistency"}],
         extended_tables=[{"key": "consistency", "structure": [
             {"key": "what", "title": "What"}, {"key": "count", "title": "Count"},
             {"key": "detail", "title": "Detail"}]}],
     )
+
+    @web_ui.app.before_request
+    def note_stop():
+        from flask import request
+
+        if request.path == "/stop":
+            on_stop()
 
     @web_ui.app.after_request
     def add_consistency(response):
@@ -113,7 +137,7 @@ def mark_html_report(html_file, verdict, run_id):
     """Put the verdict at the top of Locust's own --html report, which is written before quitting."""
     if not (html_file and verdict is not None and Path(html_file).exists()):
         return
-    counts = ", ".join(f"{name}: {count}" for name, count in verdict.counts.items())
+    counts = ", ".join(f"{row['category']}: {row['hits']:,}" for row in render.table(verdict))
     colour = {"valid": "#d4f7d4", "invalid": "#f7d4d4"}.get(verdict.status, "#f7ecd4")
     banner = (f'<div style="font:16px sans-serif;padding:12px;background:{colour}">'
               f'<b>factor6 consistency: {render.headline(verdict)}</b> (run {run_id}; {counts})'

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter
+from dataclasses import replace
 from itertools import accumulate, compress, repeat
 from math import inf
 from operator import and_, eq, le, not_
@@ -60,7 +61,7 @@ from bench.verdict.model import (CATEGORIES, EXIT_CODES, INVALID, PENDING, UNKNO
 
 # The types live in bench.verdict.model; they are named here too, for whoever checks a run.
 __all__ = ["CATEGORIES", "EXIT_CODES", "INVALID", "PENDING", "UNKNOWN", "VALID", "VIOLATIONS", "History", "Ledger",
-           "Verdict", "check", "check_acknowledged", "check_counter", "check_keyless", "check_numbers",
+           "Verdict", "check", "check_acknowledged", "counted_ok", "judge", "check_counter", "check_keyless", "check_numbers",
            "check_outcomes", "find_gaps", "index_history", "index_ledger", "merge"]
 
 
@@ -286,8 +287,12 @@ def check(
     Both inputs may be generators, read once. ``as_of`` is for a run still
     going: see ``index_history``.
     """
-    history = index_history(history_events, as_of)
-    ledger = index_ledger(ledger_entries)
+    return judge(index_history(history_events, as_of), index_ledger(ledger_entries), counter_start, counter_end)
+
+
+def judge(history: History, ledger: Ledger, counter_start: int | None = None,
+          counter_end: int | None = None) -> Verdict:
+    """Every check over an indexed history and ledger: ``check`` once its inputs are indexed."""
     keyless, seen, unknown = check_keyless(history)
     verdict = merge(
         check_outcomes(history, ledger),
@@ -296,8 +301,7 @@ def check(
         check_counter(ledger, counter_start, counter_end, seen, unknown),
         check_acknowledged(history, ledger, counter_end),
     )
-    verdict.errors += history.errors + ledger.errors
-    verdict.stats = {
+    stats = {
         "operations": len(history.keys),
         "outcomes": dict(Counter(history.status)),
         "applications": ledger.applications,
@@ -305,5 +309,28 @@ def check(
         "counter_end": counter_end,
     }
     if history.keyless:
-        verdict.stats["keyless"] = {"hits": len(history.keyless), "acknowledged": len(seen), "unknown": unknown}
-    return verdict
+        stats["keyless"] = {"hits": len(history.keyless), "acknowledged": len(seen), "unknown": unknown}
+    return replace(verdict, errors=verdict.errors + history.errors + ledger.errors, stats=stats)
+
+
+def counted_ok(history: History, ledger: Ledger, keys: Iterable[str]) -> set[str]:
+    """Which of ``keys`` the verdict's ``ok`` counts: acknowledged and applied with that number (a keyless hit:
+    the first to be acknowledged its number). A hit named by a violation may be one of them.
+
+    >>> history = index_history([{"type": "invoke", "key": "a"}, {"type": "ok", "key": "a", "number": 5}])
+    >>> sorted(counted_ok(history, index_ledger([{"key": "a", "number": 5}]), ["a", "b"]))
+    ['a']
+    """
+    _, seen, _ = check_keyless(history) if history.keyless else (None, {}, 0)
+    counted = set()
+    for key in keys:
+        row = history.position.get(key)
+        if row is None or history.status[row] != "ok":
+            continue
+        number = history.number[row]
+        if row in history.keyless:
+            if seen.get(number) == key:
+                counted.add(key)
+        elif number in (n for n, _ in ledger.applications_of(key)):
+            counted.add(key)
+    return counted

@@ -138,16 +138,57 @@ class Verdict:
         }
 
 
+def subjects(item: Mapping[str, Any]) -> list:
+    """What an item is about: the hits it names by key, a visitor's item, an upload; none for a counter item.
+
+    >>> subjects({"reason": "number given to 2 keys", "number": 4, "keys": ["r:a:1", "r:b:1"]})
+    ['r:a:1', 'r:b:1']
+    >>> subjects({"visitor": "v1", "item": "i2", "read": "r:v:3"}), subjects({"delta": 3, "applications": 5})
+    ([('v1', 'i2')], [])
+    """
+    if "upload" in item:
+        return [("upload", item["upload"])]
+    if "visitor" in item:
+        return [(item["visitor"], item.get("item"))]
+    if "keys" in item:
+        return list(item["keys"])
+    return [item["key"]] if "key" in item else []
+
+
+def unnamed(item: Mapping[str, Any]) -> int:
+    """The hits a counter item stands for: the counter's excess, or the applications it did not count."""
+    if "excess" in item:
+        return max(0, item["excess"])
+    if "delta" in item and "applications" in item:
+        return max(0, item["applications"] - item["delta"])
+    return 0
+
+
+def hit_counts(verdict: Verdict) -> dict[str, int]:
+    """Hits per category, each counted once however many items name it: ``ok`` without the hits a violation
+    names (``stats["ok_named"]``), gaps as missing numbers. A counter item's hits (``unnamed``) may be those
+    other items name: a category counts the larger. What every view shows; ``counts`` counts items.
+
+    >>> verdict = Verdict(ok=2, lost=[{"key": "a", "reason": "not applied"}, {"key": "a", "reason": "forgot"}],
+    ...                   stats={"ok_named": 1})
+    >>> hit_counts(verdict)["ok"], hit_counts(verdict)["lost"], verdict.counts["lost"]
+    (1, 1, 2)
+    """
+    counts = {"ok": verdict.ok - verdict.stats.get("ok_named", 0)}
+    for name in CATEGORIES:
+        items = getattr(verdict, name)
+        named = {subject for item in items for subject in subjects(item)}
+        alone = sum(1 for item in items if not subjects(item) and not unnamed(item))  # an item naming nothing: one
+        counts[name] = max(len(named) + alone, sum(map(unnamed, items)))  # the counter's may be the hits named
+    counts["gaps"] = verdict.counts["gaps"]
+    return counts
+
+
 def merge(*verdicts: Verdict) -> Verdict:
-    """One verdict holding every item of the given ones."""
-    merged = Verdict()
-    for verdict in verdicts:
-        merged.ok += verdict.ok
-        for name in CATEGORIES:
-            getattr(merged, name).extend(getattr(verdict, name))
-        merged.errors.extend(verdict.errors)
-        merged.inconclusive.extend(verdict.inconclusive)
-    return merged
+    """One verdict holding every item of the given ones (their stats aside)."""
+    return Verdict(ok=sum(verdict.ok for verdict in verdicts),
+                   **{name: [item for verdict in verdicts for item in getattr(verdict, name)]
+                      for name in (*CATEGORIES, "errors", "inconclusive")})
 
 
 def index_history(events: Iterable[Mapping[str, Any]], as_of: float | None = None) -> History:

@@ -7,7 +7,18 @@
 
 Every view (console, the Locust tab, the HTML report, the harness's exit code,
 benchmarks) reads a ``checker.Verdict`` through these functions, so all count
-alike: gaps as missing numbers, ``kills`` never standing for other actions.
+alike: each category in hits (``model.hit_counts``: a hit named by two items
+counts once, and a hit a violation names is not ok too), with its items under
+it grouped by reason; gaps as "N numbers missing in K ranges"; a hit whose user
+was stopped mid-request "cut at stop", in the header and the table alike; a
+category only for the workloads it applies to; ``kills`` never standing for
+other actions.
+
+    >>> verdict = Verdict(ok=3, gaps=[{"first": 4, "last": 6}, {"first": 9, "last": 9}])
+    >>> [(row["category"], row["hits"], row["items"]) for row in table(verdict)][-1]
+    ('gaps', 4, ['4 numbers missing in 2 ranges: 4-6; 9'])
+    >>> table(Verdict(ok=1))[0]
+    {'category': 'ok', 'hits': 1, 'meaning': 'acknowledged and applied as acknowledged', 'items': []}
 """
 from __future__ import annotations
 
@@ -15,20 +26,37 @@ import json
 import dataclasses
 from typing import Any
 
-from bench.verdict.checker import INVALID, UNKNOWN, VALID, Verdict
+from bench.verdict.checker import CATEGORIES, INVALID, UNKNOWN, VALID, Verdict
+from bench.verdict.model import hit_counts
 from bench.verdict.sources import Source
 
 LABELS = {VALID: "VALID", INVALID: "INVALID", UNKNOWN: "NO VERDICT"}
-SHOWN = 3  # items per category on the console; the JSON report has them all
+SHOWN = 3  # items per reason on the console; the JSON report has them all
+CUT = "cut at stop"  # a hit invoked and never completed: its user was stopped mid-request (the journal's pending)
+OUTCOMES = {"ok": "acknowledged", "fail": "refused", "info": "outcome unknown", "pending": CUT}
+MEANING = {
+    "ok": "acknowledged and applied as acknowledged",
+    "lost": "acknowledged, then not applied, applied otherwise, or forgotten",
+    "duplicated": "applied twice, or one number handed to two hits",
+    "unexpected": "applied, though never asked for or refused",
+    "vanished": "a visitor's session gone",
+    "recovered": f"outcome unknown or {CUT}, found applied",
+    "not_applied": f"outcome unknown or {CUT}, not applied",
+    "gaps": "numbers of the run's counter range that no hit holds",
+}
+APPLIES = {  # the categories each workload's checker can fill
+    "hits": ("lost", "duplicated", "unexpected", "recovered", "not_applied", "gaps"),
+    "session": ("lost", "duplicated", "unexpected", "vanished", "recovered", "not_applied"),
+    "upload": ("lost", "unexpected", "recovered", "not_applied"),
+}
 
 
 def with_source(source: Source, verdict: Verdict | None) -> Verdict:
     """The verdict, carrying what was wrong with its input; an empty unknown one when none could be made."""
     verdict = verdict or Verdict()
-    if not source.events and not source.errors:
-        source.errors.append(f"no journal event for run {source.run!r} ({source.other_runs:,} of other runs)")
-    verdict.errors = source.errors + [e for e in verdict.errors if e not in source.errors]
-    return verdict
+    found = source.errors or ([] if source.events else [
+        f"no journal event for run {source.run!r} ({source.other_runs:,} of other runs)"])
+    return dataclasses.replace(verdict, errors=found + [e for e in verdict.errors if e not in found])
 
 
 def headline(verdict: Verdict) -> str:
@@ -47,14 +75,51 @@ def headline(verdict: Verdict) -> str:
 
 
 def describe(item: dict) -> str:
+    """An item in one line: a gap's range, else its fields but the reason (it heads the item's group) and the
+    empty ones."""
     if "first" in item:
         return str(item["first"]) if item["first"] == item["last"] else f"{item['first']}-{item['last']}"
-    fields = ", ".join(f"{name}={value}" for name, value in item.items() if name != "reason")
-    return f"{item['reason']}: {fields}" if "reason" in item else fields
+    return ", ".join(f"{name}={value}" for name, value in item.items() if name != "reason" and value not in ([], None))
+
+
+def listed(described: list[str], shown: int, unit: str = "") -> str:
+    """The first ``shown`` of them, and how many more."""
+    more = f"; and {len(described) - shown:,} more{unit}" if len(described) > shown else ""
+    return "; ".join(described[:shown]) + more
+
+
+def categories(verdict: Verdict) -> list[str]:
+    """``ok`` and the categories that apply to the workloads the verdict judged (any with an item too)."""
+    ran = verdict.stats.get("workloads") or {"hits": None}
+    return ["ok"] + [name for name in CATEGORIES
+                     if getattr(verdict, name) or any(name in APPLIES.get(workload, ()) for workload in ran)]
+
+
+def table(verdict: Verdict, shown: int = SHOWN) -> list[dict]:
+    """The verdict's rows: category, hits, what it means, and its items grouped by reason (``shown`` each)."""
+    counts = hit_counts(verdict)
+    rows = []
+    for name in categories(verdict):
+        items = getattr(verdict, name) if name != "ok" else []
+        if name == "gaps":
+            lines = [f"{counts['gaps']:,} numbers missing in {len(items):,} range{'s' * (len(items) > 1)}: "
+                     + listed(list(map(describe, items)), shown, " ranges")] if items else []
+        else:
+            groups: dict[str, list[str]] = {}
+            for item in items:
+                groups.setdefault(str(item.get("reason", "")), []).append(describe(item))
+            lines = [f"{len(found):,} {reason or 'hit' + 's' * (len(found) > 1)}: {listed(found, shown)}"
+                     for reason, found in groups.items()]
+        rows.append({"category": name, "hits": counts[name], "meaning": MEANING[name], "items": lines})
+    return rows
 
 
 def failover_lines(failovers: list[dict]) -> list[str]:
-    """One line per failover of the primary (bench.verdict.failover.breakdown): its times and what it cost."""
+    """One line per failover of the primary (bench.verdict.failover.breakdown): its times and what it cost;
+    nothing when no failover happened."""
+    happened = [row for row in failovers if row["fault"] != "unexplained"]
+    if not happened:
+        return []
     lines = []
     for row in failovers:
         if row["fault"] == "unexplained":
@@ -68,20 +133,28 @@ def failover_lines(failovers: list[dict]) -> list[str]:
                      f"{' (' + ', '.join(lost[:SHOWN]) + (' ...' if len(lost) > SHOWN else '') + ')' if lost else ''},"
                      f" {len(twice)} numbers handed out twice, {row['failed']} hits failed"
                      + ("; the old primary answered as a primary after the election" if row["second_primary"] else ""))
-    return [f"failovers ({sum(1 for row in failovers if row['fault'] != 'unexplained')}):", *lines, ""] if lines else []
+    return [f"failovers ({len(happened)}):", *lines, ""]
 
 
-def console(source: Source, verdict: Verdict, failovers: list[dict] = ()) -> str:
-    """The console table: what was read, each category's count and first items, the failovers, the verdict."""
+def interruption(interrupted: dict) -> str:
+    """One line on a run stopped before its time (bench/load/run.py's ``interrupted``)."""
+    of = f" of the {interrupted['of_s']:g} s asked" if interrupted.get("of_s") else ""
+    return (f"interrupted after {interrupted['after_s']:g} s{of}: {interrupted['cause']}; its users had"
+            f" {interrupted['drain_s']:g} s to finish their hits, and what was made is judged")
+
+
+def console(source: Source, verdict: Verdict, failovers: list[dict] = (), interrupted: dict | None = None) -> str:
+    """The console table: what was read, each category in hits with its items by reason, the failovers, the
+    verdict."""
     lines = [f"run {source.run}: {source.events:,} events from {len(source.journals)} journal(s),"
              f" ledger {source.ledger or '-'}"]
+    if interrupted:
+        lines.append(interruption(interrupted))
     if verdict.stats:
-        lines += [*summary(verdict.stats), "", f"{'category':<12}{'count':>12}  items"]
-        for name, count in verdict.counts.items():
-            items = getattr(verdict, name) if name != "ok" else []
-            shown = "; ".join(describe(item) for item in items[:SHOWN])
-            more = f"; and {len(items) - SHOWN:,} more" if len(items) > SHOWN else ""
-            lines.append(f"{name:<12}{count:>12,}  {shown}{more}".rstrip())
+        lines += [*summary(verdict.stats), "", f"{'category':<12}{'hits':>10}  meaning"]
+        for row in table(verdict):
+            lines.append(f"{row['category']:<12}{row['hits']:>10,}  {row['meaning']}")
+            lines += [f"{'':<14}{line}" for line in row["items"]]
         lines.append("")
     lines += failover_lines(list(failovers))
     problems = [("warning", message) for message in source.warnings]
@@ -95,19 +168,26 @@ def console(source: Source, verdict: Verdict, failovers: list[dict] = ()) -> str
     return "\n".join(lines)
 
 
+def outcomes(counted: dict[str, int]) -> str:
+    """``12 acknowledged, 2 cut at stop``: a checker's outcome counts in words (``add pending``: ``add cut at stop``)."""
+    def word(kind: str) -> str:
+        op, _, status = kind.rpartition(" ")
+        return f"{op} {OUTCOMES.get(status, status)}".strip()
+    return ", ".join(f"{count:,} {word(kind)}" for kind, count in sorted(counted.items()) if count) or "none"
+
+
 def summary(stats: dict) -> list[str]:
-    """What each workload's checker read: the hit checker's line as it always was, one line per other workload."""
+    """What each workload's checker read: one line for the hits, one per other workload."""
     lines = []
     if "applications" in stats:
-        outcomes = ", ".join(f"{count:,} {kind}" for kind, count in sorted(stats["outcomes"].items()))
-        lines.append(f"{stats['operations']:,} operations ({outcomes or 'none'}), {stats['applications']:,} applications,"
-                     f" counter {stats['counter_start']} -> {stats['counter_end']}")
+        lines.append(f"{stats['operations']:,} hit{'s' * (stats['operations'] != 1)} ({outcomes(stats['outcomes'])}),"
+                     f" {stats['applications']:,}"
+                     f" applications, counter {stats['counter_start']} -> {stats['counter_end']}")
     for name, part in stats.get("workloads", {}).items():
         if name == "hits":
             continue
         counted = ", ".join(f"{value:,} {key}" for key, value in part["stats"].items() if type(value) is int)
-        outcomes = ", ".join(f"{count:,} {kind}" for kind, count in part["stats"].get("outcomes", {}).items())
-        lines.append(f"{name}: {LABELS[part['status']]}; {counted} ({outcomes or 'none'})")
+        lines.append(f"{name}: {LABELS[part['status']]}; {counted} ({outcomes(part['stats'].get('outcomes', {}))})")
     return lines
 
 

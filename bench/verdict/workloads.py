@@ -10,23 +10,28 @@
     ('hits', 'upload')
     >>> verdict = check(("session",), [])
     >>> verdict.status, verdict.inconclusive, list(verdict.stats["workloads"])
-    ('unknown', ['session: no cart add was acknowledged and then read back'], ['session'])
+    ('unknown', ['no cart add was acknowledged and then read back'], ['session'])
 
 A hit event has no ``op``; every other event's ``op`` starts with its
 workload's name (``session.add``, ``upload.get``). ``check`` splits one
 journal by workload, runs each named checker on its part (the hit checker also
-gets the ledger and counters), and merges their verdicts into one: every item
-in one list per category, each reason prefixed with its workload, and
-``stats["workloads"]`` holding each part's status, counts and stats. The hit
-checker's own stats stay at the top level too, where the run's seal reads
-them. Events of a workload that was not asked for make the verdict unknown.
+gets the ledger and counters), and ``compose`` makes their verdicts one, one
+way whatever the workloads, as Jepsen's ``compose`` does: every item in one
+list per category, ``stats["workloads"]`` holding each part's status, counts
+and stats by name, and, when more than one workload ran, each item and reason
+labelled with its workload's name. The hit checker's own stats stay at the
+top level too, where the run's seal reads them. Events of a workload that was
+not asked for make the verdict unknown. Verdicts are values: each step
+returns a new one (``dataclasses.replace``).
 """
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Any, Iterable, Iterator, Mapping
 
 from bench.verdict import checker, sessions, uploads
+from bench.verdict.model import subjects
 
 WORKLOADS = ("hits", "session", "upload")
 CHECKERS = {"session": sessions.check, "upload": uploads.check}
@@ -75,33 +80,40 @@ def check(
                 strays[name] = strays.get(name, 0) + 1
 
     if wanted:
-        hits = checker.check(hit_events(), ledger, counter_start, counter_end, as_of=as_of)
-        if not hits.ok:
-            hits.inconclusive.append("no hit was acknowledged")
+        hits = judge_hits(hit_events(), ledger, counter_start, counter_end, as_of)
     else:
         deque(hit_events(), maxlen=0)  # it yields nothing, but routes every event
     verdicts = {name: hits if name == "hits" else CHECKERS[name](parts[name], as_of=as_of) for name in workloads}
-    if workloads == ("hits",):
-        merged = verdicts["hits"]  # a hits run reads as it always has
-    elif len(workloads) == 1:
-        merged = verdicts[workloads[0]]
-        merged.inconclusive = [f"{workloads[0]}: {reason}" for reason in merged.inconclusive]
-    else:
-        merged = checker.merge(*(labelled(name, verdict) for name, verdict in verdicts.items()))
-        merged.stats = dict(verdicts["hits"].stats) if "hits" in verdicts else {}
-    merged.errors += [f"{count:,} events of workload {name!r}, which was not asked for" for name, count in strays.items()]
-    merged.stats["workloads"] = {
-        name: {"status": verdict.status, "violations": verdict.violations, "counts": verdict.counts,
-               "stats": {k: v for k, v in verdict.stats.items() if k != "workloads"}}
-        for name, verdict in verdicts.items()}
-    return merged
+    composed = compose(verdicts)
+    strayed = [f"{count:,} events of workload {name!r}, which was not asked for" for name, count in strays.items()]
+    return replace(composed, errors=composed.errors + strayed)
+
+
+def judge_hits(events: Iterable[Mapping[str, Any]], ledger: Iterable[Mapping[str, Any]], counter_start: int | None,
+               counter_end: int | None, as_of: float | None) -> checker.Verdict:
+    """The hit checker's verdict, with how many of its ``ok`` hits a violation names (``stats["ok_named"]``,
+    so no view counts a hit both ok and lost), and unknown when no hit was acknowledged."""
+    history, ledger = checker.index_history(events, as_of), checker.index_ledger(ledger)
+    verdict = checker.judge(history, ledger, counter_start, counter_end)
+    named = {subject for category in checker.VIOLATIONS for item in getattr(verdict, category)
+             for subject in subjects(item)}
+    verdict = replace(verdict, stats={**verdict.stats, "ok_named": len(checker.counted_ok(history, ledger, named))})
+    return verdict if verdict.ok else replace(verdict, inconclusive=verdict.inconclusive + ["no hit was acknowledged"])
+
+
+def compose(verdicts: Mapping[str, checker.Verdict]) -> checker.Verdict:
+    """One verdict of the workloads' verdicts, by name: their items merged (each labelled with its workload's
+    name when there are several), the hit checker's stats on top, and every part's status in ``workloads``."""
+    several = len(verdicts) > 1
+    merged = checker.merge(*(labelled(name, verdict) if several else verdict for name, verdict in verdicts.items()))
+    parts = {name: {"status": verdict.status, "violations": verdict.violations, "counts": verdict.counts,
+                    "stats": verdict.stats} for name, verdict in verdicts.items()}
+    return replace(merged, stats={**(verdicts["hits"].stats if "hits" in verdicts else {}), "workloads": parts})
 
 
 def labelled(name: str, verdict: checker.Verdict) -> checker.Verdict:
-    """The verdict with its workload's name before every reason and on every item."""
-    for category in checker.CATEGORIES:
-        for item in getattr(verdict, category):
-            item.setdefault("workload", name)
-    verdict.errors = [f"{name}: {reason}" for reason in verdict.errors]
-    verdict.inconclusive = [f"{name}: {reason}" for reason in verdict.inconclusive]
-    return verdict
+    """The verdict with its workload's name on every item and before every reason."""
+    items = {category: [{**item, "workload": item.get("workload", name)} for item in getattr(verdict, category)]
+             for category in checker.CATEGORIES}
+    return replace(verdict, **items, errors=[f"{name}: {reason}" for reason in verdict.errors],
+                   inconclusive=[f"{name}: {reason}" for reason in verdict.inconclusive])
