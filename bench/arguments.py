@@ -23,6 +23,8 @@ plugin's options (bench.load.options) refuse the same values with the same words
 import argparse
 import math
 import os
+import time
+import uuid
 from pathlib import Path
 
 from bench.chaos.vocabulary import parse_mix
@@ -82,6 +84,18 @@ def writable_folder(text):
     if not os.access(path, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{path} is not writable")
     return path
+
+
+def new_run_folder(parser, label):
+    """A fresh ``reports/<time>-<label>-<random>`` folder, or the parser's one-line refusal. The random part:
+    two runs started in the same second must not share a folder."""
+    from bench.paths import ROOT
+
+    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{uuid.uuid4().hex[:6]}"
+    try:
+        return writable_folder(ROOT / "reports" / name)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"the report folder {exc}; give another with --report-dir")
 
 
 # What a hit is, for scripts/check --hits and Locust's --hits (bench/locustfile.py): keyed is POST /hits with

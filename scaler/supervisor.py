@@ -75,10 +75,12 @@ class Supervisor:
         self.failing = False  # Redis unreachable: logged once per streak
         self.remembered = None  # the last count asked for, seen while leading
         self.started = time.time()
+        self.ticks = 0  # in its status: how a test sees that time, and work, passed
 
     # -- the loop --------------------------------------------------------------------------
 
     def tick(self, now):
+        self.ticks += 1
         self.reap(now)
         self.enforce_deadlines(now)
         try:
@@ -241,7 +243,7 @@ class Supervisor:
         return {
             "pid": os.getpid(), "host": self.host, "started": self.started, "requested": self.requested,
             "foreign": self.foreign, "target": self.target, "max": self.config.max_instances, "note": self.note,
-            "settled": self.settled(now),
+            "settled": self.settled(now), "ticks": self.ticks,
             "steady": self.settled(now) and len(active) == len(self.instances) == self.target
             and all(i.state == SERVING for i in active),
             "instances": [i.describe() for i in sorted(self.instances.values(), key=lambda i: number_of(i.name))],

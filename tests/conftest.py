@@ -1,9 +1,48 @@
-"""Fixtures that start real processes on free ports and always clean them up."""
+"""Fixtures that start real processes on free ports and always clean them up; what runs apart under pytest-xdist.
+
+scripts/test runs the suite on pytest-xdist workers with ``--dist loadgroup``. Each test has its own tmp_path
+and free ports, so tests run side by side, except where they share something; those go to one worker, one after
+another, as one xdist group:
+
+- the tests of a module that use one of its module- or session-scoped fixtures (a formation made once for the
+  module), as group ``<module>``: one worker makes it, once;
+- tests marked ``namespaces`` (tests/support.py's ``needs_namespaces``), as group ``namespaces``: every --hosts
+  check sweeps away the namespaces of dead runs, which some of these tests make on purpose.
+
+Real-process tests are handed out first, the in-process (fast) ones last.
+
+A new test file needs nothing more: free ports (``free_port``, ``procs``) and tmp_path keep it apart.
+"""
 import pytest
 import redis as redis_py
 
 from tests.procs import Processes
 from tests.relay import Relay
+
+
+def shared_by(item):
+    """The xdist group of a test that shares something with others (see above), or None."""
+    if item.get_closest_marker("namespaces"):
+        return "namespaces"
+    # pytest's own session fixtures (tmp_path_factory, ...) share nothing between tests: only this suite's count.
+    defs = getattr(item, "_fixtureinfo", None)
+    for fixturedefs in (defs.name2fixturedefs.values() if defs else ()):
+        for fixturedef in fixturedefs:
+            if fixturedef.scope != "function" and fixturedef.func.__module__.startswith("tests."):
+                return item.module.__name__
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.pluginmanager.hasplugin("xdist"):  # -p no:xdist: one process runs everything anyway
+        return
+    for item in items:
+        group = shared_by(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+    # Real-process tests first (xdist hands out the largest groups, then tests in this order): the many small
+    # in-process ones come last and fill the gaps, rather than a long check starting when the others are done.
+    items.sort(key=lambda item: item.get_closest_marker("fast") is not None)
 
 
 @pytest.fixture

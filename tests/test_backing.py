@@ -21,52 +21,9 @@ import requests
 from backing.server import binary_version, default_binary, server_info
 from scaler.shared import DESIRED_KEY, read_status
 from tests.procs import ROOT, VENV_BIN, free_port, honcho_base_port, process_env, wait_until
+from tests.support import running, scaler_ticks, start_backing, start_scaler
 from common.registry import Registry
 from common.schema import COUNTER, SCALER_KEY
-
-
-class Backing:
-    def __init__(self, popen, port, log, data):
-        self.popen, self.port, self.log, self.data = popen, port, log, data
-        self.url = f"redis://127.0.0.1:{port}/0"
-
-    def client(self, **options):
-        return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2,
-                                    **options)
-
-    def server_pid(self):
-        """The supervisor's one child, the server; None while there is none."""
-        children = [c for c in psutil.Process(self.popen.pid).children() if running(c.pid)]
-        assert len(children) <= 1, children
-        return children[0].pid if children else None
-
-    def serving_pid(self, other_than=None):
-        """The server's pid once it answers PING (and is not ``other_than``)."""
-        def serving():
-            pid = self.server_pid()
-            return pid if pid and pid != other_than and self.client().ping() else None
-        return wait_until(serving, timeout=30, what=f"a server on {self.port}")
-
-    def output(self):
-        return self.log.read_text(errors="replace")
-
-
-def running(pid):
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def start_backing(procs, tmp_path, name="backing", port=None, data=None, wait=True, **env):
-    port = port or free_port()
-    data = data or tmp_path / f"{name}-data"
-    log = tmp_path / f"{name}.log"
-    popen = procs.spawn([sys.executable, "-m", "backing"], process_env(PORT_REDIS=port, REDIS_DATA=data, **env), log)
-    service = Backing(popen, port, log, data)
-    if wait:
-        service.serving_pid()
-    return service
 
 
 def test_the_default_server_is_valkey_and_says_so(procs, tmp_path):
@@ -181,8 +138,8 @@ def test_a_taken_port_is_refused_before_any_server_starts(procs, tmp_path):
 
 def test_with_redis_url_it_starts_no_server_and_waits(procs, tmp_path):
     service = start_backing(procs, tmp_path, wait=False, REDIS_URL="redis://192.0.2.1:6379/0")
+    # Said on the branch that waits for a stop signal and never spawns: no sleep needed to see nothing start.
     wait_until(lambda: "no embedded server started" in service.output(), timeout=15, what="its one line")
-    time.sleep(0.5)
     assert service.popen.poll() is None and service.server_pid() is None
     service.popen.send_signal(signal.SIGTERM)
     assert service.popen.wait(timeout=10) == 0
@@ -230,8 +187,11 @@ def test_web_answers_503_while_redis_is_frozen_and_serves_again_without_losing_a
 def test_web_started_against_no_redis_answers_503_says_why_and_serves_once_it_comes(procs, tmp_path):
     port = free_port()
     web = procs.web(f"redis://127.0.0.1:{port}/0", name="web.1", log_path=tmp_path / "web.log")
-    time.sleep(2)  # a crash loop would show by now
-    assert web.popen.poll() is None and requests.get(web.url + "/healthz", timeout=5).ok
+    workers = sorted(w.pid for w in web.workers)
+    for _ in range(10):  # ten calls to the absent Redis, not a sleep: a worker that crashes on one would show
+        assert_503(requests.get(web.url + "/readyz", timeout=5))
+    assert web.popen.poll() is None and sorted(w.pid for w in web.workers) == workers
+    assert requests.get(web.url + "/healthz", timeout=5).ok
     assert_503(post_hit(web.url, "late:1"))
     assert_503(requests.get(web.url + "/readyz", timeout=5))
     log = (tmp_path / "web.log").read_text()
@@ -286,7 +246,7 @@ def test_a_formation_under_honcho_rides_through_the_server_being_killed(procs, t
     wait_until(lambda: post_hit(proxy, "ride:2").ok, timeout=30, what="the proxy serving again")
     replay = post_hit(proxy, "ride:1").json()
     assert replay["replayed"] is (persistence == "always"), "none forgets the key: the negative control"
-    time.sleep(3)  # longer than SCALER_SETTLE: a scaler that lost its count would be draining by now
+    scaler_ticks(client, 8)  # settled, then 2 s of ticks: a scaler that lost its count would be draining by now
     assert {entry["name"]: entry["pid"] for entry in Registry(client).instances()} == masters
     assert client.get(DESIRED_KEY) == "3", "the scaler holds, and writes back, the count it was given"
     out = log.read_text(errors="replace")
@@ -301,8 +261,6 @@ def test_a_formation_under_honcho_rides_through_the_server_being_killed(procs, t
 
 
 def test_the_scaler_and_the_autoscaler_hold_their_count_through_a_frozen_redis(procs, tmp_path):
-    from tests.test_scale import start_scaler  # noqa: PLC0415 - shared helper, imported where used
-
     service = start_backing(procs, tmp_path)
     client = service.client()
     procs.web(service.url, name="web.1", WEB_WORKERS=1)
@@ -323,7 +281,7 @@ def test_the_scaler_and_the_autoscaler_hold_their_count_through_a_frozen_redis(p
     finally:
         os.kill(server, signal.SIGCONT)
     wait_until(lambda: len(Registry(client).instances()) == 2, timeout=15, what="both instances registered again")
-    time.sleep(4)  # past SCALER_SETTLE: a scaler misreading the outage would have acted by now
+    scaler_ticks(client, 8)  # settled, then 2 s of ticks: a scaler misreading the outage would have acted by now
     assert {i["name"]: i["pid"] for i in read_status(client, SCALER_KEY)["instances"]} == owned
     assert all(running(pid) for pid in owned.values())
     assert client.get(DESIRED_KEY) == "2"

@@ -59,7 +59,7 @@ def test_a_flag_and_the_same_value_in_the_environment_agree(tmp_path):
     (["--autoscale", "6"], {"AUTOSCALE_MAX": "9"}, "--autoscale 6 and AUTOSCALE_MAX=9"),
     ([], {"HIT_MODE": "atomc"}, "HIT_MODE=atomc in the environment: must be one of atomic, seed, local"),
     ([], {"WEB_WORKERS": "0"}, "WEB_WORKERS=0 in the environment: must be at least 1"),
-    (["--front", "nginx"], {"PROXY_STICKY": "cookie"}, "--proxy-sticky (PROXY_STICKY in the environment)"),
+    (["--front", "nginx"], {"PROXY_STICKY": "cookie"}, "PROXY_STICKY=cookie in the environment is this proxy's setting"),
 ])
 def test_a_disagreeing_or_bad_environment_is_refused_in_one_line(argv, env, words, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -143,6 +143,7 @@ def variables_read(files):
     return reads
 
 
+@pytest.mark.fast
 def test_the_scan_finds_variables_read_every_way():
     """The scanner itself, on the code it is meant for: literal keys, tables of names, module level."""
     web = variables_read(closure(entry_files(SERVICES["web"]["command"])))
@@ -152,6 +153,7 @@ def test_the_scan_finds_variables_read_every_way():
     assert "PROXY_TRIES" not in web and "BIND_HOST" not in proxy
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("service", BUILT)
 def test_every_variable_the_code_reads_is_set_or_defaulted(service):
     command = SERVICES[service]["command"]
@@ -168,16 +170,19 @@ def test_every_variable_the_code_reads_is_set_or_defaulted(service):
 
 # -- commands -----------------------------------------------------------------------------
 
+@pytest.mark.fast
 @pytest.mark.parametrize("service", ["redis", "web", "proxy"])
 def test_each_service_runs_its_procfile_entry(service):
     assert SERVICES[service]["command"] == procfile_argv(service)
 
 
+@pytest.mark.fast
 def test_the_image_runs_the_procfile_web_entry_by_default():
     cmd = [json.loads(args) for instruction, args in dockerfile_instructions() if instruction == "CMD"]
     assert cmd == [procfile_argv("web")]
 
 
+@pytest.mark.fast
 def test_redis_keeps_its_append_only_file_on_a_volume_and_answers_the_network():
     """The Procfile's redis in the project's image: its default persistence (every write in the append-only
     file before the reply), its data folder a named volume, bound where the other containers reach it."""
@@ -191,6 +196,7 @@ def test_redis_keeps_its_append_only_file_on_a_volume_and_answers_the_network():
     assert config.bind == "0.0.0.0" and config.port == int(environment("web")["PORT_REDIS"])
 
 
+@pytest.mark.fast
 def test_locust_master_and_workers_run_the_locustfile():
     master, worker = SERVICES["master"]["command"], SERVICES["worker"]["command"]
     for command in (master, worker):
@@ -199,6 +205,7 @@ def test_locust_master_and_workers_run_the_locustfile():
     assert [port["target"] for port in SERVICES["master"]["ports"]] == [8089], "the web UI is published"
 
 
+@pytest.mark.fast
 def test_scaling_is_declared_for_compose_and_swarm():
     for service in ("web", "worker"):
         assert SERVICES[service]["deploy"]["replicas"] >= 2
@@ -209,6 +216,7 @@ def test_scaling_is_declared_for_compose_and_swarm():
         assert service["deploy"]["restart_policy"]["condition"] == "any", name
 
 
+@pytest.mark.fast
 def test_published_ports_are_host_mode_and_names_resolve_to_tasks():
     """What a Swarm needs without IPVS (no virtual IPs, no routing mesh): DNS round robin, host-mode ports."""
     published = [port for service in SERVICES.values() for port in service.get("ports", [])]
@@ -223,16 +231,19 @@ def compose_subnet():
     return ipaddress.ip_network(config["subnet"])
 
 
+@pytest.mark.fast
 def test_every_service_is_on_the_one_network():
     assert all(service["networks"] == ["formation"] for service in SERVICES.values())
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("service", [name for name in BUILT if name != "redis"])
 def test_redis_settings_name_the_redis_service(service):
     url = urlsplit(WebConfig.from_env(environment(service)).redis_url)
     assert (url.hostname, url.port) == ("redis", 6379)
 
 
+@pytest.mark.fast
 def test_web_binds_every_interface_and_advertises_its_own_address():
     settings = environment("web")
     assert "ADVERTISE_HOST" not in settings, "each container must advertise its own address, not a shared one"
@@ -242,6 +253,7 @@ def test_web_binds_every_interface_and_advertises_its_own_address():
     assert loaded.stdout.strip() == f"0.0.0.0:{settings['PORT']}"
 
 
+@pytest.mark.fast
 def test_proxy_listens_on_the_network_and_routes_to_its_addresses_only():
     config = ProxyConfig.from_env(environment("proxy"))
     assert config.host == "0.0.0.0"
@@ -250,6 +262,7 @@ def test_proxy_listens_on_the_network_and_routes_to_its_addresses_only():
     assert config.allows(f"{compose_subnet()[7]}:8000") and not config.allows("127.0.0.1:8000")
 
 
+@pytest.mark.fast
 def test_locust_targets_the_proxy_service():
     command = SERVICES["master"]["command"]
     url = urlsplit(command[command.index("--host") + 1])
@@ -264,6 +277,7 @@ def health_url(service):
     return urlsplit(re.search(r"https?://[^'\" ]+", test).group(0))
 
 
+@pytest.mark.fast
 def test_web_health_check_is_readyz_on_its_port():
     routes = {rule.rule for rule in create_app(WebConfig(redis_url="redis://127.0.0.1:1/0", instance="t")).url_map.iter_rules()}
     url = health_url("web")
@@ -271,16 +285,19 @@ def test_web_health_check_is_readyz_on_its_port():
     assert url.port == int(environment("web")["PORT"])
 
 
+@pytest.mark.fast
 def test_proxy_health_check_is_its_own_metrics_endpoint():
     url = health_url("proxy")
     assert url.path == METRICS_PATH.decode() and url.port == ProxyConfig.from_env(environment("proxy")).port
 
 
+@pytest.mark.fast
 def test_redis_health_check_is_a_ping_on_its_port():
     test = SERVICES["redis"]["healthcheck"]["test"]
     assert "PING" in test[-1] and f"6379" in test[-1] and environment("redis")["PORT_REDIS"] == "6379"
 
 
+@pytest.mark.fast
 def test_start_order_is_declared_as_lists():
     """``docker stack deploy`` refuses the long form (``condition: service_healthy``); a stack ignores the order."""
     for service, upstream in (("web", "redis"), ("proxy", "web"), ("master", "proxy")):
@@ -312,6 +329,7 @@ def installed_closure(requirements):
     return names
 
 
+@pytest.mark.fast
 def test_the_image_installs_everything_its_code_imports():
     copied = [args.split()[0] for instruction, args in dockerfile_instructions() if instruction == "COPY"]
     assert {f"{package}" for package in LOCAL_PACKAGES} <= set(copied)
@@ -328,6 +346,7 @@ def test_the_image_installs_everything_its_code_imports():
     assert not missing, "imported but not installed in the image: declare them in pyproject.toml"
 
 
+@pytest.mark.fast
 def test_the_build_context_holds_what_the_dockerfile_copies_and_no_local_state():
     ignore = (ROOT / ".dockerignore").read_text().split()
     assert "*" in ignore, "everything is excluded unless named"
@@ -337,6 +356,7 @@ def test_the_build_context_holds_what_the_dockerfile_copies_and_no_local_state()
     assert not kept & {".venv", "data", "reports", ".env", ".git"}
 
 
+@pytest.mark.fast
 def test_the_image_runs_as_an_unprivileged_user():
     users = [args for instruction, args in dockerfile_instructions() if instruction == "USER"]
     assert users and users[-1] not in ("root", "0")
@@ -367,6 +387,7 @@ def compose_cli():
     return [installed("docker-compose", "docker-compose")]
 
 
+@pytest.mark.fast
 def test_the_compose_cli_accepts_the_file():
     try:
         cli = compose_cli()

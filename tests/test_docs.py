@@ -248,6 +248,7 @@ print("\\n".join("  " + flag for flag in sorted(set(plugin._option_string_action
 """
 COMMANDS = {  # the heading in commands.md: the commands whose options its tables list
     "scripts/check": ["scripts/check --help"],
+    "scripts/probe": ["scripts/probe --help"],
     "scripts/ps": ["scripts/ps --help"],
     "scripts/scale": ["scripts/scale --help"],
     "scripts/clean": [],  # a shell script with one option: compared by hand below

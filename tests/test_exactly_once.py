@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from bench.verdict import checker
 from bench.verdict.record import seal_run, start_run
 from bench.verdict.sources import Source, read_redis
 from common.schema import COUNTER, run_ledger, run_record
+from tests.support import verdict_for
 
 
 def test_one_key_sent_twenty_times_to_two_instances_counts_once(procs, redis_url, redis_client):
@@ -76,11 +76,6 @@ def hammer(instances, run, threads=8, hits=150):
         for events in pool.map(client, range(threads)):
             journal += events
     return journal
-
-
-def verdict_for(redis_client, run, journal):
-    ledger, start, end = read_redis(Source(run=run), redis_client)
-    return checker.check(journal, ledger, start, end)
 
 
 def test_atomic_mode_passes_the_checker(procs, redis_url, redis_client):

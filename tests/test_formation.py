@@ -60,8 +60,8 @@ def test_scripts_ps_watch_redraws_the_table_in_place_until_ctrl_c(procs, redis_u
     primary, secondary = pty.openpty()  # a real terminal, as people run it
     watch = subprocess.Popen([str(ROOT / "scripts/ps"), "--redis-url", redis_url, "--watch"], stdin=secondary,
                              stdout=secondary, stderr=secondary, env=process_env(COLUMNS=150, LINES=40, TERM="xterm"),
-                             start_new_session=True)
-    os.close(secondary)
+                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    os.close(secondary)  # (a test run in the background ignores SIGINT, and its children would inherit that)
     seen = b""
     try:
         deadline = time.monotonic() + 60

@@ -7,11 +7,9 @@ import sys
 import psutil
 import pytest
 
-from bench.harness.netns import Network, namespaces, remove_leftovers, unavailable
+from bench.harness.netns import Network, namespaces, remove_leftovers
 from tests.procs import ROOT, process_env
-
-REASON = unavailable()
-needs_namespaces = pytest.mark.skipif(REASON is not None, reason=f"no network namespaces here: {REASON}")
+from tests.support import links, needs_namespaces
 
 # Run on a host: what it can reach, and what it is given.
 PROBE = """
@@ -30,11 +28,6 @@ open("/dev/shm/factor6-probe", "w").close()
 """
 LISTEN = ("import socket, sys, time; s = socket.create_server((sys.argv[1], int(sys.argv[2])));"
           " print('listening', flush=True); time.sleep(30)")
-
-
-def links():
-    return sorted(line.split(":")[1].strip() for line in subprocess.run(
-        ["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout.splitlines())
 
 
 @needs_namespaces
@@ -82,7 +75,8 @@ def test_hosts_get_the_formations_session_settings_and_one_secret(tmp_path, stor
     if sticky:  # each visitor pinned once (but a sign-in pending at the stop, one per user at most), then kept there
         pins = json.loads((out / "proxy_metrics.json").read_text())["end"]["totals"]["sticky"]
         visitors = verdict["stats"]["workloads"]["session"]["stats"]["visitors"]  # the verdict's stats by workload
-        assert visitors - 6 <= pins["pins"] <= visitors < pins["hits"], pins
+        # A sign-in in flight at the stop may be pinned without its visitor counted, or the other way: a few.
+        assert abs(pins["pins"] - visitors) <= 6 and visitors < pins["hits"], pins
     else:
         assert verdict["vanished"], verdict["counts"]
 

@@ -20,7 +20,7 @@ from bench.harness.netns import Network, namespaces, remove_leftovers
 from bench.runfolder import CHAOS, HOSTS_JSON, JOURNAL, VERDICT_JSON, read_json, read_jsonl
 from bench.benchmarks.stats import hit_latencies, percentile
 from tests.procs import ROOT, process_env
-from tests.test_hosts import REASON, links, needs_namespaces
+from tests.support import NAMESPACES_REFUSED, links, needs_namespaces, tool, without_engine
 
 # Run on the load host: the status and seconds of /readyz, then /healthz, straight from one web instance.
 PROBE_WEB = """
@@ -39,8 +39,8 @@ print(json.dumps(answers))
 
 def netem_refusal():
     """Why latency cannot be made here (this kernel may lack sch_netem), or None."""
-    if REASON:
-        return REASON
+    if NAMESPACES_REFUSED:
+        return NAMESPACES_REFUSED
     network = Network(["probe"])
     try:
         network.create()
@@ -63,17 +63,24 @@ def faults_of(out, action):
             [e for e in events if e["action"] == "heal" and e.get("after") == action and e["outcome"] == "ok"])
 
 
-def nft_tables(netns):
-    done = subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "tables"], capture_output=True, text=True)
+@pytest.fixture
+def nft():
+    """nftables' nft, installed when missing (partition, oneway and loss are nft tables); else the test skips."""
+    return tool("nft", "nftables")
+
+
+def nft_tables(netns, nft):
+    done = subprocess.run(["ip", "netns", "exec", netns, nft, "list", "tables"], capture_output=True, text=True)
     return done.stdout.split()
 
 
-def machine_state():
+def machine_state(nft):
     """What a run must leave as it found it in the machine's own namespace."""
     def out(*argv):
-        return subprocess.run(argv, capture_output=True, text=True).stdout
-    return {"links": links(), "qdiscs": out("tc", "qdisc", "show"), "routes": out("ip", "route", "show", "table", "all"),
-            "rules": out("ip", "rule", "show"), "nft": out("nft", "list", "ruleset")}
+        return without_engine(subprocess.run(argv, capture_output=True, text=True).stdout)
+    return {"links": links(), "qdiscs": out(tool("tc", "iproute2"), "qdisc", "show"),
+            "routes": out("ip", "route", "show", "table", "all"), "rules": out("ip", "rule", "show"),
+            "nft": out(nft, "list", "ruleset")}
 
 
 def test_network_actions_are_refused_without_hosts(tmp_path):
@@ -109,8 +116,8 @@ def test_the_choice_of_hosts_is_seeded_and_the_commands_undo_themselves():
 
 
 @needs_namespaces
-def test_a_web_host_cut_off_from_redis_answers_503_and_the_run_stays_valid(tmp_path):
-    before = machine_state()
+def test_a_web_host_cut_off_from_redis_answers_503_and_the_run_stays_valid(tmp_path, nft):
+    before = machine_state(nft)
     out = tmp_path / "partition"
     run = subprocess.Popen([str(ROOT / "scripts/check"), "--require-hosts", "--report-dir", str(out), "--web", "2",
                             "--duration", "15", "--chaos-rate", "0.15", "--chaos-mix", "partition",
@@ -141,12 +148,12 @@ def test_a_web_host_cut_off_from_redis_answers_503_and_the_run_stays_valid(tmp_p
     assert cuts and len(heals) == len(cuts), "every partition applied was healed"
     layout = read_json(out / HOSTS_JSON)
     assert [e["commands"] for e in layout["faults"]] == [e["commands"] for e in read_jsonl(out / CHAOS)]
-    assert machine_state() == before
+    assert machine_state(nft) == before
     assert not {host["namespace"] for host in layout["hosts"].values()} & set(namespaces())
 
 
 @needs_namespaces
-def test_keyed_retries_ride_through_lost_replies_and_keyless_ones_count_twice(tmp_path):
+def test_keyed_retries_ride_through_lost_replies_and_keyless_ones_count_twice(tmp_path, nft):
     """A web host's replies to the proxy are dropped: every hit it got was applied, and timed out at the proxy."""
     # Short cuts with gaps: each catches the hits then in flight to the host, which the proxy then leaves out
     # until the heal, so more cuts make more keyless duplicates than the stop leaves of unknown outcome.
@@ -178,9 +185,9 @@ def test_latency_on_the_only_web_host_shows_in_p50(tmp_path):
 
 
 @needs_namespaces
-def test_nothing_is_left_after_a_sigkilled_run(tmp_path):
+def test_nothing_is_left_after_a_sigkilled_run(tmp_path, nft):
     """The check and its network agent are SIGKILLed mid-fault, so nothing heals: the sweep must remove it all."""
-    before = machine_state()
+    before = machine_state(nft)
     out = tmp_path / "killed"
     check_run = subprocess.Popen([str(ROOT / "scripts/check"), "--require-hosts", "--web", "2", "--duration", "60",
                                   "--chaos-rate", "2", "--chaos-mix", "partition,loss", "--fault-s", "60",
@@ -191,7 +198,7 @@ def test_nothing_is_left_after_a_sigkilled_run(tmp_path):
         while not (faults_of(out, "partition")[0] and faults_of(out, "loss")[0]) and time.monotonic() < deadline:
             time.sleep(0.5)
         layout = json.loads((out / HOSTS_JSON).read_text())
-        assert len(nft_tables(layout["switch"])) >= 4, "two faults live in the switch"  # "table bridge <name>" each
+        assert len(nft_tables(layout["switch"], nft)) >= 4, "two faults live in the switch"  # "table bridge <name>" each
         check_process = psutil.Process(check_run.pid)
         killed = [check_process] + [p for p in check_process.children(recursive=True) if "bench.chaos" in " ".join(p.cmdline())]
         for process in killed:
@@ -202,4 +209,4 @@ def test_nothing_is_left_after_a_sigkilled_run(tmp_path):
     removed = remove_leftovers()
     assert layout["switch"] in removed
     assert not {host["namespace"] for host in layout["hosts"].values()} & set(namespaces())
-    assert machine_state() == before
+    assert machine_state(nft) == before

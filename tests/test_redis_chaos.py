@@ -18,7 +18,7 @@ from bench.chaos import ChaosMonkey
 from bench.chaos.vocabulary import BACKING_ACTIONS
 from bench.runfolder import CHAOS, FORMATION_LOG, REPORT_HTML, VERDICT_JSON, read_json, read_jsonl
 from tests.procs import ROOT, free_port, process_env, wait_until
-from tests.test_backing import running, start_backing
+from tests.support import running, start_backing
 
 
 @pytest.fixture

@@ -13,14 +13,13 @@ import time
 
 import psutil
 import pytest
-import redis
 import requests
 
 from bench.runfolder import VERDICT_JSON
 from scaler.processes import is_alive, tree_of
 from scaler.shared import Desired, Lease, read_status
 from tests.procs import ROOT, process_env, wait_until
-from tests.test_exactly_once import verdict_for
+from tests.support import start_scaler, verdict_for
 from common.registry import Registry
 from common.schema import AUTOSCALE_KEY, SCALER_KEY, SERVED
 
@@ -67,16 +66,6 @@ class KeyedLoad:
                 return {"type": "ok", "key": key, "time": time.time(), "number": response.json()["hits"]}
             time.sleep(0.05)
         return {"type": "info", "key": key, "time": time.time()}
-
-
-def start_scaler(procs, redis_url, log_path, **env):
-    popen = procs.spawn([sys.executable, "-m", "scaler"],
-                        process_env(REDIS_URL=redis_url, SCALER_SETTLE="0.5", **env), log_path)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    wait_until(lambda: popen.poll() is not None or read_status(client, SCALER_KEY), timeout=15,
-               what="the scaler's lease")
-    assert popen.poll() is None, log_path.read_text()
-    return popen
 
 
 def scale(redis_url, *args):

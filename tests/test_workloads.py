@@ -68,9 +68,9 @@ def test_a_sticky_proxy_hides_sessions_in_process_memory_only_until_a_process_re
     visitors = verdict["stats"]["workloads"]["session"]["stats"]["visitors"]
     assert visitors > 10 and "(sticky)" in result.stdout
     pins = read_json(out / PROXY_METRICS)["end"]["totals"]["sticky"]
-    # Each visitor pinned once, at sign-in (a sign-in still pending at the stop, one per user at most, may not
-    # have been), then kept there.
-    assert visitors - 6 <= pins["pins"] <= visitors and pins["repins"] == 0 and pins["hits"] > 2 * visitors, pins
+    # Each visitor pinned once, at sign-in, then kept there. A sign-in in flight at the stop, one per user at most,
+    # may be pinned without its visitor being counted, or counted without its pin: a few either way.
+    assert abs(pins["pins"] - visitors) <= 6 and pins["repins"] == 0 and pins["hits"] > 2 * visitors, pins
     # The negative control: a killed or reloaded worker takes its visitors' sessions with it, and the checker names them.
     result, verdict, out = check(tmp_path / "chaos", *sticky, "--duration", "12")
     assert result.returncode == 1, result.stdout[-3000:]

@@ -11,6 +11,7 @@
     $ .venv/bin/python -m bench.benchmarks.exactly_once # keyed hits against keyless, and the script against INCR
     $ .venv/bin/python -m bench.benchmarks.backing      # redis-kill every 5 s, per REDIS_PERSISTENCE
     $ .venv/bin/python -m bench.benchmarks.orchestrators  # honcho and a Docker Swarm side by side (root)
+    $ .venv/bin/python -m bench.benchmarks.probe examples/stateless-redis   # scripts/probe, start to verdict
 
 ``stats`` holds the one percentile and median they all use; ``wrk`` runs wrk. Benchmarks may
 import every other wing; nothing imports them.

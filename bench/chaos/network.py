@@ -36,10 +36,11 @@ import itertools
 import json
 import random
 import shlex
-import shutil
 import subprocess
 import threading
 from dataclasses import dataclass, field
+
+from bench.packages import Missing, installed
 
 DEFAULT_PARTITIONS = "web-redis,web-proxy"
 ROLES = ("web", "redis", "proxy", "load")
@@ -114,9 +115,10 @@ class NetworkFaults:
         tools = {"partition": ("nft", "nftables"), "oneway": ("nft", "nftables"), "loss": ("nft", "nftables"),
                  "latency": ("tc", "iproute2"), "reset": ("ss", "iproute2")}
         for action in (name for name, weight in mix.items() if weight > 0 and name in tools):
-            tool, package = tools[action]
-            if not shutil.which(tool):
-                return f"chaos action {action} needs `{tool}`: apt-get install {package}"
+            try:
+                installed(*tools[action])
+            except Missing as exc:
+                return f"chaos action {action} needs {exc}"
         if mix.get("latency") and not self.dry_run:
             probe = shell(["tc", "-n", self.switch, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"])
             error = run(probe)

@@ -25,11 +25,9 @@ shell variable that disagrees is refused instead of changing the run unseen.
 import argparse
 import dataclasses
 import os
-import time
-import uuid
 
 from backing.config import PERSISTENCE
-from bench.arguments import HIT_KINDS, OneLineParser, chaos_mix, number, share, writable_folder
+from bench.arguments import HIT_KINDS, OneLineParser, chaos_mix, new_run_folder, number, share, writable_folder
 from bench.chaos.vocabulary import ACTIONS, network_refusal, parse_mix
 from bench.harness.frontdoor import FRONTS
 from bench.harness.model import ENGINES, CheckSpec, FormationSpec, LoadSpec
@@ -173,8 +171,9 @@ def parse_args(argv=None, env=None):
         except ValueError as exc:
             p.error(f"--autoscale: {exc}")
     if values["front"] != "factor6" and values["proxy_sticky"]:
-        p.error(f"--proxy-sticky ({origins['proxy_sticky']}) is this proxy's setting;"
-                f" --front {values['front']} would ignore it")
+        given = ("PROXY_STICKY=cookie in the environment" if "environment" in origins["proxy_sticky"]
+                 else "--proxy-sticky")
+        p.error(f"{given} is this proxy's setting; --front {values['front']} would ignore it")
     try:
         values["workload"] = ",".join(parse_workloads(values["workload"]))
     except ValueError as exc:
@@ -185,13 +184,7 @@ def parse_args(argv=None, env=None):
     refusal = not values["hosts"] and network_refusal(parse_mix(values["chaos_mix"]))
     if refusal:
         p.error(refusal)
-    if not values["report_dir"]:
-        # A random part too: two checks started in the same second must not share a folder.
-        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{values['mode']}-{uuid.uuid4().hex[:6]}"
-        try:
-            values["report_dir"] = writable_folder(ROOT / "reports" / name)
-        except argparse.ArgumentTypeError as exc:
-            p.error(f"the report folder {exc}; give another with --report-dir")
+    values["report_dir"] = values["report_dir"] or new_run_folder(p, values["mode"])
     return CheckSpec(FormationSpec(**{k: values[k] for k in FORMATION}), LoadSpec(**{k: values[k] for k in LOAD}),
                      origins)
 
