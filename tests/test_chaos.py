@@ -343,7 +343,7 @@ def test_cli_sigterm_thaws_the_frozen_worker_and_exits_cleanly(procs, redis_url,
     frozen = wait_until(lambda: [json.loads(line)["pid"] for line in log.read_text().splitlines()], timeout=15,
                         what="a freeze")
     cli.send_signal(signal.SIGTERM)
-    assert cli.wait(timeout=30) == 0
+    assert cli.wait(timeout=120) == 0  # thawing and a last journal line: quick, unless the machine is loaded
     assert all(status(pid) != psutil.STATUS_STOPPED for pid in frozen)
     thawed = [json.loads(line)["pid"] for line in log.read_text().splitlines() if '"thaw"' in line]
     assert set(frozen) <= set(thawed)

@@ -36,7 +36,7 @@ def test_a_run_stopped_by_a_signal_is_judged_and_marked_interrupted_before_its_t
     try:
         wait_until(lambda: (tmp_path / "report" / "live.json").exists(), timeout=60)  # the live check has run
         process.send_signal(sig)  # the master only: it tells its workers
-        output, _ = process.communicate(timeout=120)
+        output, _ = process.communicate(timeout=300)  # drain, journals, conclusion: generous on a loaded machine
     finally:
         if process.poll() is None:
             process.kill()

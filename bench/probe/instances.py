@@ -50,17 +50,32 @@ class NeverReady(Exception):
     """An instance exited, or did not answer ready in time; the message ends with the last lines of its log."""
 
 
-def mount_script(app, upper, work, private_temps, command):
-    """What ``unshare --mount`` runs: the overlay at the app's own path, the private temp folders (an app that
-    lives under /tmp is bound into its private /tmp at the same path), then the command as honcho runs it."""
+def mount_script(app, upper, work, private_temps, command, shared=()):
+    """What ``unshare --mount`` runs: the overlay at the app's own path, the private temp folders, then the
+    command as honcho runs it. What lives under /tmp or /var/tmp and must stay in sight is bound into the private
+    folder at the same path: the app itself, and read-only the ``shared`` folders its command needs (the
+    commands on its PATH, a virtual environment: a clone under /tmp runs its venv from there)."""
     q = shlex.quote
     lines = [f"mount -t overlay overlay -o {q(f'lowerdir={app},upperdir={upper},workdir={work}')} {q(str(app))}"]
     for folder, private in zip(TEMP_FOLDERS, private_temps):
-        if Path(folder) in app.parents:
-            inside = private / app.relative_to(folder)
-            lines += [f"mkdir -p {q(str(inside))}", f"mount --bind {q(str(app))} {q(str(inside))}"]
+        for kept, writable in ((app, True), *((path, False) for path in shared)):
+            if Path(folder) in kept.parents and not (kept != app and app in (kept, *kept.parents)):
+                inside = private / kept.relative_to(folder)
+                lines += [f"mkdir -p {q(str(inside))}", f"mount --bind {q(str(kept))} {q(str(inside))}"]
+                if not writable:
+                    lines.append(f"mount -o remount,bind,ro {q(str(inside))}")
         lines.append(f"mount --rbind {q(str(private))} {folder}")
     return "set -e; " + "; ".join(lines + [f"cd {q(str(app))}", f"exec sh -c {q(command)}"])
+
+
+def shared_folders(path_variable):
+    """The folders of a PATH that lie under a temp folder, each a virtual environment's root where it is one."""
+    folders = set()
+    for entry in filter(None, path_variable.split(os.pathsep)):
+        folder = Path(entry)
+        if folder.is_dir() and any(Path(temp) in folder.parents for temp in TEMP_FOLDERS):
+            folders.add(folder.parent if (folder.parent / "pyvenv.cfg").exists() else folder)
+    return tuple(sorted(folders))
 
 
 def isolation_mode(requested="auto", app_dir=None):
@@ -174,7 +189,8 @@ class Machines:
             env.pop("TMPDIR", None)  # /tmp is its own
             env.update(HOME="/tmp/home")  # the disk itself is out of sight under the private /tmp
             args = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-                    mount_script(self.app_dir, upper, work, (vartmp, tmp), self.command)]
+                    mount_script(self.app_dir, upper, work, (vartmp, tmp), self.command,
+                                 shared_folders(env.get("PATH", "")))]
             cwd = self.app_dir
         else:
             cwd = disk / "app"
