@@ -51,7 +51,9 @@ def test_a_run_stopped_by_a_signal_is_judged_and_marked_interrupted_before_its_t
         assert "interrupted" not in verdict and "interrupted" not in (out / VERDICT_TXT).read_text()
         return
     interrupted = verdict["interrupted"]
-    assert interrupted["of_s"] == 120 and 0 < interrupted["after_s"] < 120 and "quit" in interrupted["cause"]
+    # Told to quit; or, when the workers stopped before the signal reached the plugin, "stopped before its time".
+    assert interrupted["of_s"] == 120 and 0 < interrupted["after_s"] < 120
+    assert "quit" in interrupted["cause"] or "before its time" in interrupted["cause"], interrupted
     assert "interrupted after" in (out / VERDICT_TXT).read_text()
     report = subprocess.run([sys.executable, "-m", "bench.harness.report", str(out)], cwd=ROOT, env=process_env(),
                             capture_output=True, text=True, timeout=120)

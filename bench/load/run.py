@@ -109,7 +109,12 @@ class Run:
             self.env.runner.send_message(STOPPING, DRAIN_S)  # before Locust's "stop": messages keep their order
 
     def on_test_stop(self):
-        """The load has stopped: stop the parts. Whether the run is to be concluded (not when it failed)."""
+        """The load has stopped: stop the parts. Whether the run is to be concluded (not when it failed).
+        A stop before the run's time that no one announced (the workers lost, a signal Locust acted on first)
+        is an interruption too."""
+        if not (self.interrupted or self.ended()):
+            self.interrupted = {"cause": "the load stopped before its time", "of_s": self.duration,
+                                "after_s": round(time.time() - self.began, 1), "drain_s": 0}
         self.stopped = True
         for part in (self.live, self.chaos):
             if part:
