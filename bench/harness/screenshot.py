@@ -13,7 +13,6 @@ then photographs (tests/test_dashboard.py clicks the buttons themselves):
 - ``docs/consistency-tab.png``: Locust's Consistency tab after the stop;
 - ``docs/report.png``: the run's report.html, its verdict and timeline.
 """
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import requests
 from bench.harness import report
 from bench.harness.formation import HonchoFormation
 from bench.harness.model import FormationSpec
+from bench.packages import Missing, installed
 from bench.paths import BIN, ROOT
 from bench.runfolder import CSV_PREFIX, REPORT_HTML
 from scaler.processes import free_port, stop_tree, wait_until
@@ -80,9 +80,10 @@ def photograph(chromium, url, path, height):
 
 
 def main():
-    chromium = shutil.which("chromium")
-    if not chromium:
-        sys.stderr.write("screenshot skipped: chromium is not installed (apt-get install chromium)\n")
+    try:
+        chromium = installed("chromium", "chromium")  # apt-get install first, where it is missing and can be
+    except Missing as exc:
+        sys.stderr.write(f"screenshot skipped: {exc}\n")
         sys.exit(2)
 
     out = Path(tempfile.mkdtemp(prefix="factor6-ui-"))
