@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 KINDS = {int: "a whole number", float: "a number"}
 FORMATION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+WEB_WORKERS = 2  # gunicorn workers per web instance when WEB_WORKERS is unset (web/gunicorn_conf.py)
 
 
 def number(env, variable, default, least=0, kind=None):

@@ -19,7 +19,7 @@ import time
 
 from gunicorn.glogging import Logger
 
-from common.settings import formation_id, instance_name, number, port_problem, redis_url
+from common.settings import WEB_WORKERS, formation_id, instance_name, number, port_problem, redis_url
 from web.config import Config
 from web.identity import IdentifiedRegistry, Identity
 from common.redis_client import connect
@@ -29,7 +29,7 @@ from common.registry import Heartbeat
 try:
     Config.from_env()  # HIT_MODE and the rest, checked once here rather than in every worker
     port = number(os.environ, "PORT", 8000, least=1)
-    workers = number(os.environ, "WEB_WORKERS", 2, least=1)
+    workers = number(os.environ, "WEB_WORKERS", WEB_WORKERS, least=1)
     threads = number(os.environ, "WEB_THREADS", 4, least=1)
     graceful_timeout = number(os.environ, "WEB_GRACEFUL_TIMEOUT", 10)
     timeout = number(os.environ, "WEB_TIMEOUT", 30, least=1)

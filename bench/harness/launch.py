@@ -25,6 +25,7 @@ import redis
 import requests
 
 from bench.paths import BIN, ROOT
+from common.settings import WEB_WORKERS, number
 from scaler.processes import free_port, honcho_base_port, kill_tree, wait_until
 
 
@@ -114,16 +115,21 @@ class Processes:
         return server
 
     def web(self, redis_url, name="web.1", port=None, log_path=None, **env):
-        """A gunicorn web instance (``web/gunicorn_conf.py``), once ``/healthz`` answers; ``env`` on top."""
+        """A gunicorn web instance (``web/gunicorn_conf.py``), once ``/healthz`` answers and every one of its
+        WEB_WORKERS workers has been forked (on a loaded machine the last comes well after the first answers);
+        ``env`` on top."""
         port = port or free_port()
         log_path = log_path or self.log_path(name)
-        popen = self.spawn(
-            [str(BIN / "gunicorn"), "-c", "web/gunicorn_conf.py", "web:create_app()"],
-            process_env(PORT=port, REDIS_URL=redis_url, HONCHO_PROCESS_NAME=name, **env),
-            log_path,
-        )
+        environment = process_env(PORT=port, REDIS_URL=redis_url, HONCHO_PROCESS_NAME=name, **env)
+        workers = number(environment, "WEB_WORKERS", WEB_WORKERS, least=1)
+        popen = self.spawn([str(BIN / "gunicorn"), "-c", "web/gunicorn_conf.py", "web:create_app()"], environment,
+                           log_path)
         web = Launched(popen, port, f"http://127.0.0.1:{port}")
-        self.ready(popen, lambda: requests.get(web.url + "/healthz", timeout=1).ok, f"{name} on {port}", log_path)
+
+        def answers():
+            return requests.get(web.url + "/healthz", timeout=1).ok and len(web.workers) == workers
+
+        self.ready(popen, answers, f"{name} on {port} with {workers} workers", log_path)
         return web
 
     def proxy(self, redis_url=None, name="proxy", log_path=None, command=(sys.executable, "-m", "proxy"), cwd=ROOT,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 from bench.chaos.network import DEFAULT_PARTITIONS
+from common.settings import WEB_WORKERS
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class FormationSpec:
     """One formation: its processes and the settings they read. Defaults are ``scripts/check``'s."""
     engine: str = "honcho"  # what runs the processes: honcho on this machine (a key of ENGINES)
     web: int = 4  # web instances
-    workers: int = 2  # gunicorn workers per instance (WEB_WORKERS)
+    workers: int = WEB_WORKERS  # gunicorn workers per instance
     mode: str = "atomic"  # HIT_MODE; seed and local are wrong on purpose
     session_store: str = "redis"  # SESSION_STORE; memory is wrong on purpose
     scratch: str = "delete"  # SCRATCH; keep is wrong on purpose
