@@ -8,8 +8,9 @@
     web.1     127.0.0.1:5100   4242    4250,4251      61.2    3.0    42s     1234
     $ scripts/ps --watch          # the same table, refreshed in place every second (rich), until Ctrl-C
 
-    >>> [i.name for i in live_instances(client)]
-    ['web.1', 'web.2']
+    >>> Registry(client).register({"name": "web.1", "address": "127.0.0.1:5100", "pid": 4242})
+    >>> [(i.name, i.address) for i in live_instances(client)]
+    [('web.1', '127.0.0.1:5100')]
 
 ``scripts/ps``, the chaos monkey and the report all look at processes this way.
 Without a Redis to ask, ``scripts/ps`` says so in one line and exits 2; so it does when an instance registered

@@ -3,6 +3,7 @@
     >>> Desired(client).set(6)                 # scripts/scale and the autoscaler write it ...
     >>> Desired(client).get()                  # ... the scaler keeps the formation there
     6
+    >>> from common.schema import SCALER_KEY
     >>> lease = Lease(client, SCALER_KEY, ttl=3)
     >>> lease.hold({"pid": 4242, "foreign": 2}, reset=[DESIRED_KEY])  # a first take also resets the count
     True

@@ -7,7 +7,9 @@ another, as one xdist group:
 - the tests of a module that use one of its module- or session-scoped fixtures (a formation made once for the
   module), as group ``<module>``: one worker makes it, once;
 - tests marked ``namespaces`` (tests/support.py's ``needs_namespaces``), as group ``namespaces``: every --hosts
-  check sweeps away the namespaces of dead runs, which some of these tests make on purpose.
+  check sweeps away the namespaces of dead runs, which some of these tests make on purpose;
+- tests marked ``docker``, as group ``docker``: they share one Docker engine (bench/harness/engine.py), which
+  its lock lets one run use at a time, so spread over workers they would only wait for each other.
 
 Real-process tests are handed out first, the in-process (fast) ones last.
 
@@ -22,8 +24,9 @@ from tests.relay import Relay
 
 def shared_by(item):
     """The xdist group of a test that shares something with others (see above), or None."""
-    if item.get_closest_marker("namespaces"):
-        return "namespaces"
+    for mark in ("namespaces", "docker"):
+        if item.get_closest_marker(mark):
+            return mark
     # pytest's own session fixtures (tmp_path_factory, ...) share nothing between tests: only this suite's count.
     defs = getattr(item, "_fixtureinfo", None)
     for fixturedefs in (defs.name2fixturedefs.values() if defs else ()):

@@ -3,7 +3,6 @@
 In-process (the fast tier): bench.harness.options and bench.harness.model, nothing started.
 """
 import dataclasses
-import doctest
 import time
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pytest
 
 from bench.harness.check import header, progress_line
 from bench.harness.model import KINDS, CheckSpec, Formation, FormationSpec, LoadSpec, build_formation
-from bench.harness import options
 from bench.harness.options import command, parse_args
 
 pytestmark = pytest.mark.fast
@@ -109,8 +107,3 @@ def test_the_progress_line_never_runs_past_the_duration(tmp_path):
     assert "concluding" in progress_line(load, time.monotonic() - 65, Path(tmp_path))
     assert " 30/60s" in progress_line(load, time.monotonic() - 30, Path(tmp_path))
     assert "stopping" in progress_line(load, time.monotonic() - 30, Path(tmp_path), "stopping")
-
-
-def test_the_parsing_modules_examples_run():
-    result = doctest.testmod(options, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0, result

@@ -5,7 +5,6 @@ counter), checks that it passes, or injects exactly one fault and checks that
 the verdict fails and names the injected key or number in the right category.
 No Redis needed: the command line is tested with ``--ledger-file``.
 """
-import doctest
 import json
 import subprocess
 import sys
@@ -16,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.verdict import __main__ as check_cli
-from bench.verdict import checker
 from bench.paths import ROOT
 from bench.verdict.checker import check, find_gaps
 from bench.verdict.synthetic import OUTCOMES, SyntheticRun
@@ -241,11 +239,6 @@ def test_gaps_are_exactly_the_missing_numbers_in_maximal_ranges(present, first, 
     assert missing == [n for n in range(first, last + 1) if n not in present]
     # Maximal: a present number separates every two ranges.
     assert all(b + 1 < a for (_, b), (a, _) in zip(gaps, gaps[1:]))
-
-
-def test_the_module_docstring_example_holds():
-    result = doctest.testmod(checker)
-    assert result.attempted >= 4 and result.failed == 0, result
 
 
 # The command line, on files.

@@ -294,7 +294,7 @@ def test_proxy_health_check_is_its_own_metrics_endpoint():
 @pytest.mark.fast
 def test_redis_health_check_is_a_ping_on_its_port():
     test = SERVICES["redis"]["healthcheck"]["test"]
-    assert "PING" in test[-1] and f"6379" in test[-1] and environment("redis")["PORT_REDIS"] == "6379"
+    assert "PING" in test[-1] and "6379" in test[-1] and environment("redis")["PORT_REDIS"] == "6379"
 
 
 @pytest.mark.fast

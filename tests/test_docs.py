@@ -15,7 +15,6 @@ in docs/reference/commands.md are compared with the options its ``--help`` lists
 """
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt

@@ -256,16 +256,6 @@ def write_read(n, read_status, read_verdict, phase="elsewhere", unique=None, wri
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("name", ["bench.probe.verdict", "bench.probe.exchange"])
-def test_docstring_examples_run(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name))
-    assert result.attempted > 0 and result.failed == 0
-
-
-@pytest.mark.fast
 def test_a_failed_read_is_unseen_while_the_writer_runs_and_lost_once_it_is_gone():
     from bench.probe.verdict import judge_probe
 

@@ -3,19 +3,17 @@ step functions (placeholders, captures, judging, building a request). In process
 
 The examples' and the demo's verdicts on real processes are tests/test_probe*.py's (the runner's).
 """
-import doctest
 import hashlib
 import json
 import random
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
 from requests.structures import CaseInsensitiveDict
 
 from bench.paths import ROOT
-from bench.probe import spec, steps
+from bench.probe import spec
 from bench.probe.spec import SpecError, Step, load, parse
 from bench.probe.steps import capture, check_source, judge, placeholders, render, request_for
 
@@ -24,13 +22,6 @@ pytestmark = pytest.mark.fast
 EXAMPLES = sorted(path for path in (ROOT / "examples").iterdir() if path.is_dir())
 GOOD_WRITE = 'write = { method = "POST", path = "/p", capture = { id = "json:id" } }\n'
 GOOD_READ = 'read = { method = "GET", path = "/p/{id}" }\n'
-
-
-@pytest.mark.parametrize("module", [spec, steps], ids=lambda module: module.__name__)
-def test_docstring_examples_run(module, monkeypatch):
-    monkeypatch.chdir(ROOT)  # spec's example loads examples/stateless-redis
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0, result
 
 
 # The shipped specs ------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from bench.paths import ROOT
 from bench.runfolder import CHAOS, read_jsonl
 from tests.procs import process_env
 
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.docker]
 
 
 @pytest.fixture

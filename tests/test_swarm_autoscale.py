@@ -46,6 +46,7 @@ def spike(tmp_path, **env):
     return [json.loads(line) for line in (out / AUTOSCALE).read_text().splitlines()]
 
 
+@pytest.mark.docker
 @pytest.mark.timeout(1800)  # a cold machine builds the image first
 def test_a_spike_on_swarm_scales_the_web_service_through_docker_and_stays_valid(tmp_path):
     decisions = spike(tmp_path)
@@ -56,6 +57,7 @@ def test_a_spike_on_swarm_scales_the_web_service_through_docker_and_stays_valid(
     print(*(f"{d['action']} {d['previous']} -> {d['desired']}: {d['reason']}" for d in ups), sep="\n")
 
 
+@pytest.mark.docker
 @pytest.mark.timeout(1800)
 def test_with_a_target_the_spike_never_reaches_no_task_is_added(tmp_path):
     """The negative control: the same spike, an AUTOSCALE_TARGET no load reaches; the journal shows no scale and
