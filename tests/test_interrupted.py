@@ -26,9 +26,7 @@ def locust(tmp_path, host, redis_url, *argv):
 
 
 @pytest.mark.parametrize("sig, argv", [(signal.SIGTERM, ["-t", "120s"]),
-                                       pytest.param(signal.SIGINT, ["-t", "120s", "--processes", "2"], marks=pytest.mark.xfail(
-                                           strict=False, reason="open bug: on a loaded machine a master with forked"
-                                           " workers, stopped by SIGINT, was twice judged but left unmarked")),
+                                       (signal.SIGINT, ["-t", "120s", "--processes", "2"]),
                                        (signal.SIGTERM, [])],
                          ids=["SIGTERM-one-process", "SIGINT-master-and-workers", "SIGTERM-no-run-time"])
 def test_a_run_stopped_by_a_signal_is_judged_and_marked_interrupted_before_its_time(procs, redis_url, tmp_path,

@@ -53,6 +53,7 @@ before anything else reads it: the Conductor stops the run itself, and a load
 shape spreads over the same duration.
 """
 import logging
+import signal
 import sys
 import time
 import uuid
@@ -276,6 +277,14 @@ def keep_workloads(environment):
     environment.user_classes = [c for c in environment.user_classes if getattr(c, "workload", None) in names]
 
 
+def interrupt_main_greenlet():
+    """SIGINT's handler: Locust's main greenlet gets the KeyboardInterrupt it waits for (and quits as on Ctrl-C).
+    Python's own handler raises it in whatever greenlet runs when the signal lands; in the live check's file
+    write it was printed as a traceback, and once, on a loaded machine, lost, so the run went on to its end."""
+    hub = gevent.get_hub()
+    hub.loop.run_callback(hub.parent.throw, KeyboardInterrupt)
+
+
 def install(environment):
     runner = environment.runner
     if not isinstance(runner, WorkerRunner):
@@ -288,6 +297,7 @@ def install(environment):
         plugin = Streamer(environment)
     else:
         plugin = Conductor(environment, duration)
+        gevent.signal_handler(signal.SIGINT, interrupt_main_greenlet)
         environment.events.quitting.add_listener(plugin.on_quitting)
         if isinstance(runner, MasterRunner):
             runner.register_message(JOURNAL, plugin.on_journal)
