@@ -5,6 +5,7 @@ This is CI's consistency check. Each run is a real formation under honcho, real
 Locust, a real chaos monkey and the checker; the assertions read what the run
 wrote, so a checker that stopped detecting would fail the negative controls.
 """
+import contextlib
 import signal
 import subprocess
 
@@ -71,19 +72,22 @@ def start_check(out, *args):
                             stderr=subprocess.STDOUT, text=True)
 
 
-def under_load(out):
-    return read_json(out / LIVE, {}).get("ok", 0) > 200
+@contextlib.contextmanager
+def check_under_load(out):
+    """scripts/check (start_check) once its live view counts 200 hits made; killed on the way out."""
+    run = start_check(out)
+    try:
+        wait_until(lambda: read_json(out / LIVE, {}).get("ok", 0) > 200, timeout=180, what="hits under way")
+        yield run
+    finally:
+        run.kill()
 
 
 def test_a_check_stopped_half_way_is_still_judged(tmp_path):
     out = tmp_path / "report"
-    run = start_check(out)
-    try:
-        wait_until(lambda: under_load(out), timeout=180, what="hits under way")
+    with check_under_load(out) as run:
         run.send_signal(signal.SIGINT)
         printed, _ = run.communicate(timeout=300)
-    finally:
-        run.kill()
     assert run.returncode == 130, printed[-3000:]
     assert "SIGINT: stopping the load" in printed and "stopped by SIGINT" in printed, printed[-3000:]
     verdict = read_json(out / VERDICT_JSON)
@@ -94,16 +98,12 @@ def test_a_check_stopped_half_way_is_still_judged(tmp_path):
 
 def test_a_second_signal_aborts_at_once_and_says_what_is_left_where(tmp_path):
     out = tmp_path / "report"
-    run = start_check(out)
-    try:
-        wait_until(lambda: under_load(out), timeout=180, what="hits under way")
+    with check_under_load(out) as run:
         run.send_signal(signal.SIGINT)
         # Once the first is acted on (signals sent at once may arrive as one), a second aborts.
         wait_until(lambda: "Got SIGTERM" in (out / LOCUST_LOG).read_text(), timeout=60, what="Locust told to stop")
         run.send_signal(signal.SIGINT)
         printed, _ = run.communicate(timeout=120)
-    finally:
-        run.kill()
     assert run.returncode == 130, printed[-3000:]
     last = printed.strip().splitlines()[-1]
     assert last.startswith("interrupted by SIGINT") and f"left in {out}:" in last and "locust.log" in last, last

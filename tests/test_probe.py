@@ -249,7 +249,7 @@ def exchange(method, path, instance, status, at, body=""):
 
 
 def write_read(n, read_status, read_verdict, phase="elsewhere", unique=None, writer="web.1"):
-    from bench.probe.run import Read, Write
+    from bench.probe.history import Read, Write
 
     return Write("p", "p-1", exchange("POST", "/p", writer, 201, float(n)), True, "", writer, {}, unique,
                  [Read(phase, exchange("GET", f"/p/{n}", "web.2", read_status, n + 0.5), read_verdict)])

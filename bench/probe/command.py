@@ -32,7 +32,8 @@ from bench.harness.check import Interrupted, Signals
 from bench.harness.launch import Processes, process_env
 from bench.probe import report, zeroconf
 from bench.probe.instances import ISOLATIONS, Machines, NeverReady, isolation_mode
-from bench.probe.run import Formation, Probing
+from bench.probe.formation import Formation
+from bench.probe.run import Probing
 from bench.probe.spec import SpecError, load
 from bench.probe.verdict import ProbeResult, judge_probe
 from bench.runfolder import write_json

@@ -1,6 +1,6 @@
 """The probe's run: visitors write on one instance and read back on another while instances come and go.
 
-    formation = Formation(machines, out, registry=None)     # events to chaos.jsonl, samples to formation.jsonl
+    formation = Formation(machines, registry=None)          # bench/probe/formation.py
     probing = Probing(spec, formation, front_url=None, seed=1, duration=10)
     visitors = probing.run(abort=signals.check)            # each visitor's writes, every read of each
 
@@ -24,16 +24,14 @@ from __future__ import annotations
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import requests
 
-from bench.chaos.vocabulary import SCALE_WEB, end_of, lasting
+from bench.chaos.vocabulary import SCALE_WEB
 from bench.probe import steps
-from bench.probe.exchange import Exchange, send
-from bench.runfolder import write_jsonl
-from common.registry import Heartbeat
+from bench.probe.exchange import send
+from bench.probe.formation import address
+from bench.probe.history import Read, Write, answered
 
 # (action, share of the run's duration at which it starts): each action once, in this order.
 CHAOS_PLAN = (("kill", 0.15), ("scale up", 0.3), ("rolling", 0.45), ("scale down", 0.7), ("kill", 0.85))
@@ -41,97 +39,6 @@ VISITORS_PER_PROBE = 2
 PAUSE = 0.05  # seconds between a visitor's cycles
 UNANSWERED_S = 10.0  # seconds a read may go without any answer (instances restarting) before it gives up
 SETUP_TRIES = 3  # tries of a setup step that got no answer
-
-
-@dataclass
-class Read:
-    phase: str  # elsewhere, writer (when elsewhere failed), newer (an instance started after it), final
-    exchange: Exchange
-    verdict: str  # ok, status (not an expected one), content (expected status, wrong body), unanswered
-    reason: str = ""
-
-
-@dataclass
-class Write:
-    probe: str
-    visitor: str
-    exchange: Exchange
-    acked: bool
-    reason: str  # why it was not acknowledged
-    writer: str  # the instance that answered it
-    bindings: dict
-    unique: str | None = None
-    reads: list[Read] = field(default_factory=list)
-    checked_later: bool = False  # read on an instance started after it, during the run
-
-
-def answered(exchange, response, step, bindings):
-    """(verdict, reason) of an answer to ``step``: ok, status or content."""
-    reason = steps.judge(step, response.status_code, response.headers, response.content, bindings)
-    if reason is None:
-        return "ok", ""
-    return ("status" if exchange.status not in step.expect else "content"), reason
-
-
-class Formation:
-    """The app's instances as the run sees them: starts, kills and stops, each journaled in the vocabulary.
-
-    ``registry`` (a common.registry.Registry), when the proxy is in front: each ready instance registered
-    with a heartbeat, deregistered before it stops, as the demo app's gunicorn hooks do for its own."""
-
-    def __init__(self, machines, registry=None):
-        self.machines, self.registry = machines, registry
-        self.events, self.samples, self.beats = [], [], {}
-        self.lock = threading.Lock()
-
-    def event(self, action, target, pid=None, **extra):
-        with self.lock:
-            self.events.append({"time": time.time(), "action": action, "target": target, "pid": pid, "outcome": "ok",
-                                **extra})
-
-    def sample(self):
-        running = self.machines.running()
-        with self.lock:
-            self.samples.append({"time": time.time(), "names": [i.name for i in running], "instances": len(running),
-                                 "workers": len(running)})
-
-    def start(self):
-        instance = self.machines.start()
-        if self.registry:
-            self.beats[instance.name] = Heartbeat(self.registry, {"name": instance.name, "address": address(instance),
-                                                                  "pid": instance.popen.pid}).start()
-        self.sample()
-        return instance
-
-    def end(self, instance, kill):
-        beat = self.beats.pop(instance.name, None)
-        if beat:
-            beat.stop()
-        (self.machines.kill if kill else self.machines.stop)(instance)
-        self.sample()
-
-    def start_many(self, count):
-        """``count`` new instances started side by side, returned once all are ready."""
-        with ThreadPoolExecutor(max_workers=count) as pool:
-            return [future.result() for future in [pool.submit(self.start) for _ in range(count)]]
-
-    def rolling(self):
-        """Restart every instance, as a platform's daily restart does: as many new ones started (fresh disks),
-        then every old one stopped (SIGTERM); journaled as the vocabulary's ``rolling``, from start to end."""
-        old = self.machines.running()
-        self.event("rolling", self.machines.process, **lasting(None))
-        self.start_many(len(old))
-        with ThreadPoolExecutor(max_workers=len(old)) as pool:
-            list(pool.map(lambda instance: self.end(instance, kill=False), old))
-        self.event("rolling", self.machines.process, **end_of("rolling"))
-
-    def write(self, out):
-        write_jsonl(out / "chaos.jsonl", self.events)
-        write_jsonl(out / "formation.jsonl", self.samples)
-
-
-def address(instance):
-    return f"127.0.0.1:{instance.port}"
 
 
 class Visitor(threading.Thread):

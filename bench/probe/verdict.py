@@ -19,7 +19,7 @@ acknowledged, or no read of any write succeeded anywhere, not even on the
 instance that wrote it (then the spec's read is wrong, not the app).
 
     >>> from bench.probe.exchange import Exchange
-    >>> from bench.probe.run import Read, Write
+    >>> from bench.probe.history import Read, Write
     >>> def ex(path, who, status, t): return Exchange("GET", path, who, "http://127.0.0.1:1" + path, status, "", t)
     >>> writes = [Write("posts", "posts-1", ex("/posts", "web.1", 201, float(n)), True, "", "web.1", {},
     ...                 reads=[Read("elsewhere", ex(f"/posts/{n}", "web.2", 200 if n else 404, n + 0.1),
