@@ -16,7 +16,7 @@ import requests
 from bench.harness.engine import ENGINE_ADDRESS, DockerEngine, Unavailable, unavailable
 from bench.packages import Missing
 from bench.paths import ROOT
-from bench.runfolder import CHAOS, read_jsonl
+from bench.runfolder import CHAOS, VERDICT_JSON, read_json, read_jsonl
 from tests.procs import process_env
 
 pytestmark = [pytest.mark.timeout(1800), pytest.mark.docker]
@@ -102,19 +102,17 @@ def test_a_check_under_chaos_through_docker_is_valid(tmp_path):
     assert settings["services"]["web"]["deploy"]["replicas"] == 4
 
 
-def test_local_counting_on_swarm_is_invalid(tmp_path):
-    """The negative control: each task counting on its own is caught across tasks, with no chaos at all."""
-    done, _ = check(tmp_path, "--mode", "local", "--duration", "30", "--chaos-rate", "0")
+def test_local_counting_and_sessions_in_memory_on_swarm_are_each_invalid(tmp_path):
+    """The negative controls, in one run with no chaos at all: each task counting on its own, and each keeping
+    sessions in its memory, are caught across tasks, each by its own workload's checker."""
+    done, out = check(tmp_path, "--workload", "hits,session", "--mode", "local", "--session-store", "memory",
+                      "--duration", "20", "--chaos-rate", "0")
     assert done.returncode == 1 and "\nINVALID" in done.stdout, done.stdout[-3000:]
-
-
-def test_sessions_in_memory_on_swarm_are_invalid(tmp_path):
-    done, _ = check(tmp_path, "--workload", "session", "--session-store", "memory", "--duration", "30",
-                    "--chaos-rate", "0")
-    assert done.returncode == 1 and "\nINVALID" in done.stdout, done.stdout[-3000:]
+    parts = read_json(out / VERDICT_JSON)["stats"]["workloads"]
+    assert {name: part["status"] for name, part in parts.items()} == {"hits": "invalid", "session": "invalid"}, parts
 
 
 def test_local_counting_on_compose_is_invalid(tmp_path):
     """--engine compose: the same file run by docker-compose (Debian's 1.29), no Swarm; its negative control."""
-    done, _ = check(tmp_path, "--mode", "local", "--duration", "30", "--chaos-rate", "0", engine="compose")
+    done, _ = check(tmp_path, "--mode", "local", "--duration", "15", "--chaos-rate", "0", engine="compose")
     assert done.returncode == 1 and "\nINVALID" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
