@@ -136,6 +136,20 @@ def test_a_taken_port_is_refused_before_any_server_starts(procs, tmp_path):
     assert f"127.0.0.1:{port}: taken" in line and "PORT_REDIS" in line, line
 
 
+@pytest.mark.parametrize("argv, status, said", [(["--help"], 0, "takes no arguments"),
+                                                (["--port", "6390"], 2, "refused '--port'")])
+def test_it_takes_no_arguments_and_starts_nothing_when_given_some(argv, status, said, tmp_path):
+    """--help is its docstring; any other argument is one line and exit 2. The control of both: no server starts,
+    so nothing answers on the port the environment names."""
+    port = free_port()
+    done = subprocess.run([str(ROOT / "scripts/redis-server"), *argv], env=process_env(PORT_REDIS=port,
+                          REDIS_DATA=tmp_path / "data"), capture_output=True, text=True, timeout=60)
+    assert done.returncode == status and said in done.stdout + done.stderr, done
+    assert "server started" not in done.stdout + done.stderr and not (tmp_path / "data").exists()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "nothing listens"
+
+
 def test_with_redis_url_it_starts_no_server_and_waits(procs, tmp_path):
     service = start_backing(procs, tmp_path, wait=False, REDIS_URL="redis://192.0.2.1:6379/0")
     # Said on the branch that waits for a stop signal and never spawns: no sleep needed to see nothing start.
