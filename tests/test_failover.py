@@ -132,7 +132,9 @@ def test_primary_freeze_fails_over_and_the_zombie_rejoins_as_a_replica(formation
     for name, value in formation.env.items():
         monkeypatch.setenv(name, value)
     old = primary_address(formation.settings)
-    monkey = ChaosMonkey(connect(f"redis://127.0.0.1:{old[1]}/0", env=formation.env), seed=1,
+    # Frozen 8 s, well past down-after (1 s) and a failover's few seconds: with the default 3 s, Sentinels slowed
+    # by a loaded machine had not chosen a new primary before the old one thawed, and rightly made no failover.
+    monkey = ChaosMonkey(connect(f"redis://127.0.0.1:{old[1]}/0", env=formation.env), seed=1, freeze_s=8.0,
                          log_path=tmp_path / "chaos.jsonl")
     event = monkey.act("primary-freeze")
     assert event["outcome"] == "ok" and event["duration_s"] > 1 and event["target"] == f"redis@127.0.0.1:{old[1]}"
