@@ -36,6 +36,7 @@ def shared_by(item):
     return None
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     if not config.pluginmanager.hasplugin("xdist"):  # -p no:xdist: one process runs everything anyway
         return

@@ -61,8 +61,9 @@ def test_a_spike_on_swarm_scales_the_web_service_through_docker_and_stays_valid(
 @pytest.mark.timeout(1800)
 def test_with_a_target_the_spike_never_reaches_no_task_is_added(tmp_path):
     """The negative control: the same spike, an AUTOSCALE_TARGET no load reaches; the journal shows no scale and
-    2 tasks throughout, so the test above sees capacity the policy asked for, not tasks that came anyway."""
+    never more than 2 tasks, so the test above sees capacity the policy asked for, not tasks that came anyway."""
     decisions = spike(tmp_path, AUTOSCALE_TARGET="100000")
     assert decisions[0]["action"] == "start" and len(decisions) > 10
     assert {d["action"] for d in decisions[1:]} == {"hold"} and not any("docker" in d for d in decisions)
-    assert {d["tasks_running"] for d in decisions[1:]} == {2}
+    # Never more than the 2 tasks: Docker's count of running tasks may lag the first decision by one.
+    assert max(d["tasks_running"] for d in decisions[1:]) == 2
