@@ -37,6 +37,8 @@ from bench.probe.run import Probing
 from bench.probe.spec import SpecError, load
 from bench.probe.verdict import ProbeResult, judge_probe
 from bench.runfolder import write_json
+from common.redis_client import connect
+from common.registry import Registry
 
 ENV_ITEM = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.S)
 REDIS_VARIABLES = ("REDIS_URL", "HOST_REDIS", "PORT_REDIS")
@@ -89,17 +91,17 @@ def parse_args(argv=None):
     return args
 
 
-def app_env(args, redis_url=None):
+def app_env(args, redis=None):
     """What every instance gets: this environment (no Redis of its own), APP_DIR/.env as honcho reads it,
-    factor6.toml's [app.env], factor6's Redis when asked for, then --env."""
+    factor6.toml's [app.env], factor6's Redis (``redis``, a started bench.harness.launch server) when asked for,
+    then --env."""
     env = {name: value for name, value in process_env().items() if name not in REDIS_VARIABLES}
     dotenv = args.app_dir / ".env"
     if dotenv.is_file():
         env.update(parse_env_file(dotenv.read_text()))
     env.update(dict(args.spec.app.env))
-    if redis_url:
-        port = redis_url.rsplit(":", 1)[1].split("/")[0]
-        env.update(REDIS_URL=redis_url, HOST_REDIS="127.0.0.1", PORT_REDIS=port)
+    if redis:
+        env.update(REDIS_URL=redis.url, HOST_REDIS="127.0.0.1", PORT_REDIS=str(redis.port))
     env.update(dict(args.env))
     return env
 
@@ -125,14 +127,10 @@ def probe(args, signals):
     results, started = [], time.time()
     try:
         redis = procs.redis(out / "redis") if spec.redis or args.through_proxy else None
-        machines = Machines(args.app_dir, spec.app.command, app_env(args, redis.url if spec.redis else None),
+        machines = Machines(args.app_dir, spec.app.command, app_env(args, redis if spec.redis else None),
                             out / "logs", process=spec.app.process, ready=spec.app.ready,
                             ready_timeout=spec.app.ready_timeout, isolation=args.isolation, abort=signals.check)
-        registry = None
-        if args.through_proxy:
-            from common.redis_client import connect
-            from common.registry import Registry
-            registry = Registry(connect(redis.url), ttl=3.0)
+        registry = Registry(connect(redis.url), ttl=3.0) if args.through_proxy else None
         formation = Formation(machines, registry)
         print(report.opening(args, machines.isolation, out), flush=True)
         try:
