@@ -40,7 +40,8 @@ class CookieProbe:
     def __init__(self, ready="/"):
         self.ready = ready
         self.result = ProbeResult("cookies")
-        self.issued = None  # (exchange, cookies, whether the issuer replaces its own cookie)
+        # (exchange, cookies, whether the issuer replaces its own cookie, the exchange that showed it)
+        self.issued = None
 
     def get(self, instance, cookies):
         return send(requests.Session(), instance.name, instance.url,
